@@ -1,0 +1,5 @@
+"""``python -m convcli``: the command-line tool."""
+
+from .cli import main
+
+main()

@@ -1,0 +1,58 @@
+"""The project-wide error hierarchy.
+
+Every error convcli raises for bad input is a :class:`ConvcliError`.  It is also a
+``ValueError``, so library users can catch it the usual way, and it carries the exit
+code the command-line tool ends with.  The message names the parameter and the
+actual numbers, in one line, so the CLI can print it as it is.
+"""
+
+from __future__ import annotations
+
+
+class ConvcliError(ValueError):
+    """Base class of convcli's errors.
+
+    Parameters
+    ----------
+    message : str
+        One line saying what is wrong and what was expected.
+    """
+
+    exit_code: int = 1
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ParameterError(ConvcliError):
+    """A convolution parameter (stride, pad, dilation, groups...) is invalid."""
+
+    exit_code = 2
+
+
+class ShapeError(ConvcliError):
+    """Array shapes do not fit together (channels, kernel size, dout shape...)."""
+
+    exit_code = 2
+
+
+class KernelSpecError(ConvcliError):
+    """A kernel specification (name, inline matrix or file) cannot be understood."""
+
+    exit_code = 2
+
+
+class InputFileError(ConvcliError):
+    """An input file is missing, unreadable or not of a supported format."""
+
+    exit_code = 3
+
+
+class OutputFileError(ConvcliError):
+    """An output cannot be written (bad format, would overwrite an input...)."""
+
+    exit_code = 4

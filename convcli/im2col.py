@@ -1,0 +1,272 @@
+"""im2col and col2im: the convolution as one matrix product, and its adjoint.
+
+Two layers live here.
+
+* The public :func:`im2col` / :func:`col2im` keep the seed's call signature and row
+  layout: one row per output pixel (N*OH*OW rows), one column per kernel tap
+  (C*FH*FW columns, channel-major).  They build the whole matrix, which is what they
+  are for: to look at.
+* The tile functions (:func:`gather_band`, :func:`unfold`, :func:`fold`,
+  :func:`scatter_band`) do the same work on a band of output rows at a time, into
+  buffers the caller owns and reuses.  :class:`convcli.layer.Convolution` runs on them
+  so its memory stays bounded whatever the image size.
+
+Tile layouts (channels first, so a group's taps are contiguous rows of the GEMM)::
+
+    band : (C, nb, rows, W + left + right)       padded input rows of nb images
+    col  : (C, FH, FW, nb, tile_rows, OW)         viewed as (C*FH*FW, nb*tile_rows*OW)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+
+from .errors import ShapeError
+from .geometry import ConvGeometry, PadSpec, plan_geometry
+
+
+def pad_source_index(p: int, size: int, mode: str) -> int:
+    """Source index of padded coordinate ``p`` (``p < 0`` or ``p >= size`` is padding).
+
+    Returns -1 where the padding is zeros.  ``reflect`` mirrors without repeating the
+    edge (PyTorch's reflect, numpy's "reflect"), ``replicate`` repeats the edge,
+    ``circular`` wraps around.
+    """
+    if 0 <= p < size:
+        return p
+    if mode == "zeros":
+        return -1
+    if mode == "replicate":
+        return 0 if p < 0 else size - 1
+    if mode == "circular":
+        return p % size
+    # reflect: the geometry checks guarantee pad < size, so one bounce suffices
+    return -p if p < 0 else 2 * (size - 1) - p
+
+
+def band_rows(geom: ConvGeometry, tile_rows: int) -> int:
+    """Padded input rows needed for ``tile_rows`` output rows."""
+    return (tile_rows - 1) * geom.stride[0] + geom.dilation[0] * (geom.kernel_h - 1) + 1
+
+
+def gather_band(
+    x: NDArray[np.generic], n0: int, n1: int, out_row0: int, tile_rows: int,
+    geom: ConvGeometry, band: NDArray[np.floating],
+) -> None:
+    """Copy the padded input rows behind output rows ``out_row0 : out_row0+tile_rows``.
+
+    Parameters
+    ----------
+    x : ndarray, shape (N, C, H, W)
+        The whole input; only images ``n0:n1`` and the rows needed are read.
+    n0, n1 : int
+        Image range of the tile.
+    out_row0, tile_rows : int
+        First output row and number of output rows of the tile.
+    geom : ConvGeometry
+        Padding and padding mode.
+    band : ndarray, shape (C, n1 - n0, band_rows(geom, tile_rows), W + left + right)
+        Written in place, cast to its dtype.
+    """
+    top, _, left, _ = geom.pads
+    height, width = geom.height, geom.width
+    mode = geom.padding_mode
+    first = out_row0 * geom.stride[0] - top  # source row of the band's first row
+    rows = band.shape[2]
+    src = x[n0:n1].transpose(1, 0, 2, 3)  # (C, nb, H, W) view, no copy
+    lo = min(max(0, -first), rows)
+    hi = max(min(rows, height - first), lo)
+    if hi > lo:
+        band[:, :, lo:hi, left:left + width] = src[:, :, first + lo:first + hi, :]
+    for r in [*range(lo), *range(hi, rows)]:
+        s = pad_source_index(first + r, height, mode)
+        if s < 0:
+            band[:, :, r, :] = 0
+        else:
+            band[:, :, r, left:left + width] = src[:, :, s, :]
+    padded_w = band.shape[3]
+    for col in [*range(left), *range(left + width, padded_w)]:
+        s = pad_source_index(col - left, width, mode)
+        if s < 0:
+            band[:, :, :, col] = 0
+        else:
+            band[:, :, :, col] = band[:, :, :, left + s]
+
+
+def scatter_band(
+    band: NDArray[np.floating], dx: NDArray[np.floating], n0: int, n1: int,
+    out_row0: int, geom: ConvGeometry,
+) -> None:
+    """Adjoint of :func:`gather_band`: add a band's gradient into ``dx``.
+
+    Padding gradients flow back to the pixels the padding copied (nothing for
+    zeros).  ``band`` is modified (its padding columns are folded into the interior).
+
+    Parameters
+    ----------
+    band : ndarray, shape (C, n1 - n0, rows, W + left + right)
+        Gradient with respect to the band.
+    dx : ndarray, shape (N, C, H, W)
+        Accumulated in place.
+    """
+    top, _, left, _ = geom.pads
+    height, width = geom.height, geom.width
+    mode = geom.padding_mode
+    first = out_row0 * geom.stride[0] - top
+    rows, padded_w = band.shape[2], band.shape[3]
+    if mode != "zeros":
+        for col in [*range(left), *range(left + width, padded_w)]:
+            band[:, :, :, left + pad_source_index(col - left, width, mode)] += band[:, :, :, col]
+    dst = dx[n0:n1].transpose(1, 0, 2, 3)
+    lo = min(max(0, -first), rows)
+    hi = max(min(rows, height - first), lo)
+    if hi > lo:
+        dst[:, :, first + lo:first + hi, :] += band[:, :, lo:hi, left:left + width]
+    if mode != "zeros":
+        for r in [*range(lo), *range(hi, rows)]:
+            dst[:, :, pad_source_index(first + r, height, mode), :] += band[:, :, r, left:left + width]
+
+
+def unfold(band: NDArray[np.floating], col: NDArray[np.floating], geom: ConvGeometry) -> None:
+    """Fill a column tile from a band: ``col[c, i, j, n, r, w] = band[c, n, r*sh + i*dh, w*sw + j*dw]``.
+
+    Parameters
+    ----------
+    band : ndarray, shape (C, nb, rows, Wp)
+        Padded input rows (from :func:`gather_band`).
+    col : ndarray, shape (C, FH, FW, nb, tile_rows, OW)
+        Written in place; any strides (a transposed view is fine).
+
+    Notes
+    -----
+    FH*FW strided copies of C*nb*tile_rows*OW elements each.
+    """
+    (sh, sw), (dh, dw) = geom.stride, geom.dilation
+    tile_rows, out_w = col.shape[4], col.shape[5]
+    for i in range(geom.kernel_h):
+        r = i * dh
+        for j in range(geom.kernel_w):
+            c = j * dw
+            col[:, i, j] = band[:, :, r:r + sh * (tile_rows - 1) + 1:sh, c:c + sw * (out_w - 1) + 1:sw]
+
+
+def fold(col: NDArray[np.floating], band: NDArray[np.floating], geom: ConvGeometry) -> None:
+    """Adjoint of :func:`unfold`: add every tap of ``col`` back into ``band``.
+
+    Parameters
+    ----------
+    col : ndarray, shape (C, FH, FW, nb, tile_rows, OW)
+        Gradient with respect to the column tile.
+    band : ndarray, shape (C, nb, rows, Wp)
+        Accumulated in place (overlapping taps sum).
+    """
+    (sh, sw), (dh, dw) = geom.stride, geom.dilation
+    tile_rows, out_w = col.shape[4], col.shape[5]
+    for i in range(geom.kernel_h):
+        r = i * dh
+        for j in range(geom.kernel_w):
+            c = j * dw
+            band[:, :, r:r + sh * (tile_rows - 1) + 1:sh, c:c + sw * (out_w - 1) + 1:sw] += col[:, i, j]
+
+
+def _image_geometry(
+    shape: tuple[int, ...], filter_h: int, filter_w: int, stride: object, pad: PadSpec,
+    dilation: object, padding_mode: str,
+) -> ConvGeometry:
+    if len(shape) != 4:
+        raise ShapeError(f"input_data must be 4-D (N, C, H, W), got shape {tuple(shape)}")
+    return plan_geometry(
+        tuple(shape), (1, shape[1], filter_h, filter_w), stride, pad, dilation, 1, padding_mode
+    )
+
+
+def _float_dtype(dtype: np.dtype) -> np.dtype:
+    return dtype if np.issubdtype(dtype, np.floating) else np.dtype(np.float32)
+
+
+def im2col(
+    input_data: NDArray[np.generic], filter_h: int, filter_w: int, stride: object = 1,
+    pad: PadSpec = 0, *, dilation: object = 1, padding_mode: str = "zeros",
+) -> NDArray[np.floating]:
+    """Unroll every receptive field of ``input_data`` into a row of a matrix.
+
+    Parameters
+    ----------
+    input_data : ndarray, shape (N, C, H, W)
+        Input images.  Float dtypes are kept; integers become float32.
+    filter_h, filter_w : int
+        Kernel size FH, FW.
+    stride, dilation : int or (h, w)
+        Step between receptive fields and between taps, each >= 1.
+    pad : int, (h, w), (top, bottom, left, right), "same" or "valid"
+        Padding added around each image.
+    padding_mode : {"zeros", "reflect", "replicate", "circular"}
+        What the padding holds.
+
+    Returns
+    -------
+    col : ndarray, shape (N*OH*OW, C*FH*FW)
+        Row ``(n*OH + oh)*OW + ow`` holds the receptive field of output pixel
+        ``(oh, ow)`` of image ``n``; column ``(c*FH + i)*FW + j`` is tap ``(i, j)`` of
+        channel ``c``, i.e. ``x_padded[n, c, oh*sh + i*dh, ow*sw + j*dw]``.
+        ``OH = floor((H + top + bottom - dh*(FH-1) - 1) / sh) + 1``, likewise OW.
+
+    Notes
+    -----
+    The result holds FH*FW times more elements than the output; use
+    :class:`convcli.Convolution` for large inputs, which works in bounded tiles.
+    """
+    x = np.asarray(input_data)
+    geom = _image_geometry(x.shape, filter_h, filter_w, stride, pad, dilation, padding_mode)
+    dtype = _float_dtype(x.dtype)
+    n, c = geom.batch, geom.channels
+    oh, ow = geom.out_h, geom.out_w
+    band = np.empty((c, n, band_rows(geom, oh), geom.padded_hw[1]), dtype=dtype)
+    gather_band(x, 0, n, 0, oh, geom, band)
+    col = np.empty((n, oh, ow, c, filter_h, filter_w), dtype=dtype)
+    unfold(band, col.transpose(3, 4, 5, 0, 1, 2), geom)
+    return col.reshape(n * oh * ow, c * filter_h * filter_w)
+
+
+def col2im(
+    col: NDArray[np.generic], input_shape: tuple[int, int, int, int], filter_h: int,
+    filter_w: int, stride: object = 1, pad: PadSpec = 0, *, dilation: object = 1,
+    padding_mode: str = "zeros",
+) -> NDArray[np.floating]:
+    """Adjoint of :func:`im2col`: sum every row of ``col`` back into image space.
+
+    ``<im2col(x), y> == <x, col2im(y)>`` for all x, y: overlapping receptive fields add
+    up, and padding gradients flow back to the pixels the padding copied.
+
+    Parameters
+    ----------
+    col : ndarray, shape (N*OH*OW, C*FH*FW)
+        Layout as returned by :func:`im2col`.
+    input_shape : (N, C, H, W)
+        Shape of the image batch to rebuild.
+    filter_h, filter_w, stride, pad, dilation, padding_mode
+        As given to :func:`im2col`.
+
+    Returns
+    -------
+    ndarray, shape (N, C, H, W)
+        Same float dtype as ``col`` (integers become float32).
+
+    Notes
+    -----
+    Extra memory: one padded copy (C, N, H + top + bottom, W + left + right).
+    """
+    y = np.asarray(col)
+    geom = _image_geometry(tuple(input_shape), filter_h, filter_w, stride, pad, dilation, padding_mode)
+    n, c = geom.batch, geom.channels
+    oh, ow = geom.out_h, geom.out_w
+    expected = (n * oh * ow, c * filter_h * filter_w)
+    if y.shape != expected:
+        raise ShapeError(f"col must have shape {expected} for input_shape {tuple(input_shape)}, got {y.shape}")
+    dtype = _float_dtype(y.dtype)
+    band = np.zeros((c, n, band_rows(geom, oh), geom.padded_hw[1]), dtype=dtype)
+    fold(y.reshape(n, oh, ow, c, filter_h, filter_w).transpose(3, 4, 5, 0, 1, 2), band, geom)
+    dx = np.zeros((n, c, geom.height, geom.width), dtype=dtype)
+    scatter_band(band, dx, 0, n, 0, geom)
+    return dx

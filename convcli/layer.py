@@ -1,0 +1,314 @@
+"""The Convolution layer: im2col forward and backward over bounded tiles.
+
+The layer never builds the whole column matrix.  It walks the output in tiles -
+several whole images when they are small, a band of output rows of one image when
+they are large - sized so the column buffer stays near ``tile_bytes`` (a few MB, so
+it is written and read while it is still in cache).  Each tile is one batched GEMM
+per group.  backward recomputes each tile's columns instead of keeping them from
+forward, so its memory is bounded too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+from numpy.typing import NDArray
+
+from .errors import ShapeError
+from .geometry import ConvGeometry, PadSpec, plan_geometry
+from .im2col import band_rows, fold, gather_band, scatter_band, unfold
+
+#: Default size of one tile's column buffer, in bytes.
+DEFAULT_TILE_BYTES = 2 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Tile:
+    """Images ``n0:n1`` and output rows ``row0:row1`` of one tile."""
+
+    n0: int
+    n1: int
+    row0: int
+    row1: int
+
+
+def plan_tiles(geom: ConvGeometry, itemsize: int, tile_bytes: int) -> list[Tile]:
+    """Split the output into tiles whose column buffer is about ``tile_bytes``.
+
+    Whole images are grouped while one image's columns fit; otherwise each image is
+    cut into bands of output rows (at least one row per tile).
+    """
+    row_bytes = geom.channels * geom.kernel_h * geom.kernel_w * geom.out_w * itemsize
+    image_bytes = row_bytes * geom.out_h
+    if image_bytes <= tile_bytes:
+        per_tile = max(1, tile_bytes // image_bytes)
+        return [
+            Tile(n0, min(n0 + per_tile, geom.batch), 0, geom.out_h)
+            for n0 in range(0, geom.batch, per_tile)
+        ]
+    rows = max(1, tile_bytes // row_bytes)
+    return [
+        Tile(n, n + 1, r0, min(r0 + rows, geom.out_h))
+        for n in range(geom.batch)
+        for r0 in range(0, geom.out_h, rows)
+    ]
+
+
+def compute_dtype(*arrays: Optional[NDArray[np.generic]]) -> np.dtype:
+    """Float dtype to compute in: numpy's promotion of the float inputs.
+
+    Integer and bool arrays count as float32, so integer images give float32 and a
+    float32 input with float64 weights computes in float64.
+    """
+    dtypes = [
+        a.dtype if np.issubdtype(a.dtype, np.floating) else np.dtype(np.float32)
+        for a in arrays
+        if a is not None
+    ]
+    return np.result_type(*dtypes)
+
+
+class _TileBuffers:
+    """Band and column buffers sized for the largest tile, reused by every tile."""
+
+    def __init__(self, geom: ConvGeometry, tiles: list[Tile], dtype: np.dtype) -> None:
+        max_nb = max(t.n1 - t.n0 for t in tiles)
+        max_rows = max(t.row1 - t.row0 for t in tiles)
+        k = geom.channels * geom.kernel_h * geom.kernel_w
+        band_size = geom.channels * max_nb * band_rows(geom, max_rows) * geom.padded_hw[1]
+        self.geom = geom
+        self.band_flat = np.empty(band_size, dtype=dtype)
+        self.col_flat = np.empty(k * max_nb * max_rows * geom.out_w, dtype=dtype)
+        self.out_flat = np.empty(geom.filters * max_nb * max_rows * geom.out_w, dtype=dtype)
+
+    def band(self, tile: Tile) -> NDArray[np.floating]:
+        g = self.geom
+        shape = (g.channels, tile.n1 - tile.n0, band_rows(g, tile.row1 - tile.row0), g.padded_hw[1])
+        return self.band_flat[: int(np.prod(shape))].reshape(shape)
+
+    def col(self, tile: Tile) -> NDArray[np.floating]:
+        """Column tile, shape (C, FH, FW, nb, rows, OW)."""
+        g = self.geom
+        shape = (g.channels, g.kernel_h, g.kernel_w, tile.n1 - tile.n0, tile.row1 - tile.row0, g.out_w)
+        return self.col_flat[: int(np.prod(shape))].reshape(shape)
+
+    def out(self, tile: Tile) -> NDArray[np.floating]:
+        """Per-tile output of the GEMM, shape (groups, FN/groups, nb*rows*OW)."""
+        g = self.geom
+        p = (tile.n1 - tile.n0) * (tile.row1 - tile.row0) * g.out_w
+        return self.out_flat[: g.filters * p].reshape(g.groups, g.filters_per_group, p)
+
+
+class Convolution:
+    """2-D convolution layer (cross-correlation, as PyTorch's ``conv2d``) over im2col.
+
+    A drop-in replacement for the book's ``Convolution``: it keeps the ``W`` and ``b``
+    arrays it is given (no private copies), so in-place updates by an optimizer are
+    seen by the next forward, and ``backward`` sets ``dW`` and ``db``.
+
+    Parameters
+    ----------
+    W : ndarray, shape (FN, C // groups, FH, FW)
+        Filters.
+    b : ndarray, shape (FN,), or None
+        Bias, one per filter.
+    stride : int or (h, w)
+        Step between output pixels, >= 1.
+    pad : int, (h, w), (top, bottom, left, right), "same" or "valid"
+        Padding.  "same" gives an output of ``ceil(H / stride)`` rows (likewise
+        columns); when the total padding is odd the extra pixel goes bottom/right.
+    dilation : int or (h, w)
+        Spacing between kernel taps, >= 1.
+    groups : int
+        Input channels and filters are split into this many groups, each convolved
+        on its own (groups == C with FN == C*M is depthwise).
+    padding_mode : {"zeros", "reflect", "replicate", "circular"}
+        What the padding holds (PyTorch's names).
+    tile_bytes : int
+        Target size of one tile's column buffer; results do not depend on it.
+
+    Attributes
+    ----------
+    dW : ndarray, shape (FN, C // groups, FH, FW)
+        Gradient of the loss with respect to W, set by :meth:`backward`.
+    db : ndarray, shape (FN,), or None
+        Gradient with respect to b (None when b is None).
+
+    Notes
+    -----
+    Computes in the float dtype numpy promotion gives for x, W and b (integers count
+    as float32): float32 data with float32 weights stays float32.  Extra memory is a
+    few tile buffers (about ``3 * tile_bytes``), not the column matrix.
+    """
+
+    def __init__(
+        self,
+        W: NDArray[np.generic],
+        b: Optional[NDArray[np.generic]] = None,
+        stride: object = 1,
+        pad: PadSpec = 0,
+        *,
+        dilation: object = 1,
+        groups: int = 1,
+        padding_mode: str = "zeros",
+        tile_bytes: int = DEFAULT_TILE_BYTES,
+    ) -> None:
+        self.W = W
+        self.b = b
+        self.stride = stride
+        self.pad = pad
+        self.dilation = dilation
+        self.groups = groups
+        self.padding_mode = padding_mode
+        self.tile_bytes = tile_bytes
+        self.x: Optional[NDArray[np.generic]] = None
+        self.dW: Optional[NDArray[np.floating]] = None
+        self.db: Optional[NDArray[np.floating]] = None
+        self._check_params()
+
+    def _check_params(self) -> tuple[NDArray[np.generic], Optional[NDArray[np.generic]]]:
+        W = np.asarray(self.W)
+        if W.ndim != 4:
+            raise ShapeError(f"W must be 4-D (FN, C/groups, FH, FW), got shape {W.shape}")
+        b = None if self.b is None else np.asarray(self.b)
+        if b is not None and b.shape != (W.shape[0],):
+            raise ShapeError(f"b must have shape ({W.shape[0]},) to match W's {W.shape[0]} filters, got {b.shape}")
+        return W, b
+
+    def geometry(self, x_shape: tuple[int, ...]) -> ConvGeometry:
+        """Checked geometry of this layer for an input of shape ``x_shape`` (N, C, H, W)."""
+        W, _ = self._check_params()
+        return plan_geometry(
+            tuple(x_shape), W.shape, self.stride, self.pad, self.dilation, self.groups, self.padding_mode
+        )
+
+    def output_shape(self, x_shape: tuple[int, ...]) -> tuple[int, int, int, int]:
+        """(N, FN, OH, OW) for an input of shape (N, C, H, W)."""
+        return self.geometry(x_shape).output_shape
+
+    def _setup(self, x: NDArray[np.generic]) -> tuple[
+        ConvGeometry, np.dtype, NDArray[np.floating], Optional[NDArray[np.floating]], list[Tile], _TileBuffers
+    ]:
+        W, b = self._check_params()
+        geom = plan_geometry(x.shape, W.shape, self.stride, self.pad, self.dilation, self.groups, self.padding_mode)
+        dtype = compute_dtype(x, W, b)
+        w_mat = W.reshape(geom.groups, geom.filters_per_group, -1).astype(dtype, copy=False)
+        bias = None if b is None else b.astype(dtype, copy=False)
+        tiles = plan_tiles(geom, dtype.itemsize, self.tile_bytes)
+        return geom, dtype, w_mat, bias, tiles, _TileBuffers(geom, tiles, dtype)
+
+    def forward(self, x: NDArray[np.generic]) -> NDArray[np.floating]:
+        """Convolve a batch.
+
+        Parameters
+        ----------
+        x : ndarray, shape (N, C, H, W)
+
+        Returns
+        -------
+        out : ndarray, shape (N, FN, OH, OW)
+            ``out[n, f, oh, ow] = b[f] + sum_{c,i,j} W[f, c, i, j] *
+            x_padded[n, g*C/groups + c, oh*sh + i*dh, ow*sw + j*dw]`` where g is f's
+            group; ``OH = floor((H + top + bottom - dh*(FH-1) - 1) / sh) + 1``.
+        """
+        x = np.asarray(x)
+        if x.ndim != 4:
+            raise ShapeError(f"x must be 4-D (N, C, H, W), got {x.ndim}-D shape {x.shape}")
+        geom, dtype, w_mat, bias, tiles, bufs = self._setup(x)
+        out = np.empty(geom.output_shape, dtype=dtype)
+        for tile in tiles:
+            band = bufs.band(tile)
+            col = bufs.col(tile)
+            gather_band(x, tile.n0, tile.n1, tile.row0, tile.row1 - tile.row0, geom, band)
+            unfold(band, col, geom)
+            res = bufs.out(tile)
+            np.matmul(w_mat, col.reshape(geom.groups, -1, res.shape[2]), out=res)
+            dst = out[tile.n0:tile.n1, :, tile.row0:tile.row1, :]
+            nb, rows = tile.n1 - tile.n0, tile.row1 - tile.row0
+            dst[...] = res.reshape(geom.filters, nb, rows, geom.out_w).transpose(1, 0, 2, 3)
+            if bias is not None:
+                dst += bias[:, None, None]
+        self.x = x
+        return out
+
+    def backward(self, dout: NDArray[np.generic]) -> NDArray[np.floating]:
+        """Back-propagate ``dout`` through the last :meth:`forward`.
+
+        Parameters
+        ----------
+        dout : ndarray, shape (N, FN, OH, OW)
+            Gradient of the loss with respect to the forward output.
+
+        Returns
+        -------
+        dx : ndarray, shape (N, C, H, W)
+            Gradient with respect to the input.  Also sets ``self.dW`` (W's shape and
+            dtype) and ``self.db`` (b's shape and dtype, or None without a bias).
+        """
+        if self.x is None:
+            raise ShapeError("backward needs a forward pass first: call forward(x) before backward(dout)")
+        x = self.x
+        W, b = self._check_params()
+        dout = np.asarray(dout)
+        geom, dtype, w_mat, _, tiles, bufs = self._setup(x)
+        if dout.shape != geom.output_shape:
+            raise ShapeError(
+                f"dout must have the forward output's shape {geom.output_shape}, got {dout.shape}"
+            )
+        w_t = w_mat.transpose(0, 2, 1)
+        dw = np.zeros(w_mat.shape, dtype=dtype)
+        dx = np.zeros(geom.input_shape, dtype=dtype)
+        for tile in tiles:
+            nb, rows = tile.n1 - tile.n0, tile.row1 - tile.row0
+            band = bufs.band(tile)
+            col = bufs.col(tile)
+            gather_band(x, tile.n0, tile.n1, tile.row0, rows, geom, band)
+            unfold(band, col, geom)
+            grad = bufs.out(tile)
+            grad.reshape(geom.filters, nb, rows, geom.out_w)[...] = (
+                dout[tile.n0:tile.n1, :, tile.row0:tile.row1, :].transpose(1, 0, 2, 3)
+            )
+            col_mat = col.reshape(geom.groups, -1, grad.shape[2])
+            dw += np.matmul(grad, col_mat.transpose(0, 2, 1))
+            np.matmul(w_t, grad, out=col_mat)  # the columns are spent: reuse for dcol
+            band[...] = 0
+            fold(col, band, geom)
+            scatter_band(band, dx, tile.n0, tile.n1, tile.row0, geom)
+        w_dtype = W.dtype if np.issubdtype(W.dtype, np.floating) else dtype
+        self.dW = dw.reshape(W.shape).astype(w_dtype, copy=False)
+        if b is None:
+            self.db = None
+        else:
+            db = dout.sum(axis=(0, 2, 3), dtype=dtype)
+            self.db = db.astype(b.dtype if np.issubdtype(b.dtype, np.floating) else dtype, copy=False)
+        return dx
+
+
+def conv2d(
+    x: NDArray[np.generic],
+    W: NDArray[np.generic],
+    b: Optional[NDArray[np.generic]] = None,
+    stride: object = 1,
+    pad: PadSpec = 0,
+    *,
+    dilation: object = 1,
+    groups: int = 1,
+    padding_mode: str = "zeros",
+) -> NDArray[np.floating]:
+    """Functional form: ``Convolution(W, b, stride, pad, ...).forward(x)``.
+
+    Parameters
+    ----------
+    x : ndarray, shape (N, C, H, W)
+    W : ndarray, shape (FN, C // groups, FH, FW)
+    b : ndarray, shape (FN,), or None
+
+    Returns
+    -------
+    ndarray, shape (N, FN, OH, OW)
+        See :meth:`Convolution.forward`.
+    """
+    layer = Convolution(W, b, stride, pad, dilation=dilation, groups=groups, padding_mode=padding_mode)
+    return layer.forward(x)
