@@ -1,0 +1,662 @@
+"""convcli.arrays: reading sources, sniffing, .npy/.npz/text, NCHW shapes, safe writes."""
+
+from __future__ import annotations
+
+import io
+import os
+import pickle
+import stat
+import struct
+import sys
+import zipfile
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from PIL import Image
+
+from convcli import arrays
+from convcli.arrays import (
+    LoadedInput,
+    load_input,
+    load_npy,
+    load_npz,
+    load_text,
+    npy_bytes,
+    npz_bytes,
+    read_source,
+    sniff,
+    to_nchw,
+    write_output,
+)
+from convcli.errors import InputFileError, OutputFileError, ShapeError
+from convcli.images import LUMA_WEIGHTS, encode_png
+
+NOT_ROOT = pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root ignores file permissions")
+
+
+def png_bytes(rgb: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(rgb).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def fake_stdin(monkeypatch: pytest.MonkeyPatch, data: bytes) -> None:
+    monkeypatch.setattr(sys, "stdin", SimpleNamespace(buffer=io.BytesIO(data)))
+
+
+def no_temp_files(directory: Path) -> bool:
+    return not [p for p in directory.iterdir() if p.name.endswith(".tmp")]
+
+
+# --------------------------------------------------------------------------- read_source
+
+
+def test_read_source_reads_a_file(tmp_path: Path) -> None:
+    (tmp_path / "a.bin").write_bytes(b"\x00\x01abc")
+    assert read_source(str(tmp_path / "a.bin")) == b"\x00\x01abc"
+
+
+def test_read_source_reads_stdin(monkeypatch: pytest.MonkeyPatch) -> None:
+    fake_stdin(monkeypatch, b"\x93NUMPY...")
+    assert read_source("-") == b"\x93NUMPY..."
+
+
+def test_read_source_empty_stdin(monkeypatch: pytest.MonkeyPatch) -> None:
+    fake_stdin(monkeypatch, b"")
+    with pytest.raises(InputFileError) as excinfo:
+        read_source("-")
+    assert str(excinfo.value) == "standard input is empty; expected .npy or image bytes"
+
+
+def test_read_source_missing_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(InputFileError) as excinfo:
+        read_source("x.png")
+    assert str(excinfo.value) == "input file 'x.png' not found"
+    assert excinfo.value.exit_code == 3
+
+
+def test_read_source_directory(tmp_path: Path) -> None:
+    with pytest.raises(InputFileError, match="is a directory, not a file"):
+        read_source(str(tmp_path))
+
+
+def test_read_source_empty_file(tmp_path: Path) -> None:
+    (tmp_path / "e.npy").write_bytes(b"")
+    with pytest.raises(InputFileError, match="'.*e.npy' is empty"):
+        read_source(str(tmp_path / "e.npy"))
+
+
+def test_read_source_permission_denied(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "secret.png"
+    path.write_bytes(b"x")
+
+    def denied(*args: object, **kwargs: object) -> None:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(arrays, "open", denied, raising=False)
+    with pytest.raises(InputFileError, match="cannot read input file '.*secret.png': permission denied"):
+        read_source(str(path))
+
+
+@NOT_ROOT
+def test_read_source_permission_denied_for_real(tmp_path: Path) -> None:
+    path = tmp_path / "secret.png"
+    path.write_bytes(b"x")
+    path.chmod(0)
+    try:
+        with pytest.raises(InputFileError, match="permission denied"):
+            read_source(str(path))
+    finally:
+        path.chmod(0o600)
+
+
+# --------------------------------------------------------------------------- sniff
+
+
+@pytest.mark.parametrize(
+    ("head", "kind"),
+    [
+        (b"\x93NUMPY\x01\x00", "npy"),
+        (b"PK\x03\x04rest", "npz"),
+        (b"PK\x05\x06" + b"\x00" * 18, "npz"),
+        (b"\x89PNG\r\n\x1a\n....", "image"),
+        (b"\xff\xd8\xff\xe0", "image"),
+        (b"GIF87a..", "image"),
+        (b"GIF89a..", "image"),
+        (b"BM\x00\x00", "image"),
+        (b"II*\x00....", "image"),
+        (b"MM\x00*....", "image"),
+        (b"RIFF\x00\x00\x00\x00WEBPVP8 ", "image"),
+        (b"RIFF\x00\x00\x00\x00WAVEfmt ", "unknown"),
+        (b"1 2 3\n4 5 6\n", "unknown"),
+        (b"", "unknown"),
+        (b"\x93NUMP", "unknown"),
+    ],
+)
+def test_sniff(head: bytes, kind: str) -> None:
+    assert sniff(head) == kind
+
+
+def test_sniff_real_files() -> None:
+    assert sniff(npy_bytes(np.zeros(3))) == "npy"
+    assert sniff(npz_bytes({"x": np.zeros(3)})) == "npz"
+    assert sniff(npz_bytes({})) == "npz"
+    assert sniff(encode_png(np.zeros((1, 2, 2)))) == "image"
+
+
+def test_format_comes_from_bytes_not_extension(tmp_path: Path) -> None:
+    rgb = np.arange(24, dtype=np.uint8).reshape(2, 4, 3)
+    (tmp_path / "image.npy").write_bytes(png_bytes(rgb))
+    (tmp_path / "array.png").write_bytes(npy_bytes(np.ones((2, 3), np.int16)))
+    image = load_input(str(tmp_path / "image.npy"))
+    assert image.kind == "image" and image.data.shape == (1, 3, 2, 4)
+    array = load_input(str(tmp_path / "array.png"))
+    assert array.kind == "array" and array.data.dtype == np.int16 and array.data.shape == (1, 1, 2, 3)
+
+
+# --------------------------------------------------------------------------- .npy / .npz
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int16, np.int64, np.float16, np.float32, np.float64, np.bool_])
+def test_npy_round_trip_keeps_dtype(dtype: type) -> None:
+    array: np.ndarray = (np.arange(24).reshape(2, 3, 4) % 7).astype(dtype)
+    back = load_npy(npy_bytes(array), "a.npy")
+    assert back.dtype == array.dtype
+    np.testing.assert_array_equal(back, array)
+
+
+def test_npy_big_endian_and_fortran_order() -> None:
+    array = np.asfortranarray(np.arange(6, dtype=">f8").reshape(2, 3))
+    back = load_npy(npy_bytes(array), "a.npy")
+    assert back.dtype == np.dtype(">f8")
+    np.testing.assert_array_equal(back, array)
+
+
+def test_pickled_npy_is_refused() -> None:
+    buffer = io.BytesIO()
+    np.save(buffer, np.array([{"a": 1}, None], dtype=object), allow_pickle=True)
+    with pytest.raises(InputFileError, match=r"'evil.npy' holds Python objects .*allow_pickle=False") as excinfo:
+        load_npy(buffer.getvalue(), "evil.npy")
+    assert "\n" not in str(excinfo.value)
+
+
+def test_pickle_file_is_not_npy() -> None:
+    with pytest.raises(InputFileError, match="does not start with the .npy magic"):
+        load_npy(pickle.dumps(np.zeros(3)), "p.npy")
+
+
+@pytest.mark.parametrize("cut", [10, 60, 100])
+def test_truncated_npy_is_refused(cut: int) -> None:
+    data = npy_bytes(np.arange(20.0))
+    with pytest.raises(InputFileError, match="cannot read 'a.npy' as .npy: ") as excinfo:
+        load_npy(data[:cut], "a.npy")
+    assert "\n" not in str(excinfo.value)
+
+
+def test_npy_promising_more_data_than_present_is_refused_before_allocating() -> None:
+    header = "{'descr': '<f8', 'fortran_order': False, 'shape': (100000000000,), }"
+    header += " " * (64 - 10 - len(header) - 1) + "\n"
+    data = b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header.encode() + b"\x00" * 80
+    with pytest.raises(InputFileError) as excinfo:
+        load_npy(data, "big.npy")
+    assert str(excinfo.value) == (
+        "cannot read 'big.npy' as .npy: it is truncated "
+        "(shape (100000000000,) of float64 needs 800000000000 bytes of data, 80 found)"
+    )
+
+
+def test_corrupt_npy_header_is_refused() -> None:
+    data = bytearray(npy_bytes(np.arange(4.0)))
+    data[10:20] = b"!!!!!!!!!!"
+    with pytest.raises(InputFileError, match="cannot read 'a.npy' as .npy"):
+        load_npy(bytes(data), "a.npy")
+
+
+def test_npz_round_trip_keeps_names_and_dtypes() -> None:
+    members: dict[str, np.ndarray] = {
+        "x": np.arange(6, dtype=np.uint16).reshape(2, 3),
+        "file": np.ones(2, np.float32),
+        "allow_pickle": np.array(3.5),
+    }
+    for compress in (False, True):
+        data = npz_bytes(members, compress=compress)
+        back = load_npz(data, "a.npz")
+        assert list(back) == ["x", "file", "allow_pickle"]
+        assert back["x"].dtype == np.uint16 and back["file"].dtype == np.float32
+        np.testing.assert_array_equal(back["x"], members["x"])
+        with np.load(io.BytesIO(data)) as archive:  # numpy reads it too
+            np.testing.assert_array_equal(archive["x"], members["x"])
+
+
+def test_npz_written_by_numpy_is_read() -> None:
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, a=np.eye(2), b=np.zeros(3, np.int8))
+    back = load_npz(buffer.getvalue(), "n.npz")
+    assert set(back) == {"a", "b"} and back["b"].dtype == np.int8
+
+
+def test_pickled_npz_member_is_refused() -> None:
+    buffer = io.BytesIO()
+    np.savez(buffer, x=np.array([object()], dtype=object))
+    with pytest.raises(InputFileError, match="holds Python objects"):
+        load_npz(buffer.getvalue(), "evil.npz")
+
+
+def test_corrupt_npz_is_refused() -> None:
+    data = npz_bytes({"x": np.arange(100.0)})
+    with pytest.raises(InputFileError, match="cannot read 'a.npz' as .npz: ") as excinfo:
+        load_npz(data[: len(data) // 2], "a.npz")
+    assert "\n" not in str(excinfo.value)
+
+
+def test_zip_of_other_files_is_refused() -> None:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("x.npy", b"not an npy file")
+    with pytest.raises(InputFileError, match="cannot read 'z.npz' as .npz"):
+        load_npz(buffer.getvalue(), "z.npz")
+
+
+# --------------------------------------------------------------------------- text arrays
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (b"1 2 3\n4 5 6\n", [[1, 2, 3], [4, 5, 6]]),
+        (b"1,2\n3,4.5\n", [[1, 2], [3, 4.5]]),
+        (b"# comment\n-1e-3\t2\n", [[-1e-3, 2]]),
+        (b"\xef\xbb\xbf7 8\n", [[7, 8]]),
+    ],
+)
+def test_load_text(text: bytes, expected: list[list[float]]) -> None:
+    array = load_text(text, "t.txt")
+    assert array.dtype == np.float64
+    np.testing.assert_array_equal(array, expected)
+
+
+@pytest.mark.parametrize("text", [b"1 2\n3\n", b"1 x\n", b"\xff\xfe\x00", b"# only a comment\n"])
+def test_bad_text_is_refused(text: bytes) -> None:
+    with pytest.raises(InputFileError, match="'t.txt'") as excinfo:
+        load_text(text, "t.txt")
+    assert "\n" not in str(excinfo.value)
+
+
+# --------------------------------------------------------------------------- to_nchw
+
+
+@pytest.mark.parametrize(
+    ("shape", "nchw"),
+    [((4, 5), (1, 1, 4, 5)), ((3, 4, 5), (1, 3, 4, 5)), ((2, 3, 4, 5), (2, 3, 4, 5)), ((1, 1), (1, 1, 1, 1))],
+)
+def test_to_nchw_shapes(shape: tuple[int, ...], nchw: tuple[int, ...]) -> None:
+    array = np.arange(int(np.prod(shape)), dtype=np.float32).reshape(shape)
+    out = to_nchw(array, "a.npy")
+    assert out.shape == nchw and out.dtype == np.float32
+    assert np.shares_memory(out, array)
+    np.testing.assert_array_equal(out.ravel(), array.ravel())
+
+
+@given(st.lists(st.integers(1, 3), min_size=0, max_size=6))
+def test_to_nchw_any_shape(shape: list[int]) -> None:
+    array = np.zeros(shape, np.int32)
+    if len(shape) in (2, 3, 4):
+        out = to_nchw(array, "a")
+        assert out.ndim == 4 and out.shape[4 - len(shape) :] == tuple(shape)
+    else:
+        with pytest.raises(ShapeError):
+            to_nchw(array, "a")
+
+
+@pytest.mark.parametrize("shape", [(), (7,), (1, 2, 3, 4, 5)])
+def test_to_nchw_wrong_ndim_names_shapes(shape: tuple[int, ...]) -> None:
+    with pytest.raises(ShapeError) as excinfo:
+        to_nchw(np.zeros(shape), "a.npy")
+    message = str(excinfo.value)
+    assert f"'a.npy' has shape {shape} ({len(shape)}-D)" in message
+    assert "expected (H, W), (C, H, W) or (N, C, H, W)" in message
+    assert excinfo.value.exit_code == 2
+
+
+def test_to_nchw_empty_axis() -> None:
+    with pytest.raises(ShapeError, match=r"shape \(0, 5\), with an empty axis"):
+        to_nchw(np.zeros((0, 5)), "a.npy")
+
+
+@pytest.mark.parametrize(
+    ("array", "message"),
+    [
+        (np.array([["a", "b"], ["c", "d"]]), "holds <U1 values; expected a numeric"),
+        (np.zeros((2, 2), dtype=object), "holds object values"),
+        (np.zeros((2, 2), dtype=np.complex64), "complex values"),
+        (np.zeros((2, 2), dtype="datetime64[s]"), "holds datetime64"),
+        (np.zeros((2, 2), dtype=[("a", "f4")]), "expected a numeric"),
+    ],
+)
+def test_to_nchw_non_numeric_is_refused(array: np.ndarray, message: str) -> None:
+    with pytest.raises(InputFileError, match=message):
+        to_nchw(array, "a.npy")
+
+
+def test_to_nchw_bool_becomes_uint8() -> None:
+    out = to_nchw(np.array([[True, False]]), "mask.npy")
+    assert out.dtype == np.uint8
+    np.testing.assert_array_equal(out, [[[[1, 0]]]])
+
+
+# --------------------------------------------------------------------------- load_input
+
+
+def test_load_input_image_file(tmp_path: Path) -> None:
+    rgb = np.arange(24, dtype=np.uint8).reshape(2, 4, 3)
+    path = tmp_path / "pic.final.png"
+    path.write_bytes(png_bytes(rgb))
+    item = load_input(str(path))
+    assert isinstance(item, LoadedInput)
+    assert item.kind == "image" and item.name == str(path) and item.stem == "pic.final"
+    assert item.data.dtype == np.float32
+    np.testing.assert_array_equal(item.data[0], rgb.transpose(2, 0, 1).astype(np.float32) / np.float32(255))
+
+
+def test_load_input_image_options(tmp_path: Path) -> None:
+    rgba = np.zeros((2, 2, 4), np.uint8)
+    rgba[..., 0] = 255
+    rgba[..., 3] = 100
+    (tmp_path / "a.png").write_bytes(png_bytes(rgba))
+    item = load_input(str(tmp_path / "a.png"), gray=True, keep_alpha=True)
+    np.testing.assert_allclose(item.data[0, :, 0, 0], [0.299, 100 / 255], atol=1e-6)
+    dropped = load_input(str(tmp_path / "a.png"))
+    assert dropped.data.shape == (1, 3, 2, 2) and dropped.notes
+
+
+def test_load_input_stdin(monkeypatch: pytest.MonkeyPatch) -> None:
+    array = np.arange(12, dtype=np.float64).reshape(3, 4)
+    fake_stdin(monkeypatch, npy_bytes(array))
+    item = load_input("-")
+    assert (item.name, item.stem, item.kind) == ("<stdin>", "stdin", "array")
+    assert item.data.shape == (1, 1, 3, 4) and item.data.dtype == np.float64
+
+
+def test_load_input_stdin_image(monkeypatch: pytest.MonkeyPatch) -> None:
+    fake_stdin(monkeypatch, png_bytes(np.zeros((3, 5, 3), np.uint8)))
+    item = load_input("-")
+    assert item.kind == "image" and item.data.shape == (1, 3, 3, 5)
+
+
+def test_load_input_stdin_text(monkeypatch: pytest.MonkeyPatch) -> None:
+    fake_stdin(monkeypatch, b"1 2\n3 4\n")
+    item = load_input("-")
+    np.testing.assert_array_equal(item.data, [[[[1, 2], [3, 4]]]])
+
+
+def test_load_input_empty_stdin(monkeypatch: pytest.MonkeyPatch) -> None:
+    fake_stdin(monkeypatch, b"")
+    with pytest.raises(InputFileError, match="standard input is empty"):
+        load_input("-")
+
+
+def test_load_input_text_by_extension(tmp_path: Path) -> None:
+    (tmp_path / "k.csv").write_text("1,2,3\n4,5,6\n")
+    item = load_input(str(tmp_path / "k.csv"))
+    assert item.kind == "array" and item.stem == "k" and item.data.shape == (1, 1, 2, 3)
+
+
+def test_load_input_unknown_format(tmp_path: Path) -> None:
+    (tmp_path / "notes.dat").write_bytes(b"1 2 3\n")
+    with pytest.raises(InputFileError, match="cannot tell the format of '.*notes.dat' from its first bytes") as excinfo:
+        load_input(str(tmp_path / "notes.dat"))
+    assert "\n" not in str(excinfo.value)
+
+
+def test_load_input_npz_choice(tmp_path: Path) -> None:
+    (tmp_path / "one.npz").write_bytes(npz_bytes({"weights": np.ones((2, 2), np.int8)}))
+    assert load_input(str(tmp_path / "one.npz")).data.dtype == np.int8
+    (tmp_path / "x.npz").write_bytes(npz_bytes({"a": np.zeros((2, 2)), "x": np.ones((3, 2, 2), np.float32)}))
+    item = load_input(str(tmp_path / "x.npz"))
+    assert item.data.shape == (1, 3, 2, 2) and item.data.dtype == np.float32
+    (tmp_path / "two.npz").write_bytes(npz_bytes({"a": np.zeros((2, 2)), "b": np.zeros((2, 2))}))
+    with pytest.raises(InputFileError, match=r"holds several arrays \(a, b\) and none named 'x'"):
+        load_input(str(tmp_path / "two.npz"))
+    (tmp_path / "empty.npz").write_bytes(npz_bytes({}))
+    with pytest.raises(InputFileError, match="empty .npz"):
+        load_input(str(tmp_path / "empty.npz"))
+
+
+def test_load_input_gray_on_arrays(tmp_path: Path) -> None:
+    rgb = np.arange(2 * 3 * 2 * 2, dtype=np.float64).reshape(2, 3, 2, 2)
+    (tmp_path / "rgb.npy").write_bytes(npy_bytes(rgb))
+    item = load_input(str(tmp_path / "rgb.npy"), gray=True)
+    assert item.data.shape == (2, 1, 2, 2) and item.data.dtype == np.float64
+    expected = np.tensordot(np.array(LUMA_WEIGHTS), rgb, axes=([0], [1]))[:, None]
+    np.testing.assert_allclose(item.data, expected, rtol=1e-15)
+
+    ints = np.full((3, 2, 2), 100, np.uint8)
+    (tmp_path / "ints.npy").write_bytes(npy_bytes(ints))
+    gray = load_input(str(tmp_path / "ints.npy"), gray=True)
+    assert gray.data.dtype == np.float32
+    np.testing.assert_allclose(gray.data, 100.0, rtol=1e-6)
+
+    one = np.arange(4, dtype=np.int16).reshape(1, 2, 2)
+    (tmp_path / "one.npy").write_bytes(npy_bytes(one))
+    same = load_input(str(tmp_path / "one.npy"), gray=True)
+    assert same.data.dtype == np.int16
+    np.testing.assert_array_equal(same.data[0], one)
+
+    (tmp_path / "four.npy").write_bytes(npy_bytes(np.zeros((4, 2, 2))))
+    with pytest.raises(ShapeError, match=r"gray needs 1 or 3 channels; '.*four.npy' has shape \(1, 4, 2, 2\)"):
+        load_input(str(tmp_path / "four.npy"), gray=True)
+
+
+def test_load_input_notes_for_arrays(tmp_path: Path) -> None:
+    (tmp_path / "hwc.npy").write_bytes(npy_bytes(np.zeros((20, 30, 3), np.uint8)))
+    item = load_input(str(tmp_path / "hwc.npy"))
+    assert item.data.shape == (1, 20, 30, 3)
+    assert any("looks like (H, W, C)" in note for note in item.notes)
+    (tmp_path / "nan.npy").write_bytes(npy_bytes(np.array([[np.nan, 1.0], [np.inf, 2.0]], np.float32)))
+    item = load_input(str(tmp_path / "nan.npy"))
+    assert item.notes == ["2 non-finite values (NaN or inf); they spread through the convolution"]
+    assert np.isnan(item.data[0, 0, 0, 0])
+
+
+def test_load_input_missing_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(InputFileError, match="^input file 'x.png' not found$"):
+        load_input("x.png")
+
+
+def test_load_input_pickled_npy(tmp_path: Path) -> None:
+    buffer = io.BytesIO()
+    np.save(buffer, np.array([1, "a"], dtype=object), allow_pickle=True)
+    (tmp_path / "evil.npy").write_bytes(buffer.getvalue())
+    with pytest.raises(InputFileError, match="allow_pickle=False"):
+        load_input(str(tmp_path / "evil.npy"))
+
+
+# --------------------------------------------------------------------------- write_output
+
+
+def test_write_output_writes_and_replaces(tmp_path: Path) -> None:
+    target = tmp_path / "out.bin"
+    write_output(str(target), b"first")
+    assert target.read_bytes() == b"first"
+    write_output(str(target), b"second, longer")
+    assert target.read_bytes() == b"second, longer"
+    assert no_temp_files(tmp_path)
+
+
+def test_write_output_to_stdout(monkeypatch: pytest.MonkeyPatch) -> None:
+    sink = io.BytesIO()
+    monkeypatch.setattr(sys, "stdout", SimpleNamespace(buffer=sink))
+    write_output("-", b"\x93NUMPY bytes", protect=["-"])
+    assert sink.getvalue() == b"\x93NUMPY bytes"
+
+
+def test_write_output_broken_pipe(monkeypatch: pytest.MonkeyPatch) -> None:
+    class Closed(io.BytesIO):
+        def write(self, data: object) -> int:
+            raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(sys, "stdout", SimpleNamespace(buffer=Closed()))
+    with pytest.raises(OutputFileError, match="standard output was closed"):
+        write_output("-", b"data")
+
+
+def test_write_output_is_atomic_when_replace_fails(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    target = tmp_path / "out.png"
+    target.write_bytes(b"original")
+
+    def fail(src: str, dst: str) -> None:
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(os, "replace", fail)
+    with pytest.raises(OutputFileError, match="cannot write '.*out.png': Input/output error"):
+        write_output(str(target), b"new content")
+    assert target.read_bytes() == b"original"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.png"]
+
+
+def test_write_output_is_atomic_when_writing_fails(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    target = tmp_path / "out.npy"
+    target.write_bytes(b"original")
+
+    def full(fd: int) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(OutputFileError, match="no space left on device"):
+        write_output(str(target), b"x" * 100_000)
+    assert target.read_bytes() == b"original"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.npy"]
+
+
+def test_write_output_cleans_up_on_interrupt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def interrupted(src: str, dst: str) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "replace", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        write_output(str(tmp_path / "new.png"), b"data")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_write_output_new_file_never_partial(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def fail(src: str, dst: str) -> None:
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(os, "replace", fail)
+    with pytest.raises(OutputFileError):
+        write_output(str(tmp_path / "new.png"), b"data")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_write_output_refuses_to_overwrite_an_input(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "sub").mkdir()
+    source = tmp_path / "in.png"
+    source.write_bytes(b"input")
+    monkeypatch.chdir(tmp_path)
+    for path in ("in.png", str(source), "sub/../in.png", "./in.png"):
+        with pytest.raises(OutputFileError, match="refusing to overwrite input 'in.png'") as excinfo:
+            write_output(path, b"output", protect=["in.png"])
+        assert excinfo.value.exit_code == 4
+    assert source.read_bytes() == b"input"
+    assert no_temp_files(tmp_path)
+
+
+def test_write_output_refuses_a_symlink_to_an_input(tmp_path: Path) -> None:
+    source = tmp_path / "in.png"
+    source.write_bytes(b"input")
+    link = tmp_path / "link.png"
+    link.symlink_to(source)
+    with pytest.raises(OutputFileError, match="refusing to overwrite input"):
+        write_output(str(link), b"output", protect=[str(source)])
+    with pytest.raises(OutputFileError, match="refusing to overwrite input"):  # protected through the link too
+        write_output(str(source), b"output", protect=[str(link)])
+    assert source.read_bytes() == b"input"
+
+
+def test_write_output_refuses_a_hard_link_to_an_input(tmp_path: Path) -> None:
+    source = tmp_path / "in.png"
+    source.write_bytes(b"input")
+    os.link(source, tmp_path / "hard.png")
+    with pytest.raises(OutputFileError, match="refusing to overwrite input"):
+        write_output(str(tmp_path / "hard.png"), b"output", protect=[str(source)])
+
+
+def test_write_output_other_files_are_fine(tmp_path: Path) -> None:
+    source = tmp_path / "in.png"
+    source.write_bytes(b"input")
+    write_output(str(tmp_path / "out.png"), b"output", protect=[str(source), "-", str(tmp_path / "missing.png")])
+    assert (tmp_path / "out.png").read_bytes() == b"output"
+
+
+def test_write_output_through_a_symlink_keeps_the_link(tmp_path: Path) -> None:
+    real = tmp_path / "real.png"
+    real.write_bytes(b"old")
+    link = tmp_path / "link.png"
+    link.symlink_to(real)
+    write_output(str(link), b"new")
+    assert link.is_symlink() and real.read_bytes() == b"new"
+
+
+def test_write_output_missing_directory(tmp_path: Path) -> None:
+    missing = tmp_path / "nope"
+    with pytest.raises(OutputFileError) as excinfo:
+        write_output(str(missing / "out.png"), b"data")
+    assert str(excinfo.value) == f"output directory {str(missing)!r} does not exist (for {str(missing / 'out.png')!r})"
+
+
+def test_write_output_to_a_directory(tmp_path: Path) -> None:
+    (tmp_path / "d").mkdir()
+    with pytest.raises(OutputFileError, match="is a directory"):
+        write_output(str(tmp_path / "d"), b"data")
+    assert no_temp_files(tmp_path)
+
+
+def test_write_output_relative_name_in_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    write_output("plain.npy", b"abc")
+    assert (tmp_path / "plain.npy").read_bytes() == b"abc"
+
+
+def test_write_output_permissions(tmp_path: Path) -> None:
+    old = os.umask(0o022)
+    try:
+        write_output(str(tmp_path / "new.png"), b"data")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "new.png").stat().st_mode) == 0o644
+    existing = tmp_path / "script.sh"
+    existing.write_bytes(b"old")
+    existing.chmod(0o750)
+    write_output(str(existing), b"new")
+    assert stat.S_IMODE(existing.stat().st_mode) == 0o750
+
+
+def test_write_output_unwritable_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    real_open = os.open
+
+    def denied(path: str, flags: int, mode: int = 0o777) -> int:
+        if str(path).startswith(str(tmp_path)):
+            raise PermissionError(13, "Permission denied")
+        return real_open(path, flags, mode)
+
+    monkeypatch.setattr(os, "open", denied)
+    with pytest.raises(OutputFileError, match="cannot write '.*out.png': permission denied"):
+        write_output(str(tmp_path / "out.png"), b"data")
+
+
+@NOT_ROOT
+def test_write_output_unwritable_directory_for_real(tmp_path: Path) -> None:
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        with pytest.raises(OutputFileError, match="permission denied"):
+            write_output(str(locked / "out.png"), b"data")
+    finally:
+        locked.chmod(0o700)

@@ -1,0 +1,152 @@
+"""convcli.display: the four display mappings, exact values, NaN/inf, default choice."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from convcli.display import DISPLAY_MODES, default_display, to_display
+from convcli.errors import ParameterError, ShapeError
+
+VALUES = np.array([[[-2.0, -0.5, 0.0, 0.25, 0.5, 1.0, 3.0]]], dtype=np.float32)
+
+
+@pytest.mark.parametrize(
+    ("mode", "expected"),
+    [
+        ("clip", [0.0, 0.0, 0.0, 0.25, 0.5, 1.0, 1.0]),
+        ("abs", [1.0, 0.5, 0.0, 0.25, 0.5, 1.0, 1.0]),
+        ("offset", [0.0, 0.0, 0.5, 0.75, 1.0, 1.0, 1.0]),
+        ("minmax", [0.0, 0.3, 0.4, 0.45, 0.5, 0.6, 1.0]),
+    ],
+)
+def test_modes_exact_values(mode: str, expected: list[float]) -> None:
+    out = to_display(VALUES, mode)
+    assert out.dtype == np.float32 and out.shape == VALUES.shape
+    np.testing.assert_allclose(out[0, 0], expected, rtol=0, atol=1e-7)
+
+
+def test_minmax_is_per_channel() -> None:
+    maps = np.array([[[0.0, 10.0]], [[-1.0, -3.0]], [[5.0, 7.0]]])
+    out = to_display(maps, "minmax")
+    np.testing.assert_array_equal(out[:, 0], [[0.0, 1.0], [1.0, 0.0], [0.0, 1.0]])
+
+
+@pytest.mark.parametrize(("value", "shown"), [(0.0, 0.0), (0.7, 0.7), (5.0, 1.0), (-2.0, 0.0)])
+def test_minmax_constant_map_shows_as_clip(value: float, shown: float) -> None:
+    out = to_display(np.full((1, 3, 4), value, np.float32), "minmax")
+    np.testing.assert_array_equal(out, np.float32(shown))
+
+
+def test_minmax_rounding_noise_counts_as_constant() -> None:
+    plane = np.full((1, 2, 2), 0.5, np.float32)
+    plane[0, 0, 0] = np.nextafter(np.float32(0.5), np.float32(1))
+    out = to_display(plane, "minmax")
+    np.testing.assert_allclose(out, 0.5, atol=1e-7)
+
+
+def test_minmax_stretches_tiny_but_real_ranges() -> None:
+    maps = np.array([[[1e-9, 2e-9, 3e-9]]])
+    np.testing.assert_allclose(to_display(maps, "minmax")[0, 0], [0.0, 0.5, 1.0], atol=1e-7)
+
+
+@pytest.mark.parametrize("mode", DISPLAY_MODES)
+def test_nan_becomes_zero(mode: str) -> None:
+    maps = np.array([[[np.nan, 0.2, 0.6]]], np.float32)
+    out = to_display(maps, mode)
+    assert out[0, 0, 0] == 0.0
+    assert np.all(np.isfinite(out))
+
+
+@pytest.mark.parametrize(
+    ("mode", "expected"),
+    [("clip", [1.0, 0.0]), ("abs", [1.0, 1.0]), ("offset", [1.0, 0.0]), ("minmax", [1.0, 0.0])],
+)
+def test_infinities(mode: str, expected: list[float]) -> None:
+    maps = np.array([[[np.inf, -np.inf, 0.0, 1.0]]])
+    out = to_display(maps, mode)
+    np.testing.assert_array_equal(out[0, 0, :2], expected)
+
+
+def test_minmax_ignores_infinities_for_the_range() -> None:
+    maps = np.array([[[np.inf, 2.0, 4.0, 6.0, np.nan]]])
+    np.testing.assert_array_equal(to_display(maps, "minmax")[0, 0], [1.0, 0.0, 0.5, 1.0, 0.0])
+
+
+def test_minmax_huge_range_does_not_overflow() -> None:
+    maps = np.array([[[-3e38, 0.0, 3e38]]], np.float32)
+    with np.errstate(all="raise"):
+        np.testing.assert_allclose(to_display(maps, "minmax")[0, 0], [0.0, 0.5, 1.0], atol=1e-7)
+
+
+def test_all_nan_map() -> None:
+    maps = np.full((2, 2, 2), np.nan)
+    for mode in DISPLAY_MODES:
+        np.testing.assert_array_equal(to_display(maps, mode), 0.0)
+
+
+def test_float64_and_integer_inputs() -> None:
+    maps = np.array([[[0.1, 0.9]]], np.float64)
+    out = to_display(maps, "clip")
+    assert out.dtype == np.float32
+    np.testing.assert_array_equal(out, maps.astype(np.float32))
+    ints = np.array([[[-1, 0, 2]]], np.int16)
+    np.testing.assert_array_equal(to_display(ints, "abs")[0, 0], [1.0, 0.0, 1.0])
+
+
+def test_input_is_not_modified() -> None:
+    maps = VALUES.copy()
+    for mode in DISPLAY_MODES:
+        to_display(maps, mode)
+    np.testing.assert_array_equal(maps, VALUES)
+
+
+@given(
+    arrays(np.float32, st.tuples(st.integers(1, 3), st.integers(1, 5), st.integers(1, 5))),
+    st.sampled_from(DISPLAY_MODES),
+)
+def test_output_always_in_unit_range(maps: np.ndarray, mode: str) -> None:
+    out = to_display(maps, mode)
+    assert out.shape == maps.shape and out.dtype == np.float32
+    assert np.all((out >= 0) & (out <= 1))
+
+
+def test_unknown_mode() -> None:
+    with pytest.raises(ParameterError, match="display mode must be one of clip, abs, minmax, offset, got 'log'"):
+        to_display(VALUES, "log")
+
+
+@pytest.mark.parametrize("shape", [(4, 4), (1, 1, 4, 4)])
+def test_wrong_shape(shape: tuple[int, ...]) -> None:
+    with pytest.raises(ShapeError, match=r"shape \(C, H, W\)"):
+        to_display(np.zeros(shape), "clip")
+
+
+def test_complex_refused() -> None:
+    with pytest.raises(ParameterError, match="real numbers"):
+        to_display(np.zeros((1, 2, 2), np.complex64), "clip")
+
+
+@pytest.mark.parametrize(
+    ("sums", "mode"),
+    [
+        ([1.0], "clip"),
+        ([1.0, 0.5, 9.0], "clip"),
+        ([0.0], "offset"),
+        ([1.0, 0.0], "offset"),
+        ([1e-13], "offset"),
+        ([2e-12], "clip"),
+        ([-1.0], "offset"),
+        ([float("nan")], "offset"),
+        ([], "clip"),
+    ],
+)
+def test_default_display(sums: list[float], mode: str) -> None:
+    assert default_display(sums) == mode
+
+
+def test_display_modes_constant() -> None:
+    assert DISPLAY_MODES == ("clip", "abs", "minmax", "offset")
