@@ -1,30 +1,25 @@
-"""Arrays and streams: .npy/.npz/text arrays, ``-`` for stdin/stdout, sniffing, safe writes.
+"""Reading arrays: .npy/.npz/text arrays, ``-`` for stdin, sniffing by magic bytes.
 
 Inputs are recognised by their first bytes, never by their extension (a PNG named
 ``x.npy`` still loads as a PNG); only text arrays, which have no magic bytes, are told by
 a ``.txt``/``.csv`` extension (or, on standard input, by being plain text).  ``.npy`` and
-``.npz`` are always read with ``allow_pickle=False``.
-
-Outputs are written atomically (a temporary file in the target's directory, then
-``os.replace``) and never over an input file.
+``.npz`` are always read with ``allow_pickle=False``.  Writing is :mod:`convcli.outputs`.
 """
 
 from __future__ import annotations
 
-import errno
 import io
 import os
+import re
 import sys
-import warnings
-import zipfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from numpy.typing import ArrayLike, NDArray
+from numpy.typing import NDArray
 
-from .errors import InputFileError, OutputFileError, ShapeError
+from .errors import InputFileError, ShapeError
 from .images import load_image, luma
 
 STDIN_NAME = "<stdin>"
@@ -42,6 +37,10 @@ _IMAGE_MAGIC = (
     b"MM\x00+",
 )
 _ACCEPTED_SHAPES = "(H, W), (C, H, W) or (N, C, H, W)"
+_VALUE_SEP = re.compile(r"\s*,\s*|\s+")
+_PICKLED = (
+    "holds Python objects (pickled data), which convcli never loads (allow_pickle=False); save a numeric array instead"
+)
 
 
 def _display_name(source: str) -> str:
@@ -134,7 +133,7 @@ def load_npy(data: bytes, name: str) -> NDArray[Any]:
         Not ``.npy``, corrupt or truncated, or an object (pickled) array.
     """
     if not data.startswith(b"\x93NUMPY"):
-        raise InputFileError(f"cannot read {name!r} as .npy: it does not start with the .npy magic bytes")
+        raise _unreadable(name, ".npy", "it does not start with the .npy magic bytes")
     try:
         _check_npy_size(data, name)
         array = np.load(io.BytesIO(data), allow_pickle=False)
@@ -147,7 +146,7 @@ def load_npy(data: bytes, name: str) -> NDArray[Any]:
     except Exception as exc:  # untrusted bytes: numpy's header parser raises many kinds
         raise _corrupt(name, ".npy", exc) from None
     if not isinstance(array, np.ndarray):
-        raise InputFileError(f"cannot read {name!r} as .npy: it holds no array")
+        raise _unreadable(name, ".npy", "it holds no array")
     return array
 
 
@@ -164,24 +163,26 @@ def _check_npy_size(data: bytes, name: str) -> None:
     needed = int(np.prod(shape, dtype=np.float64)) * dtype.itemsize
     present = len(data) - stream.tell()
     if needed > present:
-        raise InputFileError(
-            f"cannot read {name!r} as .npy: it is truncated (shape {tuple(shape)} of {dtype} needs "
-            f"{needed} bytes of data, {present} found)"
+        raise _unreadable(
+            name, ".npy", f"it is truncated (shape {tuple(shape)} of {dtype} needs {needed} bytes of data, "
+            f"{present} found)"
         )
 
 
+def _unreadable(name: str, kind: str, reason: str) -> InputFileError:
+    """``cannot read 'NAME' as KIND: REASON``, keeping REASON as the error's ``reason``."""
+    return InputFileError(f"cannot read {name!r} as {kind}: {reason}", reason)
+
+
 def _pickled(name: str) -> InputFileError:
-    return InputFileError(
-        f"{name!r} holds Python objects (pickled data), which convcli never loads (allow_pickle=False); "
-        "save a numeric array instead"
-    )
+    return InputFileError(f"{name!r} {_PICKLED}", f"it {_PICKLED}")
 
 
 def _corrupt(name: str, kind: str, exc: BaseException) -> InputFileError:
     reason = " ".join(str(exc).split()) or type(exc).__name__
     if len(reason) > 120:
         reason = reason[:117] + "..."
-    return InputFileError(f"cannot read {name!r} as {kind}: {reason}")
+    return _unreadable(name, kind, reason)
 
 
 def load_npz(data: bytes, name: str) -> dict[str, NDArray[Any]]:
@@ -201,11 +202,11 @@ def load_npz(data: bytes, name: str) -> dict[str, NDArray[Any]]:
     try:
         with np.load(io.BytesIO(data), allow_pickle=False) as archive:
             if not isinstance(archive, np.lib.npyio.NpzFile):
-                raise InputFileError(f"cannot read {name!r} as .npz: it is not a zip archive")
+                raise _unreadable(name, ".npz", "it is not a zip archive")
             for key in archive.files:
                 value = archive[key]
                 if not isinstance(value, np.ndarray):  # numpy hands back the raw bytes of a non-.npy member
-                    raise InputFileError(f"cannot read {name!r} as .npz: member {key!r} is not a .npy array")
+                    raise _unreadable(name, ".npz", f"member {key!r} is not a .npy array")
                 arrays[key] = value
     except InputFileError:
         raise
@@ -218,10 +219,73 @@ def load_npz(data: bytes, name: str) -> dict[str, NDArray[Any]]:
     return arrays
 
 
-def load_text(data: bytes, name: str) -> NDArray[np.float64]:
-    """Read a text array: one row per line, values separated by commas or white space.
+def parse_row(text: str, row: str) -> list[float]:
+    """The numbers of one row of text, separated by commas and/or white space.
 
-    Lines starting with ``#`` are comments.
+    Parameters
+    ----------
+    text : str
+        The row, e.g. ``"1, 2 3"``.
+    row : str
+        How messages name the row ("line 3", "row 2").
+
+    Returns
+    -------
+    list of float
+
+    Raises
+    ------
+    ValueError
+        An empty value (``1,,2``) or one that is not a number; the message names the row
+        and the value's place, not the source (callers add it).
+    """
+    compact = "".join(text.split())  # an empty value shows here as a leading, trailing or doubled comma
+    if compact and compact[0] != "," and compact[-1] != "," and ",," not in compact:
+        try:
+            return [float(token) for token in text.replace(",", " ").split()]
+        except ValueError:
+            pass
+    out = []  # the slow way, that says which value is wrong
+    for i, token in enumerate(_VALUE_SEP.split(text.strip()), 1):
+        if token == "":
+            raise ValueError(f"empty value in {row} (value {i}); separate numbers by one ',' or spaces")
+        try:
+            out.append(float(token))
+        except ValueError:
+            raise ValueError(f"{token!r} is not a number ({row}, value {i})") from None
+    return out
+
+
+def stack_rows(rows: Sequence[list[float]], names: Sequence[str]) -> NDArray[np.float64]:
+    """Rows from :func:`parse_row` as one matrix.
+
+    Parameters
+    ----------
+    rows : sequence of list of float
+        At least one row.
+    names : sequence of str
+        The rows' names for messages, as given to :func:`parse_row`.
+
+    Returns
+    -------
+    ndarray, shape (len(rows), len(rows[0])), float64
+
+    Raises
+    ------
+    ValueError
+        Rows of different lengths (the message names the first that differs).
+    """
+    for values, name in zip(rows, names):
+        if len(values) != len(rows[0]):
+            count = f"{len(values)} value" if len(values) == 1 else f"{len(values)} values"
+            raise ValueError(f"{name} has {count} but {names[0]} has {len(rows[0])}; every row needs the same number")
+    return np.array(rows, dtype=np.float64)
+
+
+def load_text(data: bytes, name: str) -> NDArray[np.float64]:
+    """Read a text array: one row per line, values separated by commas and/or white space.
+
+    ``#`` starts a comment, to the end of the line; blank lines are skipped.
 
     Returns
     -------
@@ -230,22 +294,26 @@ def load_text(data: bytes, name: str) -> NDArray[np.float64]:
     Raises
     ------
     InputFileError
-        Not text, ragged rows, or a value that is not a number.
+        Not UTF-8 text, no numbers, ragged rows, or a value that is not a number (its
+        line and place named).
     """
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
-        raise InputFileError(f"cannot read {name!r} as a text array: it is not UTF-8 text") from None
-    delimiter = "," if "," in text else None
+        raise _unreadable(name, "a text array", "it is not UTF-8 text") from None
+    rows: list[list[float]] = []
+    names: list[str] = []
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)  # "input contained no data": refused below
-            array = np.loadtxt(io.StringIO(text), dtype=np.float64, delimiter=delimiter, comments="#", ndmin=2)
+        for lineno, line in enumerate(text.splitlines(), 1):
+            line = line.split("#", 1)[0].strip()
+            if line:
+                names.append(f"line {lineno}")
+                rows.append(parse_row(line, names[-1]))
+        if not rows:
+            raise ValueError("it is empty (no numbers, only blank lines or comments)")
+        return stack_rows(rows, names)
     except ValueError as exc:
-        raise _corrupt(name, "a text array", exc) from None
-    if array.size == 0:
-        raise InputFileError(f"text array {name!r} has no values")
-    return array
+        raise _unreadable(name, "a text array", str(exc)) from None
 
 
 def to_nchw(array: NDArray[Any], name: str) -> NDArray[Any]:
@@ -411,148 +479,3 @@ def load_input(source: str, *, gray: bool = False, keep_alpha: bool = False) -> 
         nchw = _gray_array(nchw, name)
     notes.extend(_array_notes(nchw, name))
     return LoadedInput(nchw, name, stem, "array", notes)
-
-
-def npy_bytes(array: ArrayLike) -> bytes:
-    """``array`` as ``.npy`` file bytes (dtype and shape kept; no pickles)."""
-    buffer = io.BytesIO()
-    np.save(buffer, np.asarray(array), allow_pickle=False)
-    return buffer.getvalue()
-
-
-def npz_bytes(arrays: Mapping[str, ArrayLike], *, compress: bool = False) -> bytes:
-    """Several named arrays as ``.npz`` file bytes (dtypes kept).
-
-    Parameters
-    ----------
-    arrays : mapping of str to array_like
-        Member names (``np.load(...)[name]``) to arrays.
-    compress : bool
-        Deflate the members (as ``np.savez_compressed``).
-
-    Returns
-    -------
-    bytes
-        A zip of ``{name}.npy`` members, the layout ``np.savez`` writes; any member
-        name works, including ones ``np.savez`` keywords would clash with.
-    """
-    buffer = io.BytesIO()
-    method = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
-    with zipfile.ZipFile(buffer, "w", compression=method, allowZip64=True) as archive:
-        for key, value in arrays.items():
-            archive.writestr(f"{key}.npy", npy_bytes(value))
-    return buffer.getvalue()
-
-
-def _same_file(a: str, b: str) -> bool:
-    """True when paths ``a`` and ``b`` name one file (after links, ``..`` and case folding)."""
-    try:
-        return os.path.samefile(a, b)
-    except OSError:
-        return os.path.normcase(os.path.realpath(a)) == os.path.normcase(os.path.realpath(b))
-
-
-def _write_stdout(data: bytes) -> None:
-    stream = getattr(sys.stdout, "buffer", None)
-    if stream is None:
-        raise OutputFileError("standard output does not accept bytes")
-    try:
-        stream.write(data)
-        stream.flush()
-    except BrokenPipeError:
-        raise OutputFileError("standard output was closed before all output was written") from None
-    except OSError as exc:
-        raise OutputFileError(f"cannot write to standard output: {exc.strerror or exc}") from None
-
-
-def write_output(path: str, data: bytes, *, protect: Sequence[str] = ()) -> None:
-    """Write ``data`` to ``path`` whole or not at all.
-
-    ``-`` writes to ``sys.stdout.buffer`` and flushes.  Otherwise the bytes go to a new
-    temporary file in the target's directory, which then replaces the target with
-    ``os.replace``: no partial file is ever left, and an existing file is replaced only
-    whole (its permission bits are kept).  When ``path`` is a symbolic link, the file it
-    points to is replaced and the link kept.
-
-    Parameters
-    ----------
-    path : str
-        Output path, or ``-``.
-    data : bytes
-        The whole file.
-    protect : sequence of str
-        Paths that must not be overwritten (the inputs; ``-`` entries ignored).  Compared
-        as files, so another relative path, a symlink or a hard link to one is refused too.
-
-    Raises
-    ------
-    OutputFileError
-        ``path`` is one of ``protect``, its directory is missing or not writable, it is a
-        directory, or writing fails (the temporary file is removed).
-    """
-    if path == "-":
-        _write_stdout(data)
-        return
-    if not path:
-        raise OutputFileError("output path is empty")
-    for other in protect:
-        if other != "-" and os.path.lexists(path) and os.path.exists(other) and _same_file(path, other):
-            raise OutputFileError(
-                f"refusing to overwrite input {other!r} with output {path!r}; choose another output name"
-            )
-    target = os.path.realpath(path) if os.path.islink(path) else path
-    directory = os.path.dirname(target) or "."
-    if not os.path.isdir(directory):
-        raise OutputFileError(f"output directory {directory!r} does not exist (for {path!r})")
-    if os.path.isdir(target):
-        raise OutputFileError(f"output {path!r} is a directory; expected a file name")
-    mode = None
-    if os.path.exists(target):
-        mode = os.stat(target).st_mode & 0o7777
-
-    fd, temp = _create_temp(directory, os.path.basename(target), path)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        if mode is not None:
-            os.chmod(temp, mode)
-        os.replace(temp, target)
-    except BaseException as exc:
-        try:
-            os.unlink(temp)
-        except OSError:
-            pass
-        if isinstance(exc, OSError):
-            raise _write_error(path, exc) from None
-        raise
-
-
-def _create_temp(directory: str, base: str, path: str) -> tuple[int, str]:
-    """Create a new, empty temporary file beside the target (mode 0666 less the umask).
-
-    Returns
-    -------
-    tuple (int, str)
-        Its open file descriptor (write only) and its path.
-    """
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
-    for _ in range(100):
-        temp = os.path.join(directory, f".{base}.{os.urandom(4).hex()}.tmp")
-        try:
-            fd = os.open(temp, flags, 0o666)
-        except FileExistsError:
-            continue
-        except OSError as exc:
-            raise _write_error(path, exc) from None
-        return fd, temp
-    raise OutputFileError(f"cannot create a temporary file in {directory!r} for {path!r}")
-
-
-def _write_error(path: str, exc: OSError) -> OutputFileError:
-    if isinstance(exc, PermissionError):
-        return OutputFileError(f"cannot write {path!r}: permission denied")
-    if exc.errno == errno.ENOSPC:
-        return OutputFileError(f"cannot write {path!r}: no space left on device")
-    return OutputFileError(f"cannot write {path!r}: {exc.strerror or exc}")

@@ -8,6 +8,8 @@ actual numbers, in one line, so the CLI can print it as it is.
 
 from __future__ import annotations
 
+from typing import Optional
+
 
 class ConvcliError(ValueError):
     """Base class of convcli's errors.
@@ -47,9 +49,22 @@ class KernelSpecError(ConvcliError):
 
 
 class InputFileError(ConvcliError):
-    """An input file is missing, unreadable or not of a supported format."""
+    """An input file is missing, unreadable or not of a supported format.
+
+    Parameters
+    ----------
+    message : str
+        The whole line, naming the file.
+    reason : str, optional
+        What is wrong, without the file's name (default: the message), for a caller that
+        names the file its own way (the kernel-file reader says "kernel file 'k.npy' ...").
+    """
 
     exit_code = 3
+
+    def __init__(self, message: str, reason: Optional[str] = None) -> None:
+        super().__init__(message)
+        self.reason = message if reason is None else reason
 
 
 class OutputFileError(ConvcliError):

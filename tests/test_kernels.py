@@ -1,4 +1,4 @@
-"""Tests of convcli.kernels: built-ins, the spec parser, kernel files and filter banks."""
+"""Tests of convcli.kernels, .kernelspec and .bank: built-ins, the spec parser, kernel files, filter banks."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+from convcli.bank import filter_bank, kernel_sum_sign
 from convcli.errors import KernelSpecError, ParameterError, ShapeError
 from convcli.kernels import (
     BUILTINS,
@@ -24,14 +25,11 @@ from convcli.kernels import (
     SOBEL_Y,
     BuiltinKernel,
     Kernel,
-    filter_bank,
     format_matrix,
     gaussian_kernel,
-    kernel_sum_sign,
-    load_kernel_bytes,
     log_kernel,
-    parse_kernel,
 )
+from convcli.kernelspec import load_kernel_bytes, parse_kernel
 from convcli.layer import Convolution
 
 SOBEL_X_ROWS = [[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]]

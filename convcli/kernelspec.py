@@ -1,0 +1,329 @@
+"""The kernel-spec parser: what a user writes after ``--kernel``, read into a :class:`~convcli.kernels.Kernel`.
+
+:func:`parse_kernel` understands, in this order:
+
+``-``
+    A kernel file read from standard input (format sniffed from its first bytes).
+``PATH.npy``, ``.npz``, ``.txt``, ``.csv``, ``.json``
+    A kernel file (see :func:`load_kernel_bytes`); missing is an error.
+``NAME[:ARG[:ARG]]``
+    A built-in from :data:`convcli.kernels.BUILTINS`, e.g. ``sobel-x``, ``gaussian:2``,
+    ``box:5``.  Names are case-insensitive and ``_`` may stand for ``-``.
+``WxH: v,v,...`` or ``N: v,v,...``
+    ImageMagick's form: W columns, H rows, values row by row (``N`` means N×N).
+An existing file
+    Any other path that exists; its format is sniffed.
+``1,2,1;2,4,2;1,2,1``
+    An inline matrix: rows separated by ``;``, values by ``,`` or spaces.
+
+Kernel files are read with :mod:`convcli.arrays`' readers (``.npy`` and ``.npz`` always
+with ``allow_pickle=False``); their errors become :class:`~convcli.errors.KernelSpecError`
+naming the kernel file.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+import re
+import sys
+from typing import Any, Optional
+
+import numpy as np
+
+from .arrays import load_npy, load_npz, load_text, parse_row, sniff, stack_rows
+from .errors import InputFileError, KernelSpecError
+from .kernels import BUILTINS, Kernel, check_bias, check_weights
+
+__all__ = ["KERNEL_FILE_EXTENSIONS", "load_kernel_bytes", "parse_kernel"]
+
+#: File extensions read as kernel files (compared case-insensitively).
+KERNEL_FILE_EXTENSIONS: tuple[str, ...] = (".npy", ".npz", ".txt", ".csv", ".json")
+
+_IMAGEMAGICK = re.compile(r"^(\d+)(?:\s*[xX]\s*(\d+))?\s*([+-]\d+[+-]\d+)?\s*:(.*)$", re.S)
+
+# What a kernel file named .npy or .npz lacks when its bytes are not that format.
+_NOT_FORMAT = {"npy": "no NumPy header", "npz": "not a zip archive"}
+
+
+# ---------------------------------------------------------------- text matrices
+
+
+def _numbers(text: str, where: str, row: str) -> list[float]:
+    """:func:`~convcli.arrays.parse_row`, its message after ``where``."""
+    try:
+        return parse_row(text, row)
+    except ValueError as error:
+        raise KernelSpecError(f"{where}: {error}") from None
+
+
+def _parse_inline(spec: str) -> np.ndarray:
+    """``"1,2,1;2,4,2;1,2,1"`` -> 3×3; ``"1 2 1"`` -> 1×3."""
+    where = f"inline kernel '{spec}'"
+    parts = spec.strip().rstrip(";").split(";")
+    names = [f"row {i}" for i in range(1, len(parts) + 1)]
+    rows = [_numbers(part, where, name) for part, name in zip(parts, names)]
+    try:
+        matrix = stack_rows(rows, names)
+    except ValueError as error:
+        raise KernelSpecError(f"{where}: {error}") from None
+    return check_weights(matrix, where)
+
+
+def _parse_imagemagick(spec: str, match: re.Match[str]) -> np.ndarray:
+    """ImageMagick's ``"WxH: v,v,..."``: W columns, H rows, values row by row."""
+    where = f"ImageMagick kernel '{spec}'"
+    width = int(match.group(1))
+    height = int(match.group(2)) if match.group(2) is not None else width
+    if width < 1 or height < 1:
+        raise KernelSpecError(f"{where}: W and H must be at least 1, got {width}x{height}")
+    if match.group(3) is not None:
+        raise KernelSpecError(
+            f"{where}: origin offsets ({match.group(3)}) are not supported; convcli centres every kernel"
+        )
+    body = match.group(4).strip().rstrip(";")
+    if not body:
+        raise KernelSpecError(f"{where}: no values after ':'; expected {width}×{height} = {width * height} numbers")
+    if ";" in body:  # rows written out: check them against W and H
+        rows = [_numbers(p, where, f"row {i}") for i, p in enumerate(body.split(";"), 1)]
+        for i, row in enumerate(rows, 1):
+            if len(row) != width:
+                count = f"{len(row)} value" if len(row) == 1 else f"{len(row)} values"
+                raise KernelSpecError(
+                    f"{where}: row {i} has {count} but W={width}; 'WxH:' means W columns and H rows"
+                )
+        if len(rows) != height:
+            raise KernelSpecError(f"{where}: {len(rows)} rows but H={height}; 'WxH:' means W columns and H rows")
+        values = [v for row in rows for v in row]
+    else:
+        values = _numbers(body, where, "the values")
+    if len(values) != width * height:
+        raise KernelSpecError(
+            f"{where}: needs {width}×{height} = {width * height} values (W={width} columns × H={height} rows, "
+            f"row by row), got {len(values)}"
+        )
+    return check_weights(np.array(values, dtype=np.float64).reshape(height, width), where)
+
+
+# ---------------------------------------------------------------- kernel files
+
+
+def _one_line(error: BaseException) -> str:
+    text = " ".join(str(error).split())
+    return text or type(error).__name__
+
+
+def _kernel_format(data: bytes) -> str:
+    """npy or npz by their magic bytes, json when the text starts with ``[`` or ``{``, else text."""
+    kind = sniff(data)
+    if kind in ("npy", "npz"):
+        return kind
+    return "json" if data.lstrip()[:1] in (b"[", b"{") else "text"
+
+
+def _read_npz(data: bytes, where: str) -> tuple[np.ndarray, Optional[np.ndarray]]:
+    """Arrays ``W`` and the optional ``b`` of an ``.npz``; any other name is refused."""
+    arrays = load_npz(data, where)
+    extra = [n for n in arrays if n not in ("W", "b")]
+    if "W" not in arrays or extra:
+        has = ", ".join(arrays) or "nothing"
+        raise KernelSpecError(
+            f"{where} must hold an array named 'W' and optionally 'b' (np.savez(path, W=..., b=...)); it has {has}"
+        )
+    return arrays["W"], arrays.get("b")
+
+
+def _json_shape(obj: Any, where: str, path: str) -> tuple[int, ...]:
+    """Shape of a nested list of numbers; refuses ragged lists and non-numbers."""
+    if isinstance(obj, list):
+        shapes = [_json_shape(item, where, f"{path}[{i}]") for i, item in enumerate(obj)]
+        for i, shape in enumerate(shapes):
+            if shape != shapes[0]:
+                raise KernelSpecError(
+                    f"{where}: {path} is ragged: item [0] has shape {shapes[0]} but item [{i}] has {shape}"
+                )
+        return (len(obj), *(shapes[0] if shapes else ()))
+    if isinstance(obj, bool) or not isinstance(obj, (int, float)):
+        raise KernelSpecError(f"{where}: {path} is {json.dumps(obj)[:40]}, expected a number or a list of numbers")
+    return ()
+
+
+def _read_json(data: bytes, where: str) -> tuple[np.ndarray, Optional[np.ndarray]]:
+    try:
+        obj = json.loads(data.decode("utf-8-sig"))
+    except UnicodeDecodeError:
+        raise KernelSpecError(f"{where} is not a text file (not UTF-8); expected JSON") from None
+    except json.JSONDecodeError as error:
+        raise KernelSpecError(
+            f"{where} is not valid JSON: {error.msg} at line {error.lineno} column {error.colno}"
+        ) from None
+    bias_obj: Any = None
+    if isinstance(obj, dict):
+        extra = [k for k in obj if k not in ("W", "b")]
+        if "W" not in obj or extra:
+            keys = ", ".join(repr(k) for k in obj) or "none"
+            raise KernelSpecError(f"{where}: a JSON object needs key 'W' and optionally 'b'; its keys are {keys}")
+        obj, bias_obj = obj["W"], obj.get("b")
+    _json_shape(obj, where, "W")
+    weights = np.array(obj, dtype=np.float64)
+    bias = None
+    if bias_obj is not None:
+        _json_shape(bias_obj, where, "b")
+        bias = np.array(bias_obj, dtype=np.float64)
+    return weights, bias
+
+
+def load_kernel_bytes(data: bytes, fmt: Optional[str] = None, *, label: str = "kernel",
+                      where: Optional[str] = None) -> Kernel:
+    """Read a kernel file's bytes.
+
+    Parameters
+    ----------
+    data : bytes
+        The file's contents.
+    fmt : {"npy", "npz", "text", "json"}, optional
+        The format; sniffed from the first bytes when None (NumPy or zip magic, see
+        :func:`~convcli.arrays.sniff`; ``[`` or ``{``; else text).
+    label : str
+        The kernel's label.
+    where : str, optional
+        How error messages name the source; default ``"kernel file '<label>'"``.
+
+    Returns
+    -------
+    Kernel
+        ``.npy``: the array.  ``.npz``: array ``W``, optional ``b``.  Text: rows of
+        numbers separated by commas or spaces, ``#`` comments.  JSON: nested lists, or
+        ``{"W": ..., "b": ...}``.  Weights of shape (FH, FW) or (FN, C/groups, FH,
+        FW); 1-D is one row.  ``.npy``, ``.npz`` and text are read by
+        :mod:`convcli.arrays` (``.npy`` and ``.npz`` with ``allow_pickle=False``,
+        always), their messages put after ``where``.
+
+    Raises
+    ------
+    KernelSpecError
+        A corrupt or unreadable file, a pickled object array, a 3-D array, nan/inf,
+        an empty kernel - one line, no traceback.
+    """
+    where = where or f"kernel file '{label}'"
+    fmt = fmt or _kernel_format(data)
+    if fmt in _NOT_FORMAT and sniff(data) != fmt:  # the extension said npy or npz, the bytes do not
+        raise KernelSpecError(f"{where} is not a .{fmt} file ({_NOT_FORMAT[fmt]})")
+    weights: np.ndarray
+    bias: Optional[np.ndarray] = None
+    try:
+        if fmt == "npy":
+            weights = load_npy(data, where)
+        elif fmt == "npz":
+            weights, bias = _read_npz(data, where)
+        elif fmt == "json":
+            weights, bias = _read_json(data, where)
+        else:
+            weights = load_text(data, where)
+    except KernelSpecError:
+        raise
+    except InputFileError as error:
+        raise KernelSpecError(f"{where} cannot be read as {fmt}: {error.reason}") from None
+    except Exception as error:  # whatever a corrupt JSON file makes the library raise (overflow, recursion)
+        raise KernelSpecError(f"{where} cannot be read as {fmt}: {_one_line(error)}") from None
+    checked = check_weights(weights, where)
+    return Kernel(checked, None if bias is None else check_bias(bias, checked, where), _safe_label(label))
+
+
+_FORMAT_BY_EXTENSION = {".npy": "npy", ".npz": "npz", ".txt": "text", ".csv": "text", ".json": "json"}
+
+
+def _load_file(path: str) -> Kernel:
+    where = f"kernel file '{path}'"
+    if not os.path.exists(path):
+        raise KernelSpecError(f"kernel file '{path}' not found")
+    if os.path.isdir(path):
+        raise KernelSpecError(f"kernel file '{path}' is a directory")
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read()
+    except OSError as error:
+        raise KernelSpecError(f"kernel file '{path}' cannot be read: {error.strerror or error}") from None
+    stem, ext = os.path.splitext(os.path.basename(path))
+    return load_kernel_bytes(data, _FORMAT_BY_EXTENSION.get(ext.lower()), label=stem, where=where)
+
+
+def _safe_label(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._+-]+", "_", text).strip("._") or "kernel"
+
+
+# ---------------------------------------------------------------- parse_kernel
+
+
+def _looks_inline(spec: str) -> bool:
+    """True when some token of the spec is a number: parse it as a matrix."""
+    for token in re.split(r"[,;\s]+", spec):
+        try:
+            float(token)
+        except ValueError:
+            continue
+        return True
+    return False
+
+
+def parse_kernel(spec: str) -> Kernel:
+    """Turn a kernel spec into a :class:`~convcli.kernels.Kernel`.
+
+    Parameters
+    ----------
+    spec : str
+        ``-`` (a kernel file on stdin), a file ending in .npy/.npz/.txt/.csv/.json, a
+        built-in ``NAME[:ARG...]`` (see :data:`~convcli.kernels.BUILTINS`; case-insensitive), an
+        ImageMagick ``"WxH: v,v,..."`` / ``"N: ..."`` (W columns, values row by row),
+        another existing file (sniffed), or an inline matrix ``"1,2,1;2,4,2;1,2,1"``
+        (rows by ``;``, values by ``,`` or spaces), tried in that order.
+
+    Returns
+    -------
+    Kernel
+        weights of shape (FH, FW), or (FN, C/groups, FH, FW) from a 4-D file; a bias
+        only from files.  Labels: the built-in name with its arguments joined by
+        ``-`` ("gaussian-2"), "inline", the file's stem, or "stdin".
+
+    Raises
+    ------
+    KernelSpecError
+        One line saying what is wrong and what was expected; an unknown name gets a
+        did-you-mean.
+
+    Examples
+    --------
+    >>> parse_kernel("3x2: 1,2,3,4,5,6").weights
+    array([[1., 2., 3.],
+           [4., 5., 6.]])
+    """
+    text = spec.strip()
+    if not text:
+        raise KernelSpecError(
+            "empty kernel spec; expected a name (sobel-x, gaussian:2; see 'convcli kernels'), an inline matrix "
+            "('1,2,1;2,4,2;1,2,1') or a file (.npy, .npz, .txt, .csv, .json)"
+        )
+    if text == "-":
+        return load_kernel_bytes(sys.stdin.buffer.read(), label="stdin", where="kernel from standard input")
+    if os.path.splitext(text)[1].lower() in KERNEL_FILE_EXTENSIONS:
+        return _load_file(text)
+    name, *args = text.split(":")
+    name = name.strip().lower().replace("_", "-")
+    if name in BUILTINS:
+        weights = BUILTINS[name].make(args)
+        return Kernel(weights, None, _safe_label("-".join([name, *(a.strip() for a in args)])))
+    match = _IMAGEMAGICK.match(text)
+    if match:
+        return Kernel(_parse_imagemagick(text, match), None, "inline")
+    if os.path.isfile(text):
+        return _load_file(text)
+    if re.fullmatch(r"\d+\s*[xX]\s*\d+", text):
+        raise KernelSpecError(f"ImageMagick kernel '{text}' has no values; write '{text}: v,v,...' (row by row)")
+    if _looks_inline(text):
+        return Kernel(_parse_inline(text), None, "inline")
+    if "/" in text or "\\" in text:
+        raise KernelSpecError(f"kernel file '{text}' not found")
+    close = difflib.get_close_matches(name, list(BUILTINS), n=1)
+    hint = f"; did you mean '{close[0]}'?" if close else ""
+    raise KernelSpecError(f"unknown kernel '{name}'{hint} (convcli kernels lists them)")

@@ -1,0 +1,219 @@
+"""convcli.outputs: whole-or-nothing writes, ``-`` for stdout, inputs never overwritten."""
+
+from __future__ import annotations
+
+import io
+import os
+import stat
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from convcli.errors import OutputFileError
+from convcli.outputs import check_target, write_output
+
+NOT_ROOT = pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root ignores file permissions")
+
+
+def no_temp_files(directory: Path) -> bool:
+    return not [p for p in directory.iterdir() if p.name.endswith(".tmp")]
+
+
+
+def test_write_output_writes_and_replaces(tmp_path: Path) -> None:
+    target = tmp_path / "out.bin"
+    write_output(str(target), b"first")
+    assert target.read_bytes() == b"first"
+    write_output(str(target), b"second, longer")
+    assert target.read_bytes() == b"second, longer"
+    assert no_temp_files(tmp_path)
+
+
+def test_write_output_to_stdout(monkeypatch: pytest.MonkeyPatch) -> None:
+    sink = io.BytesIO()
+    monkeypatch.setattr(sys, "stdout", SimpleNamespace(buffer=sink))
+    write_output("-", b"\x93NUMPY bytes", protect=["-"])
+    assert sink.getvalue() == b"\x93NUMPY bytes"
+
+
+def test_write_output_broken_pipe(monkeypatch: pytest.MonkeyPatch) -> None:
+    class Closed(io.BytesIO):
+        def write(self, data: object) -> int:
+            raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(sys, "stdout", SimpleNamespace(buffer=Closed()))
+    with pytest.raises(OutputFileError, match="standard output was closed"):
+        write_output("-", b"data")
+
+
+def test_write_output_is_atomic_when_replace_fails(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    target = tmp_path / "out.png"
+    target.write_bytes(b"original")
+
+    def fail(src: str, dst: str) -> None:
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(os, "replace", fail)
+    with pytest.raises(OutputFileError, match="cannot write '.*out.png': Input/output error"):
+        write_output(str(target), b"new content")
+    assert target.read_bytes() == b"original"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.png"]
+
+
+def test_write_output_is_atomic_when_writing_fails(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    target = tmp_path / "out.npy"
+    target.write_bytes(b"original")
+
+    def full(fd: int) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(OutputFileError, match="no space left on device"):
+        write_output(str(target), b"x" * 100_000)
+    assert target.read_bytes() == b"original"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.npy"]
+
+
+def test_write_output_cleans_up_on_interrupt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def interrupted(src: str, dst: str) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "replace", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        write_output(str(tmp_path / "new.png"), b"data")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_write_output_new_file_never_partial(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def fail(src: str, dst: str) -> None:
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(os, "replace", fail)
+    with pytest.raises(OutputFileError):
+        write_output(str(tmp_path / "new.png"), b"data")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_write_output_refuses_to_overwrite_an_input(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "sub").mkdir()
+    source = tmp_path / "in.png"
+    source.write_bytes(b"input")
+    monkeypatch.chdir(tmp_path)
+    for path in ("in.png", str(source), "sub/../in.png", "./in.png"):
+        with pytest.raises(OutputFileError, match="refusing to overwrite input 'in.png'") as excinfo:
+            write_output(path, b"output", protect=["in.png"])
+        assert excinfo.value.exit_code == 4
+    assert source.read_bytes() == b"input"
+    assert no_temp_files(tmp_path)
+
+
+def test_write_output_refuses_a_symlink_to_an_input(tmp_path: Path) -> None:
+    source = tmp_path / "in.png"
+    source.write_bytes(b"input")
+    link = tmp_path / "link.png"
+    link.symlink_to(source)
+    with pytest.raises(OutputFileError, match="refusing to overwrite input"):
+        write_output(str(link), b"output", protect=[str(source)])
+    with pytest.raises(OutputFileError, match="refusing to overwrite input"):  # protected through the link too
+        write_output(str(source), b"output", protect=[str(link)])
+    assert source.read_bytes() == b"input"
+
+
+def test_write_output_refuses_a_hard_link_to_an_input(tmp_path: Path) -> None:
+    source = tmp_path / "in.png"
+    source.write_bytes(b"input")
+    os.link(source, tmp_path / "hard.png")
+    with pytest.raises(OutputFileError, match="refusing to overwrite input"):
+        write_output(str(tmp_path / "hard.png"), b"output", protect=[str(source)])
+
+
+def test_write_output_other_files_are_fine(tmp_path: Path) -> None:
+    source = tmp_path / "in.png"
+    source.write_bytes(b"input")
+    write_output(str(tmp_path / "out.png"), b"output", protect=[str(source), "-", str(tmp_path / "missing.png")])
+    assert (tmp_path / "out.png").read_bytes() == b"output"
+
+
+def test_write_output_through_a_symlink_keeps_the_link(tmp_path: Path) -> None:
+    real = tmp_path / "real.png"
+    real.write_bytes(b"old")
+    link = tmp_path / "link.png"
+    link.symlink_to(real)
+    write_output(str(link), b"new")
+    assert link.is_symlink() and real.read_bytes() == b"new"
+
+
+def test_write_output_missing_directory(tmp_path: Path) -> None:
+    missing = tmp_path / "nope"
+    with pytest.raises(OutputFileError) as excinfo:
+        write_output(str(missing / "out.png"), b"data")
+    assert str(excinfo.value) == f"output directory {str(missing)!r} does not exist (for {str(missing / 'out.png')!r})"
+
+
+def test_write_output_to_a_directory(tmp_path: Path) -> None:
+    (tmp_path / "d").mkdir()
+    with pytest.raises(OutputFileError, match="is a directory"):
+        write_output(str(tmp_path / "d"), b"data")
+    assert no_temp_files(tmp_path)
+
+
+def test_write_output_relative_name_in_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    write_output("plain.npy", b"abc")
+    assert (tmp_path / "plain.npy").read_bytes() == b"abc"
+
+
+def test_write_output_permissions(tmp_path: Path) -> None:
+    old = os.umask(0o022)
+    try:
+        write_output(str(tmp_path / "new.png"), b"data")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "new.png").stat().st_mode) == 0o644
+    existing = tmp_path / "script.sh"
+    existing.write_bytes(b"old")
+    existing.chmod(0o750)
+    write_output(str(existing), b"new")
+    assert stat.S_IMODE(existing.stat().st_mode) == 0o750
+
+
+def test_write_output_unwritable_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    real_open = os.open
+
+    def denied(path: str, flags: int, mode: int = 0o777) -> int:
+        if str(path).startswith(str(tmp_path)):
+            raise PermissionError(13, "Permission denied")
+        return real_open(path, flags, mode)
+
+    monkeypatch.setattr(os, "open", denied)
+    with pytest.raises(OutputFileError, match="cannot write '.*out.png': permission denied"):
+        write_output(str(tmp_path / "out.png"), b"data")
+
+
+@NOT_ROOT
+def test_write_output_unwritable_directory_for_real(tmp_path: Path) -> None:
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        with pytest.raises(OutputFileError, match="permission denied"):
+            write_output(str(locked / "out.png"), b"data")
+    finally:
+        locked.chmod(0o700)
+
+
+def test_check_target_refuses_before_anything_is_written(tmp_path: Path) -> None:
+    source = tmp_path / "in.png"
+    source.write_bytes(b"input")
+    link = tmp_path / "link.png"
+    link.symlink_to(source)
+    assert check_target("-", ["-"]) == "-"
+    assert check_target(str(tmp_path / "new.png"), [str(source)]) == str(tmp_path / "new.png")
+    assert check_target(str(link)) == os.path.realpath(link)
+    for bad, message in [(str(link), "refusing to overwrite input"), (str(tmp_path), "is a directory"),
+                         (str(tmp_path / "no" / "x.png"), "does not exist"), ("", "empty")]:
+        with pytest.raises(OutputFileError, match=message):
+            check_target(bad, [str(source)])
+    assert source.read_bytes() == b"input" and no_temp_files(tmp_path)
