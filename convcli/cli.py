@@ -17,7 +17,7 @@ import typer
 from typer.core import TyperGroup
 
 from . import __version__
-from .errors import ConvcliError, ParameterError
+from .errors import ConvcliError, InputFileError, OutputFileError, ParameterError
 
 # Exit codes: 1 failure, 2 usage (bad option or argument), 3 unreadable input, 4 unwritable output.
 
@@ -72,10 +72,9 @@ def _fail(message: str, code: int) -> None:
 app = typer.Typer(
     name="convcli",
     cls=_OneLineErrors,
-    help="im2col 2-D convolution for images and arrays: filter, back-propagate, inspect.",
     no_args_is_help=True,
     add_completion=False,
-    rich_markup_mode="rich",
+    rich_markup_mode="markdown",
     pretty_exceptions_enable=False,
 )
 
@@ -136,20 +135,35 @@ def parse_pad(text: str) -> Any:
 
 
 def parse_bias(text: str) -> Any:
-    """--bias: a number, a comma-separated list, or a .npy file."""
+    """--bias: a number, a comma-separated list ('0.1,0.2'), or a .npy file (any shape, flattened).
+
+    Numbers are tried first, so a file is read when the text ends in .npy or is no list of numbers.
+    """
     import numpy as np
 
-    if text.endswith(".npy") or os.path.exists(text):
-        from .arrays import load_npy, read_source
+    from .arrays import load_npy, read_source
 
-        return load_npy(read_source(text), text).astype(np.float64).ravel()
-    try:
-        values = [float(v) for v in text.replace(";", ",").split(",")]
-    except ValueError:
-        raise ParameterError(f"--bias must be a number, a comma-separated list or a .npy file, got {text!r}") from None
+    usage = "a number, a comma-separated list or a .npy file"
+    name = text.strip()
+    values: Any = None
+    if not name.lower().endswith(".npy"):
+        try:
+            values = np.array([float(v) for v in name.replace(";", ",").split(",")], dtype=np.float64)
+        except ValueError:
+            if not os.path.isfile(name):
+                raise ParameterError(f"--bias must be {usage}, got {text!r}") from None
+    if values is None:
+        if not os.path.exists(name):
+            raise InputFileError(f"--bias file {name!r} not found; expected {usage}")
+        array = load_npy(read_source(name), name)
+        if array.dtype.kind not in "biuf":
+            raise ParameterError(f"--bias file {name!r} holds {array.dtype} values; expected real numbers")
+        if array.size == 0:
+            raise ParameterError(f"--bias file {name!r} is empty (shape {array.shape}); expected at least one value")
+        values = array.astype(np.float64).ravel()
     if not np.all(np.isfinite(values)):
-        raise ParameterError(f"--bias values must be finite, got {text!r}")
-    return np.asarray(values)
+        raise ParameterError(f"--bias values must be finite (no nan or inf), got {text!r}")
+    return values
 
 
 class PaddingModeChoice(str, Enum):
@@ -269,7 +283,7 @@ class _Reporter:
 
         with Progress(console=Console(stderr=True), transient=True) as bar:
             task = bar.add_task(description, total=total)
-            yield lambda done, total: bar.update(task, completed=done)
+            yield lambda done, total: bar.update(task, completed=done, total=total)  # the caller's count wins
 
 
 def _shape(shape: Sequence[int]) -> str:
@@ -294,8 +308,9 @@ def apply(
         typer.Option(
             "--output",
             "-o",
-            help="Output file, a template with {stem} and {map}, or '-' for standard output (.npy unless "
-            "--format). Default: beside each input, named STEM-KERNEL.png (.npy for array inputs).",
+            help="Output file, a template with {stem} and {map}, a directory (existing, or ending in '/') to write "
+            "the default names into, or '-' for standard output (.npy unless --format). Default: beside each input, "
+            "named STEM-KERNEL.png (.npy for array inputs).",
         ),
     ] = None,
     bias: BiasOpt = None,
@@ -325,7 +340,9 @@ def apply(
             "Default: clip for kernels that sum to > 0, offset for zero-sum kernels such as sobel.",
         ),
     ] = None,
-    bit_depth: Annotated[int, typer.Option("--bit-depth", help="PNG bit depth: 8 or 16 (16: one channel).")] = 8,
+    bit_depth: Annotated[
+        int, typer.Option("--bit-depth", help="PNG bit depth: 8 or 16 (a 16-bit PNG holds one map: one file per map).")
+    ] = 8,
     quiet: QuietOpt = False,
 ) -> None:
     """Filter images and arrays with one or more kernels and write the feature maps.
@@ -343,13 +360,17 @@ def apply(
     """
     from .arrays import load_input
     from .filtering import OutputOptions, apply_filters
-    from .kernels import parse_kernel
+    from .kernelspec import parse_kernel
 
     report = _Reporter(quiet)
     options = layer_options(bias, stride, pad, dilation, groups, padding_mode, flip, normalize, dtype)
+    stdin_kernels = [spec for spec in kernel if spec.strip() == "-"]
+    if inputs.count("-") + len(stdin_kernels) > 1:
+        what = "INPUT '-' and -k -" if "-" in inputs and stdin_kernels else "'-'"
+        raise ParameterError(f"{what}: standard input can be read once only; give the others as files")
+    if output == "-" and sys.stdout.isatty():
+        raise OutputFileError("-o - writes binary data, not to a terminal; redirect it to a file or a pipe")
     kernels = [parse_kernel(spec) for spec in kernel]
-    if inputs.count("-") > 1:
-        raise ParameterError("standard input '-' can be given once only")
     loaded = [load_input(source, gray=gray, keep_alpha=keep_alpha) for source in inputs]
     for item in loaded:
         for note in item.notes:
@@ -360,7 +381,9 @@ def apply(
         display=None if display is None else display.value,
         bit_depth=bit_depth,
     )
-    protect = [s for s in inputs if s != "-"]
+    # every file read is an input: images, kernel files and a --bias file are never overwritten
+    read = [*inputs, *kernel, *([bias] if bias is not None else [])]
+    protect = [s.strip() for s in read if s.strip() != "-" and os.path.isfile(s.strip())]
     with report.progress("filtering", len(loaded)) as on_batch:
         written = apply_filters(loaded, kernels, options, out_options, protect=protect, on_batch=on_batch)
     for done in written:
@@ -379,8 +402,9 @@ def grad(
         str,
         typer.Option(
             "--dout",
-            help="Upstream gradient dL/dy: a .npy of the forward output's shape (N, FN, OH, OW), '-' for standard "
-            "input, or a generator: ones, randn[:SEED].",
+            help="Upstream gradient dL/dy: a .npy of the forward output's shape (N, FN, OH, OW) (an .npz with dout "
+            "or y also works), '-' for standard input, or a generator: ones, randn, randn:SEED (standard normal, "
+            "SEED default 0). A wrong shape is an error that names the shape expected.",
             show_default=False,
         ),
     ],
@@ -389,22 +413,25 @@ def grad(
         typer.Option(
             "--output",
             "-o",
-            help="An .npz holding dx, dW, db (and dK for 2-D kernels), or '-' for standard output. "
-            "Default: STEM-grad.npz beside the input, unless --dx/--dw/--db are given.",
+            help="An .npz holding dx, dW, db (and dK, the gradient for the kernels as given), or '-' for standard "
+            "output. Default: STEM-grad.npz beside the input, unless --dx/--dw/--db are given.",
         ),
     ] = None,
     dx_path: Annotated[
-        Optional[str], typer.Option("--dx", help="Write dx alone: .npy (raw) or .png (display-mapped).")
+        Optional[str],
+        typer.Option("--dx", help="Write dx alone, shape (N, C, H, W): .npy (raw), .png (display-mapped) or '-'."),
     ] = None,
     dw_path: Annotated[
         Optional[str],
         typer.Option(
             "--dw",
-            help="Write the weight gradient alone: .npy or .png. For 2-D kernels this is dK, in the kernels' own "
-            "shape: (FH, FW) for one, (M, FH, FW) for M.",
+            help="Write the weight gradient alone: .npy, .png or '-'. This is dK when there is one (2-D kernels: "
+            "(FH, FW) for one kernel, (M, FH, FW) for M), else dW (FN, C/groups, FH, FW).",
         ),
     ] = None,
-    db_path: Annotated[Optional[str], typer.Option("--db", help="Write db alone (.npy), shape (FN,).")] = None,
+    db_path: Annotated[
+        Optional[str], typer.Option("--db", help="Write db alone: .npy or '-', shape (FN,), one per output map.")
+    ] = None,
     bias: BiasOpt = None,
     stride: StrideOpt = "1",
     pad: PadOpt = "same",
@@ -417,48 +444,89 @@ def grad(
     gray: GrayOpt = False,
     keep_alpha: KeepAlphaOpt = False,
     display: Annotated[
-        DisplayChoice, typer.Option(help="How --dx/--dw PNGs map gradients to pixels.")
+        DisplayChoice,
+        typer.Option(help="How --dx/--dw PNGs map gradients to pixels (as apply's --display); each map on its own."),
     ] = DisplayChoice.minmax,
     check: Annotated[
         bool,
         typer.Option(
             "--check",
-            help="Compare dx, dW, db with float64 central differences on sampled entries; exit 1 if any relative "
-            "error exceeds --tol.",
+            help="Check the gradients: compare dx, dW, db (and dK) at --check-samples random entries each with "
+            "float64 central differences of L, print the max abs and rel errors, and exit 1, writing nothing, "
+            "when one exceeds --tol.",
         ),
     ] = False,
-    check_samples: Annotated[int, typer.Option("--check-samples", help="Entries sampled per tensor.", min=1)] = 20,
-    eps: Annotated[float, typer.Option("--eps", help="Central-difference step.")] = 1e-3,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the sampled entries.")] = 0,
+    check_samples: Annotated[
+        int, typer.Option("--check-samples", help="--check: entries sampled per tensor (all when fewer).", min=1)
+    ] = 20,
+    eps: Annotated[float, typer.Option("--eps", help="--check: central-difference step, > 0.")] = 1e-3,
+    seed: Annotated[int, typer.Option("--seed", help="--check: seed of the sampled entries.", min=0)] = 0,
     tol: Annotated[
         Optional[float],
-        typer.Option("--tol", help="Relative-error tolerance of --check. Default: 1e-3 (float32), 1e-6 (float64)."),
+        typer.Option(
+            "--tol", help="--check: largest relative error that passes. Default: 1e-3 (float32), 1e-6 (float64)."
+        ),
     ] = None,
     quiet: QuietOpt = False,
 ) -> None:
-    """Backward pass: dx, dW and db of the layer 'apply' would run, for an upstream gradient.
+    """Backward pass: dx, dW, db (and dK) of the layer 'apply' runs, for an upstream gradient dout.
 
-    The loss is L = sum(y * dout); with dout = y (from 'apply -o -') it is ½‖y‖².
-    The same options as 'apply' describe the same layer.
+    The loss is L = sum(y·dout), so dout is dL/dy; dout = y (from 'apply -o -') gives the gradient
+    of ½‖y‖². The same input, kernel and geometry options as 'apply' describe the same layer.
+
+    dW is for the layer's weights as they run, (FN, C/groups, FH, FW), after --flip and --normalize;
+    db is per output map, (FN,), for a zero bias when none is given. dK is for the kernels as you gave
+    them. A 2-D kernel filters each channel (filter c·M + m is kernel m on channel c), so
+    dK[m] = Σ_c dW[c·M + m, 0], rotated back 180° under --flip and taken through w = k / sum(k) under
+    --normalize: dK = (g − ⟨g, w⟩) / sum(k) for g the gradient for w (a zero-sum kernel is left alone).
+    dK has the kernels' shape: (FH, FW) for one, (M, FH, FW) for M. Layer (4-D) kernels get a dK,
+    (FN, C/groups, FH, FW), only under --flip or --normalize. --dw writes dK when there is one.
+
+    A summary (shapes, norms, time) goes to stderr unless --quiet; so does the --check table.
 
     Examples:
 
-      convcli grad x.npy -k w.npy --dout randn:0 --check
+        convcli grad x.npy -k w.npy --dout randn:0 --check
 
-      convcli apply x.npy -k w.npy -o - | convcli grad x.npy -k w.npy --dout - -o g.npz
+        convcli grad photo.png -k sobel-x --dout ones --dx dx.png --dw dk.npy
+
+        convcli apply x.npy -k w.npy -o - | convcli grad x.npy -k w.npy --dout - -o g.npz
     """
+    import time
+
     import numpy as np
 
-    from .arrays import load_input, load_npy, npy_bytes, npz_bytes, read_source, write_output
-    from .display import to_display
+    from .arrays import load_input
     from .filtering import working_dtype
-    from .gradients import backward, build_grad_layer, default_tolerance, gradient_check, make_dout
-    from .images import encode_png
-    from .kernels import parse_kernel
+    from .gradients import (
+        backward,
+        build_grad_layer,
+        check_options,
+        default_tolerance,
+        gradient_check,
+        load_dout,
+        plan_outputs,
+        write_outputs,
+    )
+    from .kernelspec import parse_kernel
 
     report = _Reporter(quiet)
-    if input == "-" and dout == "-":
-        raise ParameterError("INPUT and --dout cannot both read standard input; give one of them as a file")
+    if check:
+        check_options(check_samples, eps, seed, tol)
+    stdin_kernels = sum(k.strip() == "-" for k in kernel)
+    uses = (("INPUT", input == "-"), ("--dout", dout == "-"), ("-k", stdin_kernels > 0))
+    readers = [name for name, reads in uses if reads]
+    if len(readers) > 1 or stdin_kernels > 1:
+        both = " and ".join(readers) if len(readers) > 1 else "-k"
+        raise ParameterError(f"{both} read standard input '-', which can be read once only; give the others as files")
+    read = [input, dout, *kernel, *([bias] if bias is not None else [])]
+    protect = [s.strip() for s in read if s.strip() != "-" and os.path.isfile(s.strip())]
+    stem = "stdin" if input == "-" else os.path.splitext(os.path.basename(os.path.normpath(input)))[0]
+    default = os.path.join("" if input == "-" else os.path.dirname(input), f"{stem}-grad.npz")
+    targets = plan_outputs(output, {"dx": dx_path, "dW": dw_path, "db": db_path}, default, protect)
+    if any(t.path == "-" for t in targets) and sys.stdout.isatty():
+        raise OutputFileError("'-' writes binary data, not to a terminal; redirect it to a file or a pipe")
+
     options = layer_options(bias, stride, pad, dilation, groups, padding_mode, flip, normalize, dtype)
     kernels_ = [parse_kernel(spec) for spec in kernel]
     item = load_input(input, gray=gray, keep_alpha=keep_alpha)
@@ -468,61 +536,59 @@ def grad(
     x = item.data.astype(work_dtype, copy=False)
     layer = build_grad_layer(kernels_, x.shape[1], options, work_dtype)
     expected = layer.output_shape(x.shape)
-    upstream = make_dout(dout, expected, work_dtype)
-    if upstream is None:
-        upstream = load_npy(read_source(dout), "standard input" if dout == "-" else dout)
+    upstream = load_dout(dout, expected, work_dtype)
     grads = backward(layer, x, upstream, kernels_, options)
-    protect = [] if input == "-" else [input]
 
-    weight_grad = grads.dW if grads.dK is None else grads.dK
-    separate = {"dx": dx_path, "dW": dw_path, "db": db_path}
-    for name, path in separate.items():
-        if path is None:
-            continue
-        value = {"dx": grads.dx, "dW": weight_grad, "db": grads.db}[name]
-        if path.lower().endswith(".png") and name != "db":
-            maps = value if value.ndim == 2 else value.reshape(-1, *value.shape[-2:])
-            maps = maps[None] if maps.ndim == 2 else maps
-            pixels = to_display(maps[:1] if maps.shape[0] not in (1, 3, 4) else maps, display.value)
-            if maps.shape[0] not in (1, 3, 4):
-                report.say(f"convcli: {path}: {name} has {maps.shape[0]} maps; the PNG shows the first")
-            write_output(path, encode_png(pixels), protect=protect)
-        elif path.lower().endswith(".npy") or path == "-":
-            write_output(path, npy_bytes(value), protect=protect)
-        else:
-            raise ParameterError(f"--{name.lower()} {path!r}: expected a .npy or .png name")
-        report.say(f"convcli: wrote {name} to {path} ({_shape(value.shape)})")
-    if output is not None or not any(separate.values()):
-        target = output or os.path.join(os.path.dirname(item.name), f"{item.stem}-grad.npz")
-        arrays = {"dx": grads.dx, "dW": grads.dW, "db": grads.db}
-        if grads.dK is not None:
-            arrays["dK"] = grads.dK
-        write_output(target, npz_bytes(arrays), protect=protect)
-        report.say(f"convcli: wrote {'standard output' if target == '-' else target} ({', '.join(arrays)})")
+    norms = [("dx", grads.dx), ("dW", grads.dW), ("db", grads.db)]
+    norms += [("dK", grads.dK)] if grads.dK is not None else []
     report.say(
-        f"convcli: x {_shape(x.shape)} -> y {_shape(expected)}; |dx| {np.linalg.norm(grads.dx):.6g}, "
-        f"|dW| {np.linalg.norm(grads.dW):.6g}, |db| {np.linalg.norm(grads.db):.6g}; "
-        f"forward+backward {grads.seconds * 1000:.1f} ms ({work_dtype})"
+        f"convcli: x {_shape(x.shape)} -> y {_shape(expected)} ({work_dtype}); "
+        + ", ".join(f"|{name}| {np.linalg.norm(value):.6g} ({_shape(value.shape)})" for name, value in norms)
+        + f"; forward+backward {grads.seconds * 1000:.1f} ms"
     )
     if check:
-        rows = gradient_check(x, grads, upstream, samples=check_samples, eps=eps, seed=seed, tolerance=tol)
-        _print_check(rows, default_tolerance(work_dtype) if tol is None else tol)
-        if not all(row.passed for row in rows):
-            failed = ", ".join(row.name for row in rows if not row.passed)
-            _fail(f"gradient check failed for {failed}", 1)
+        tolerance = default_tolerance(work_dtype) if tol is None else tol
+        start = time.perf_counter()
+        rows = gradient_check(x, grads, upstream, samples=check_samples, eps=eps, seed=seed, tolerance=tolerance)
+        if not quiet:
+            caption = f"eps {eps:g}, seed {seed}, {time.perf_counter() - start:.2f} s"
+            if grads.dK is not None:
+                caption = f"dK: for the kernels as given; {caption}"
+            _print_check(rows, tolerance, caption)
+        failed = [row for row in rows if not row.passed]
+        if failed:
+            worst = "; ".join(f"{row.name} max rel error {row.max_rel:.3g}" for row in failed)
+            _fail(f"gradient check failed: {worst} > tolerance {tolerance:g}; nothing written", 1)
+    for target, shape in write_outputs(targets, grads, display.value, protect):
+        where = "standard output" if target.path == "-" else target.path
+        if target.what == "npz":
+            report.say(f"convcli: wrote {where} (npz: dx, dW, db{', dK' if grads.dK is not None else ''})")
+        else:
+            name = "dK" if target.what == "dW" and grads.dK is not None else target.what
+            report.say(f"convcli: wrote {name} to {where} ({target.format}, {_shape(shape)})")
 
 
-def _print_check(rows: Sequence[Any], tolerance: float) -> None:
+def _print_check(rows: Sequence[Any], tolerance: float, caption: str = "") -> None:
+    """The --check table on stderr: one row per tensor."""
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"Gradient check: analytic vs float64 central differences (tolerance {tolerance:g})")
+    table = Table(
+        title=f"Gradient check: analytic vs float64 central differences (tolerance {tolerance:g})",
+        caption=caption or None,
+    )
     for column in ("tensor", "samples", "max abs error", "max rel error", "result"):
         table.add_column(column)
     for row in rows:
+        if not row.samples:
+            table.add_row(row.name, "0", "-", "-", "[yellow]not checked[/yellow]")
+            continue
         verdict = "[green]ok[/green]" if row.passed else "[red]FAIL[/red]"
         table.add_row(row.name, str(row.samples), f"{row.max_abs:.3g}", f"{row.max_rel:.3g}", verdict)
+    notes = [f"{row.name}: {row.note}" for row in rows if getattr(row, "note", "")]
     Console(stderr=True).print(table)
+    for note in notes:
+        Console(stderr=True).print(note, markup=False, highlight=False)
 
 
 @app.command()
@@ -538,7 +604,8 @@ def kernels(
     from rich.console import Console
     from rich.table import Table
 
-    from .kernels import BUILTINS, format_matrix, parse_kernel
+    from .kernels import BUILTINS, format_matrix
+    from .kernelspec import parse_kernel
 
     console = Console()
     if spec is None:
@@ -570,29 +637,58 @@ def info(
     gray: GrayOpt = False,
     keep_alpha: KeepAlphaOpt = False,
 ) -> None:
-    """Print shape, dtype and min/max/mean of images and arrays, as convcli loads them."""
+    """Print shape, dtype and min/max/mean of images and arrays, as convcli loads them.
+
+    An .npz with several arrays and none named x (such as 'grad' writes) gets one row per array, as stored.
+    """
     from rich.console import Console
+    from rich.measure import Measurement
     from rich.table import Table
 
-    from .arrays import load_input
+    from .arrays import load_input, load_npz, read_source
 
     table = Table()
     for column in ("file", "kind", "shape (N, C, H, W)", "dtype", "min", "max", "mean", "notes"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")
     for source in files:
+        members = _npz_members(source)
+        if members is not None:
+            for key, value in load_npz(read_source(source), source).items():
+                table.add_row(f"{source}:{key}", "npz member", _shape(value.shape) or "()", str(value.dtype),
+                              *_stats(value), "shape as stored")
+            continue
         item = load_input(source, gray=gray, keep_alpha=keep_alpha)
         data = item.data
-        table.add_row(
-            item.name,
-            item.kind,
-            _shape(data.shape),
-            str(data.dtype),
-            f"{data.min():.6g}",
-            f"{data.max():.6g}",
-            f"{data.mean(dtype='float64'):.6g}",
-            "; ".join(item.notes),
-        )
-    Console().print(table)
+        table.add_row(item.name, item.kind, _shape(data.shape), str(data.dtype), *_stats(data), "; ".join(item.notes))
+    console = Console()
+    if not console.is_terminal:  # a pipe or a file: the table's natural width, no folded numbers
+        width = Measurement.get(console, console.options.update_width(100_000), table).maximum
+        console = Console(width=max(console.width, width))
+    console.print(table)
+
+
+def _npz_members(source: str) -> Optional[list[str]]:
+    """Names in an .npz file that 'apply' could not read as one input (several, none named x), else None."""
+    import zipfile
+
+    if source == "-" or not os.path.isfile(source):
+        return None
+    try:
+        with open(source, "rb") as handle:
+            if handle.read(4) not in (b"PK\x03\x04", b"PK\x05\x06"):
+                return None
+        with zipfile.ZipFile(source) as archive:
+            names = [n[:-4] if n.endswith(".npy") else n for n in archive.namelist()]
+    except (OSError, zipfile.BadZipFile):
+        return None  # load_input gives the error
+    return names if len(names) > 1 and "x" not in names else None
+
+
+def _stats(data: Any) -> tuple[str, str, str]:
+    """min, max and mean as text; '-' for an empty or non-numeric array."""
+    if data.size == 0 or data.dtype.kind not in "biuf":
+        return "-", "-", "-"
+    return f"{data.min():.6g}", f"{data.max():.6g}", f"{data.mean(dtype='float64'):.6g}"
 
 
 def main() -> None:

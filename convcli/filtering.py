@@ -15,13 +15,15 @@ from typing import Callable, Optional
 import numpy as np
 from numpy.typing import NDArray
 
-from .arrays import LoadedInput, npy_bytes, npz_bytes, write_output
+from .arrays import LoadedInput
+from .bank import filter_bank
 from .display import DISPLAY_MODES, default_display, to_display
 from .errors import OutputFileError, ParameterError, ShapeError
 from .geometry import PadSpec
 from .images import encode_png, encode_tiff_float, image_format_for
-from .kernels import Kernel, filter_bank
+from .kernels import Kernel
 from .layer import Convolution
+from .outputs import npy_bytes, npz_bytes, write_output
 
 #: Output formats ``apply`` writes.
 OUTPUT_FORMATS = ("png", "tiff", "npy", "npz")
@@ -46,7 +48,8 @@ class LayerOptions:
         "float32" or "float64"; None keeps a float input's dtype (others become float32).
     bias : ndarray, shape (), (M,) or (FN,), or None
         Replaces any bias a kernel file carries.  A scalar applies to every map; M
-        values (one per 2-D kernel) repeat over the input channels.
+        values (one per 2-D kernel) repeat over the input channels; one value per
+        4-D layer kernel applies to each of its filters; FN values, one per map.
     """
 
     stride: object = 1
@@ -80,7 +83,10 @@ def build_layer(kernels: Sequence[Kernel], channels: int, options: LayerOptions,
         kernels, channels, groups=options.groups, flip=options.flip, normalize=options.normalize
     )
     n_filters = weights.shape[0]
-    bias = file_bias if options.bias is None else expand_bias(options.bias, n_filters, len(kernels), channels)
+    bias: Optional[NDArray[np.floating]] = file_bias
+    if options.bias is not None:
+        per_kernel = [k.filters for k in kernels] if kernels[0].is_layer else None
+        bias = expand_bias(options.bias, n_filters, len(kernels), channels, per_kernel=per_kernel)
     return Convolution(
         weights.astype(dtype),
         None if bias is None else np.asarray(bias, dtype=dtype),
@@ -92,15 +98,45 @@ def build_layer(kernels: Sequence[Kernel], channels: int, options: LayerOptions,
     )
 
 
-def expand_bias(bias: NDArray[np.floating], n_filters: int, n_kernels: int, channels: int) -> NDArray[np.floating]:
-    """Bias of shape (FN,) from a scalar, one value per 2-D kernel (M), or FN values."""
+def expand_bias(
+    bias: NDArray[np.floating],
+    n_filters: int,
+    n_kernels: int,
+    channels: int,
+    *,
+    per_kernel: Optional[Sequence[int]] = None,
+) -> NDArray[np.floating]:
+    """Bias of shape (FN,) from a scalar, one value per kernel, or FN values.
+
+    Parameters
+    ----------
+    bias : ndarray, any shape
+        The values, flattened.
+    n_filters : int
+        FN, the layer's output maps.
+    n_kernels : int
+        How many kernels (``-k``) make the bank.
+    channels : int
+        Input channels C.
+    per_kernel : sequence of int, optional
+        For 4-D layer kernels, the filters each one contributes (they sum to FN): one
+        value per kernel is repeated over that kernel's filters.  None for M 2-D
+        kernels, where FN = C*M and value m goes to every output map c*M + m.
+
+    Returns
+    -------
+    ndarray, shape (FN,), float64
+    """
     values = np.asarray(bias, dtype=np.float64).ravel()
     if values.size == 1:
         return np.full(n_filters, values[0])
     if values.size == n_filters:
         return values
-    if n_filters == n_kernels * channels and values.size == n_kernels:
-        return np.tile(values, channels)  # output channel c*M + m gets value m
+    if values.size == n_kernels:
+        if per_kernel is not None:
+            return np.repeat(values, list(per_kernel))  # kernel k's filters all get value k
+        if n_filters == n_kernels * channels:
+            return np.tile(values, channels)  # output channel c*M + m gets value m
     raise ShapeError(
         f"--bias has {values.size} values; expected 1, one per kernel ({n_kernels}) or one per output map ({n_filters})"
     )
@@ -114,15 +150,16 @@ class OutputOptions:
     ----------
     output : str or None
         A path, a template with ``{stem}`` and ``{map}``, ``-`` for standard output,
+        a directory (existing, or ending in a separator) to put the default names in,
         or None: beside each input, named ``{stem}-{label}.{ext}``.
     format : str or None
-        png, tiff, npy or npz; None: from ``output``'s extension, else png for images
-        and npy for arrays (npy for ``-``).
+        png, tiff, npy or npz; None: from ``output``'s extension, else png for each
+        image input and npy for each array input (npy for ``-``).
     display : str or None
         PNG mapping (clip, abs, minmax, offset); None: clip for positive-sum kernels,
         offset otherwise.
     bit_depth : int
-        8 or 16 for PNG.
+        8 or 16 for PNG.  A 16-bit PNG holds one map, so several maps give one file each.
     """
 
     output: Optional[str] = None
@@ -159,10 +196,22 @@ class _Output:
     first: int
     stop: int
     map_index: Optional[int]
+    format: str
 
 
-def resolve_format(options: OutputOptions, inputs: Sequence[LoadedInput]) -> str:
-    """The output format, from --format, the output's extension, or the inputs' kind."""
+def _is_directory_target(output: Optional[str]) -> bool:
+    """True when -o names a folder to write into: an existing directory, or a name ending in a separator."""
+    if output is None or output == "-":
+        return False
+    return os.path.isdir(output) or output.endswith(("/", os.sep))
+
+
+def resolve_format(options: OutputOptions, inputs: Sequence[LoadedInput]) -> Optional[str]:
+    """The output format, from --format, the output's extension, or None: per input, by its kind.
+
+    Without --format, ``-o -`` gives npy and a file name its extension's format; with no -o
+    (or -o naming a directory) each input gets png when it is an image, npy when an array.
+    """
     if options.format is not None:
         fmt = options.format.lower()
         fmt = "tiff" if fmt == "tif" else fmt
@@ -171,7 +220,7 @@ def resolve_format(options: OutputOptions, inputs: Sequence[LoadedInput]) -> str
         return fmt
     if options.output == "-":
         return "npy"
-    if options.output is not None:
+    if options.output is not None and not _is_directory_target(options.output):
         fmt_from_name = image_format_for(options.output.replace("{stem}", "").replace("{map}", ""))
         if fmt_from_name is None:
             raise OutputFileError(
@@ -179,7 +228,7 @@ def resolve_format(options: OutputOptions, inputs: Sequence[LoadedInput]) -> str
                 "expected a .png, .tif, .npy or .npz name, or --format"
             )
         return fmt_from_name
-    return "png" if all(i.kind == "image" for i in inputs) else "npy"
+    return None
 
 
 _EXTENSIONS = {"png": ".png", "tiff": ".tif", "npy": ".npy", "npz": ".npz"}
@@ -199,56 +248,122 @@ def _fill(template: str, stem: str, map_index: Optional[int]) -> str:
     return template.replace("{stem}", stem).replace("{map}", "" if map_index is None else str(map_index))
 
 
-def _pages(fmt: str, n_maps: int) -> list[Optional[int]]:
-    """Map indices written as separate files: PNG holds 1, 3 or 4 maps as one image, else one map each."""
-    if fmt == "png" and n_maps not in (1, 3, 4):
+def _pages(fmt: str, n_maps: int, bit_depth: int = 8) -> list[Optional[int]]:
+    """Map indices written as separate files, or [None] for one file with every map.
+
+    An 8-bit PNG holds 1, 3 or 4 maps as one image (gray, RGB, RGBA); a 16-bit PNG only
+    one (Pillow writes no 16-bit colour PNG); otherwise each map gets its own PNG.
+    """
+    if fmt == "png" and (n_maps not in (1, 3, 4) or (bit_depth == 16 and n_maps > 1)):
         return list(range(n_maps))
     return [None]
 
 
-def _plan_outputs(batches: list[_Batch], fmt: str, options: OutputOptions, label: str) -> list[_Output]:
-    """Name every output file before anything is computed or written."""
-    # (batch, first image, stop, stem, directory of the input) for each unit that gets its own file(s)
-    units: list[tuple[_Batch, int, int, str, str]] = []
-    per_image = fmt in ("png", "tiff")
-    whole_batch = not per_image and options.output is not None and len(batches) == 1
+@dataclass
+class _Unit:
+    """Images ``first:stop`` of a batch that get their own file(s): one, or one per map (``pages``)."""
+
+    batch: _Batch
+    first: int
+    stop: int
+    stem: str
+    directory: str
+    format: str
+    pages: list[Optional[int]]
+
+
+def _plan_outputs(batches: list[_Batch], fixed: Optional[str], options: OutputOptions, label: str) -> list[_Output]:
+    """Name every output file before anything is computed or written.
+
+    ``fixed`` is the format of every output, or None: png for images, npy for arrays.
+    Each batch has its own number of maps (2-D kernels give C*M), so its own pages.
+    """
+
+    def unit(batch: _Batch, first: int, stop: int, stem: str, directory: str, fmt: str) -> _Unit:
+        return _Unit(batch, first, stop, stem, directory, fmt, _pages(fmt, batch.layer.W.shape[0], options.bit_depth))
+
+    into_folder = _is_directory_target(options.output)
+    named = options.output is not None and not into_folder
+    units: list[_Unit] = []
+    whole_batch = named and fixed in ("npy", "npz") and len(batches) == 1
     for batch in batches:
-        start = 0
         if whole_batch:
             total = sum(i.data.shape[0] for i in batch.inputs)
-            units.append((batch, 0, total, batch.inputs[0].stem, ""))
+            units.append(unit(batch, 0, total, batch.inputs[0].stem, "", str(fixed)))
             continue
+        start = 0
         for item in batch.inputs:
             n = item.data.shape[0]
-            directory = os.path.dirname(item.name) if item.name != "<stdin>" else ""
-            if per_image and n > 1:
-                units.extend((batch, start + k, start + k + 1, f"{item.stem}-{k}", directory) for k in range(n))
+            fmt = fixed or ("png" if item.kind == "image" else "npy")
+            if into_folder:
+                directory = str(options.output)
             else:
-                units.append((batch, start, start + n, item.stem, directory))
+                directory = os.path.dirname(item.name) if item.name != "<stdin>" else ""
+            if fmt in ("png", "tiff") and n > 1:  # image formats hold one image: one file per image
+                units.extend(
+                    unit(batch, start + k, start + k + 1, f"{item.stem}-{k}", directory, fmt) for k in range(n)
+                )
+            else:
+                units.append(unit(batch, start, start + n, item.stem, directory, fmt))
             start += n
-    n_maps = batches[0].layer.W.shape[0]
-    pages = _pages(fmt, n_maps)
-    if options.output is None:
-        template = "{stem}-" + label + ("-{map}" if pages != [None] else "") + _EXTENSIONS[fmt]
-        return [
-            _Output(os.path.join(directory, _fill(template, stem, m)), batch, first, stop, m)
-            for batch, first, stop, stem, directory in units
-            for m in pages
-        ]
+
     if options.output == "-":
-        if len(units) * len(pages) > 1:
+        count = sum(len(u.pages) for u in units)
+        if count > 1:
             raise OutputFileError(
-                f"-o - takes one output, but these inputs give {len(units) * len(pages)} files; "
+                f"-o - takes one output, but these inputs give {count} files; "
                 "write them to files with {stem} and {map} in -o"
             )
-        batch, first, stop, _, _ = units[0]
-        return [_Output("-", batch, first, stop, pages[0])]
-    template = _templated(options.output, len(units) > 1, len(pages) > 1)
-    return [
-        _Output(_fill(template, stem, m), batch, first, stop, m)
-        for batch, first, stop, stem, _ in units
-        for m in pages
-    ]
+        u = units[0]
+        return [_Output("-", u.batch, u.first, u.stop, u.pages[0], u.format)]
+    outputs: list[_Output] = []
+    for u in units:
+        if named:
+            folder, template = "", _templated(str(options.output), len(units) > 1, len(u.pages) > 1)
+        else:
+            folder = u.directory
+            template = "{stem}-" + label + ("-{map}" if len(u.pages) > 1 else "") + _EXTENSIONS[u.format]
+        outputs.extend(
+            _Output(os.path.join(folder, _fill(template, u.stem, m)), u.batch, u.first, u.stop, m, u.format)
+            for m in u.pages
+        )
+    return outputs
+
+
+def check_target(path: str, protect: Sequence[str] = ()) -> None:
+    """Refuse, before any work, an output that :func:`~convcli.outputs.write_output` would refuse.
+
+    So that a refusal of the second of several outputs cannot leave the first one written.
+
+    Parameters
+    ----------
+    path : str
+        An output path (``-`` passes).
+    protect : sequence of str
+        Paths never to overwrite (the inputs); compared as files, after links.
+
+    Raises
+    ------
+    OutputFileError
+        ``path`` is one of ``protect``, is a directory, or its directory is missing or not writable.
+    """
+    if path == "-":
+        return
+    if not path:
+        raise OutputFileError("output path is empty")
+    for other in protect:
+        if other != "-" and os.path.exists(path) and os.path.exists(other) and os.path.samefile(path, other):
+            raise OutputFileError(
+                f"refusing to overwrite input {other!r} with output {path!r}; choose another output name"
+            )
+    target = os.path.realpath(path) if os.path.islink(path) else path
+    directory = os.path.dirname(target) or "."
+    if not os.path.isdir(directory):
+        raise OutputFileError(f"output directory {directory!r} does not exist (for {path!r})")
+    if os.path.isdir(target):
+        raise OutputFileError(f"output {path!r} is a directory; expected a file name")
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise OutputFileError(f"cannot write {path!r}: permission denied (directory {directory!r})")
 
 
 def _encode(maps: NDArray[np.floating], fmt: str, display: str, bit_depth: int) -> bytes:
@@ -320,6 +435,8 @@ def apply_filters(
     for path in paths:
         if paths.count(path) > 1:
             raise OutputFileError(f"several outputs would be written to {path!r}; use {{stem}} and {{map}} in -o")
+    for path in paths:
+        check_target(path, protect)
 
     written: list[Written] = []
     for done, batch in enumerate(batches, start=1):
@@ -333,8 +450,8 @@ def apply_filters(
             maps = result[out.first : out.stop]
             if out.map_index is not None:
                 maps = maps[:, out.map_index : out.map_index + 1]
-            write_output(out.path, _encode(maps, fmt, display, output_options.bit_depth), protect=protect)
-            written.append(Written(out.path, maps.shape, fmt, display if fmt == "png" else None))
+            write_output(out.path, _encode(maps, out.format, display, output_options.bit_depth), protect=protect)
+            written.append(Written(out.path, maps.shape, out.format, display if out.format == "png" else None))
         if on_batch is not None:
             on_batch(done, len(batches))
     return written

@@ -70,7 +70,8 @@ def test_rgb_png_identical_to_morphology_convolve(tmp_path: Path) -> None:
     convert = _imagemagick()
     theirs, ours = tmp_path / "im.png", tmp_path / "ours.png"
     subprocess.run(
-        [convert, str(SAMPLES / "photo.png"), "-virtual-pixel", "black", "-morphology", "Convolve", KERNEL, str(theirs)],
+        [convert, str(SAMPLES / "photo.png"), "-virtual-pixel", "black",
+         "-morphology", "Convolve", KERNEL, str(theirs)],
         check=True,
     )
     result = CliRunner().invoke(app, ["apply", str(SAMPLES / "photo.png"), "-k", KERNEL, "--flip", "-o", str(ours)])
