@@ -90,7 +90,7 @@ class _Worker:
         self.res = (np.zeros if backward else np.empty)(geom.filters * cols, dtype=dtype)
         if backward:
             self.grad = FlatTile(lay, geom, dtype)
-            self.dw = np.empty((geom.groups, geom.filters_per_group, k // geom.groups), dtype=dtype)
+            self.dw_t = np.empty((geom.groups, k // geom.groups, geom.filters_per_group), dtype=dtype)
 
 
 class Convolution:
@@ -270,7 +270,7 @@ class Convolution:
                 f"dout must have the forward output's shape {geom.output_shape}, got {dout.shape}"
             )
         w_t = w_mat.transpose(0, 2, 1)
-        dw = np.zeros(w_mat.shape, dtype=dtype)
+        dw_t = np.zeros((geom.groups, w_mat.shape[2], w_mat.shape[1]), dtype=dtype)  # dW transposed
         dx = np.zeros(geom.input_shape, dtype=dtype)
         fn, groups, out_w, wq = geom.filters, geom.groups, geom.out_w, lay.wq
         order = Turnstile()
@@ -289,19 +289,20 @@ class Convolution:
                 col.reshape(col.shape[0], col.shape[1], nb, rows, wq)[..., out_w:] = 0
             grad3 = grad.reshape(groups, fn // groups, cols)
             col3 = col.reshape(groups, -1, cols)
-            np.matmul(grad3, col3.transpose(0, 2, 1), out=wk.dw)
+            # dW^T = col @ grad^T: BLAS runs this shape ~40% faster than grad @ col^T
+            np.matmul(col3, grad3.transpose(0, 2, 1), out=wk.dw_t)
             np.matmul(w_t, grad3, out=col3)  # the columns are spent: reuse for dcol
             wk.grad.phase.fill(0)
             wk.grad.fold(col)
             wk.grad.merge(nb)
             band = wk.grad.band_view(nb, band_rows(geom, rows))
             with order.turn(t):  # in tile order: the same sums whatever the thread count
-                np.add(dw, wk.dw, out=dw)
+                np.add(dw_t, wk.dw_t, out=dw_t)
                 scatter_band(band, dx, tile.n0, tile.n1, tile.row0, geom)
 
         run_tiles(len(tiles), lambda: _Worker(lay, geom, dtype, backward=True), work, order)
         w_dtype = W.dtype if np.issubdtype(W.dtype, np.floating) else dtype
-        self.dW = dw.reshape(W.shape).astype(w_dtype, copy=False)
+        self.dW = np.ascontiguousarray(dw_t.transpose(0, 2, 1)).reshape(W.shape).astype(w_dtype, copy=False)
         if b is None:
             self.db = None
         else:
