@@ -6,6 +6,17 @@ they are large - sized so the column buffer stays near ``tile_bytes`` (a few MB,
 it is written and read while it is still in cache).  Each tile is one batched GEMM
 per group.  backward recomputes each tile's columns instead of keeping them from
 forward, so its memory is bounded too.
+
+Speed (see benchmarks/bench.py and BENCHMARKS.md):
+
+* the column tile is filled from a "phase-flat" copy of the padded band with one
+  contiguous copy per kernel tap (:class:`convcli.im2col.FlatTile`); the GEMM then
+  also computes a few junk columns per output row, which never leave the tile;
+* tiles run on worker threads (:mod:`convcli.parallel`), each with its own buffers,
+  BLAS held at one thread meanwhile; dW and dx are accumulated in tile order, so
+  results are bit-identical whatever the number of threads (for a given
+  ``tile_bytes``; across tile sizes they agree to float rounding);
+* dW is computed transposed (``col @ grad^T``), the shape OpenBLAS runs fastest.
 """
 
 from __future__ import annotations
@@ -24,7 +35,7 @@ from .parallel import Turnstile, get_num_threads, run_tiles, set_num_threads
 __all__ = ["DEFAULT_TILE_BYTES", "Convolution", "conv2d", "get_num_threads", "plan_tiles", "set_num_threads"]
 
 #: Default size of one tile's column buffer, in bytes.
-DEFAULT_TILE_BYTES = 2 * 1024 * 1024
+DEFAULT_TILE_BYTES = 4 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -41,18 +52,23 @@ def plan_tiles(geom: ConvGeometry, itemsize: int, tile_bytes: int) -> list[Tile]
     """Split the output into tiles whose column buffer is about ``tile_bytes``.
 
     Whole images are grouped while one image's columns fit; otherwise each image is
-    cut into bands of output rows (at least one row per tile).
+    cut into bands of output rows (at least one row per tile).  Tiles are evened out
+    (as many as the budget needs, all about the same size) so that worker threads
+    finish together.  The plan depends on the geometry and ``tile_bytes`` only, never
+    on the number of threads.
     """
     wq = -(-geom.padded_hw[1] // geom.stride[1])  # the GEMM's row pitch (see flat_layout)
     row_bytes = geom.channels * geom.kernel_h * geom.kernel_w * wq * itemsize
     image_bytes = row_bytes * geom.out_h
     if image_bytes <= tile_bytes:
         per_tile = max(1, tile_bytes // image_bytes)
+        per_tile = -(-geom.batch // -(-geom.batch // per_tile))  # even out
         return [
             Tile(n0, min(n0 + per_tile, geom.batch), 0, geom.out_h)
             for n0 in range(0, geom.batch, per_tile)
         ]
     rows = max(1, tile_bytes // row_bytes)
+    rows = -(-geom.out_h // -(-geom.out_h // rows))  # even out
     return [
         Tile(n, n + 1, r0, min(r0 + rows, geom.out_h))
         for n in range(geom.batch)
@@ -77,9 +93,9 @@ def compute_dtype(*arrays: Optional[NDArray[np.generic]]) -> np.dtype:
 class _Worker:
     """One worker's buffers, sized for the largest tile and reused by each of its tiles.
 
-    ``phase`` and ``band`` start zeroed so the junk columns the GEMM computes (and
-    throws away) are always finite; ``grad``'s junk columns are zero and stay zero,
-    which keeps them out of dW and dx.
+    The flat input buffers start zeroed, so the junk columns the GEMM computes (and
+    throws away) read finite numbers; ``res``, as backward's gradient tile, has its
+    junk columns zeroed once and never written, which keeps them out of dW and dx.
     """
 
     def __init__(self, lay: FlatLayout, geom: ConvGeometry, dtype: np.dtype, backward: bool) -> None:
@@ -119,7 +135,9 @@ class Convolution:
     padding_mode : {"zeros", "reflect", "replicate", "circular"}
         What the padding holds (PyTorch's names).
     tile_bytes : int
-        Target size of one tile's column buffer; results do not depend on it.
+        Target size of one tile's column buffer (default 4 MiB).  Results agree
+        to float rounding whatever it is (BLAS rounds a matrix's edge columns its
+        own way, and the backward sums over tiles are grouped by tile).
 
     Attributes
     ----------
@@ -132,7 +150,9 @@ class Convolution:
     -----
     Computes in the float dtype numpy promotion gives for x, W and b (integers count
     as float32): float32 data with float32 weights stays float32.  Extra memory is a
-    few tile buffers (about ``3 * tile_bytes``), not the column matrix.
+    few tile buffers per worker thread (about ``3 * tile_bytes`` each, plus the padded
+    band), not the column matrix.  Results do not depend on the number of threads
+    (:func:`set_num_threads`); across ``tile_bytes`` they agree to float rounding.
     """
 
     def __init__(
