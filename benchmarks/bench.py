@@ -46,6 +46,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 import convcli  # noqa: E402
+import convcli.layer  # noqa: E402
 from convcli import Convolution  # noqa: E402
 
 MiB = 1024 * 1024
@@ -348,11 +349,16 @@ def environment() -> list[str]:
     if have("threadpoolctl"):
         from threadpoolctl import threadpool_info
 
+        numpy_dir = os.path.dirname(os.path.dirname(np.__file__))
         for info in threadpool_info():
+            path = info.get("filepath", "")
+            owner = "numpy's (convcli's GEMMs run here)" if "numpy" in os.path.relpath(path, numpy_dir) else "a peer's"
             lines.append(
-                "threadpool: {user_api} {internal_api} {version} kernel={arch} threads={num_threads} ({lib})".format(
-                    arch=info.get("architecture"), lib=os.path.basename(info.get("filepath", "")), **{
-                        k: info.get(k) for k in ("user_api", "internal_api", "version", "num_threads")}))
+                f"threadpool: {info.get('user_api')} {info.get('internal_api')} {info.get('version')} "
+                f"kernel={info.get('architecture')} threads={info.get('num_threads')} "
+                f"({os.path.basename(path)}, {owner})"
+            )
+        lines.append(f"convcli worker threads: {convcli.layer.get_num_threads()}")
     else:
         lines.append("threadpoolctl not installed: BLAS kernel unknown")
     env = {k: os.environ[k] for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OMP_NUM_THREADS") if k in os.environ}

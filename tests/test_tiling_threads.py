@@ -211,3 +211,22 @@ def test_functional_and_im2col_match_reference() -> None:
 def test_set_num_threads_validates() -> None:
     with pytest.raises(ValueError):
         layer_mod.set_num_threads(0)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_multi_image_tiles_with_short_last_tile(threads) -> None:
+    """5 images at 2 per tile (2, 2, 1): the last tile uses buffers sized for 2."""
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((5, 2, 6, 6))
+    W = rng.standard_normal((3, 2, 3, 3))
+    b = rng.standard_normal(3)
+    geom = Convolution(W, b, pad=1).geometry(x.shape)
+    wq = geom.padded_hw[1]  # the GEMM's row pitch with stride 1
+    tile_bytes = 2 * (2 * 9 * wq * geom.out_h * 8)
+    tiles = layer_mod.plan_tiles(geom, 8, tile_bytes)
+    assert [t.n1 - t.n0 for t in tiles] == [2, 2, 1]
+    out, dx, dW, db = _run(x, W, b, tile_bytes, threads, pad=1, padding_mode="replicate")
+    np.testing.assert_allclose(out, naive_forward(x, W, b, 1, 1, 1, 1, "replicate"), rtol=1e-10, atol=1e-10)
+    rdx, rdW, rdb = naive_backward(x, W, b, 1, 1, 1, 1, "replicate", np.cos(out * 3))
+    for got, want in ((dx, rdx), (dW, rdW), (db, rdb)):
+        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10)
