@@ -52,7 +52,8 @@ def plan_tiles(geom: ConvGeometry, itemsize: int, tile_bytes: int) -> list[Tile]
     """Split the output into tiles whose column buffer is about ``tile_bytes``.
 
     Whole images are grouped while one image's columns fit; otherwise each image is
-    cut into bands of output rows (at least one row per tile).  Tiles are evened out
+    cut into bands of output rows, at least ``ceil((dilation_h*(FH-1)+1) / stride_h)``
+    rows each (so a tile may pass ``tile_bytes`` when one row's columns are large).  Tiles are evened out
     (as many as the budget needs, all about the same size) so that worker threads
     finish together.  The plan depends on the geometry and ``tile_bytes`` only, never
     on the number of threads.
@@ -67,7 +68,11 @@ def plan_tiles(geom: ConvGeometry, itemsize: int, tile_bytes: int) -> list[Tile]
             Tile(n0, min(n0 + per_tile, geom.batch), 0, geom.out_h)
             for n0 in range(0, geom.batch, per_tile)
         ]
-    rows = max(1, tile_bytes // row_bytes)
+    # At least as many rows as the kernel spans (in output rows): a band of input rows
+    # is then at most twice its tile's share, and the per-tile overhead of very wide
+    # rows (8192-pixel images: one row's columns alone are MBs) stays amortised.
+    span_rows = -(-(geom.dilation[0] * (geom.kernel_h - 1) + 1) // geom.stride[0])
+    rows = max(1, tile_bytes // row_bytes, min(span_rows, geom.out_h))
     rows = -(-geom.out_h // -(-geom.out_h // rows))  # even out
     return [
         Tile(n, n + 1, r0, min(r0 + rows, geom.out_h))
@@ -135,7 +140,8 @@ class Convolution:
     padding_mode : {"zeros", "reflect", "replicate", "circular"}
         What the padding holds (PyTorch's names).
     tile_bytes : int
-        Target size of one tile's column buffer (default 4 MiB).  Results agree
+        Target size of one tile's column buffer (default 4 MiB); a tile has at
+        least as many output rows as the kernel spans, whatever this says.  Results agree
         to float rounding whatever it is (BLAS rounds a matrix's edge columns its
         own way, and the backward sums over tiles are grouped by tile).
 
