@@ -21,16 +21,17 @@ the CPUs this process may run on; :func:`set_num_threads` changes it.
 
 from __future__ import annotations
 
-import ctypes
 import glob
 import itertools
 import os
 import sys
 import threading
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from typing import Callable, Optional, TypeVar
+from typing import TYPE_CHECKING, Callable, Optional, TypeVar
+
+if TYPE_CHECKING:  # imported when first needed: keeps `import convcli` fast
+    from concurrent.futures import ThreadPoolExecutor
 
 State = TypeVar("State")
 
@@ -99,6 +100,8 @@ def _loaded_openblas_paths() -> list[str]:
 
 def _find_blas() -> list[tuple[Callable[[], int], Callable[[int], None]]]:
     """(get, set) thread-count functions of every OpenBLAS already loaded."""
+    import ctypes
+
     found = []
     mode = getattr(os, "RTLD_NOLOAD", 0) | ctypes.RTLD_LOCAL
     for path in _loaded_openblas_paths():
@@ -191,6 +194,8 @@ class Turnstile:
 
 
 def _executor(workers: int) -> ThreadPoolExecutor:
+    from concurrent.futures import ThreadPoolExecutor
+
     global _pool, _pool_size
     with _lock:
         if _pool is None or _pool_size < workers:
