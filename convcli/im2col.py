@@ -19,6 +19,9 @@ Tile layouts (channels first, so a group's taps are contiguous rows of the GEMM)
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Optional
+
 import numpy as np
 from numpy.typing import NDArray
 
@@ -270,3 +273,154 @@ def col2im(
     dx = np.zeros((n, c, geom.height, geom.width), dtype=dtype)
     scatter_band(band, dx, 0, n, 0, geom)
     return dx
+
+
+# ----------------------------------------------------------------------------- flat tiles
+#
+# The layer's fast path.  A tile's padded input band is split by stride into sh*sw
+# "phase" images (phase (a, b) holds band[a::sh, b::sw]; with stride 1 the band is its
+# own single phase), each stored flat, row after row, Wq = ceil(Wp / sw) wide.  Tap
+# (i, j) of every output pixel of the tile is then ONE contiguous run of that flat
+# buffer, starting at a fixed offset: output (r, w) reads phase[r + i*dh//sh,
+# w + j*dw//sw].  So the column tile is filled with FH*FW long contiguous copies
+# (no short strided rows), and the GEMM computes Wq columns per output row, of which
+# the last Wq - OW are junk and never leave the tile (a few % of work at most).
+
+
+def _strided(flat: NDArray[np.floating], offset: int, shape: tuple[int, ...],
+             strides: tuple[int, ...]) -> NDArray[np.floating]:
+    """View of ``flat[offset:]`` with ``shape`` and element ``strides``."""
+    size = flat.itemsize
+    return np.lib.stride_tricks.as_strided(
+        flat[offset:], shape=shape, strides=tuple(s * size for s in strides), writeable=True
+    )
+
+
+@dataclass(frozen=True)
+class FlatLayout:
+    """Geometry of a tile's phase-flat buffer.
+
+    Attributes
+    ----------
+    channels, images : int
+        C and the most images in a tile.
+    rows : int
+        The most output rows in a tile.
+    hq, wq : int
+        Rows and columns of one phase image (wq is also the GEMM's row pitch).
+    phases : int
+        sh * sw.
+    region : int
+        Elements per (channel, image, phase): ``hq*wq`` plus slack for the last tap.
+    taps : tuple of (phase, offset)
+        Per kernel tap, in (i, j) row-major order: where its run starts.
+    band_hw : (int, int)
+        Size of the band buffer the strided case gathers into before splitting.
+    """
+
+    channels: int
+    images: int
+    rows: int
+    hq: int
+    wq: int
+    phases: int
+    region: int
+    taps: tuple[tuple[int, int], ...]
+    band_hw: tuple[int, int]
+
+    @property
+    def size(self) -> int:
+        """Elements of the phase buffer."""
+        return self.channels * self.images * self.phases * self.region
+
+    @property
+    def band_size(self) -> int:
+        """Elements of the separate band buffer (0 with stride 1: the band is the phase)."""
+        return 0 if self.phases == 1 else self.channels * self.images * self.band_hw[0] * self.band_hw[1]
+
+
+def flat_layout(geom: ConvGeometry, images: int, rows: int) -> FlatLayout:
+    """Layout for tiles of at most ``images`` images and ``rows`` output rows."""
+    (sh, sw), (dh, dw) = geom.stride, geom.dilation
+    row_reach = dh * (geom.kernel_h - 1) // sh
+    col_reach = dw * (geom.kernel_w - 1) // sw
+    wq = -(-geom.padded_hw[1] // sw)
+    hq = rows + row_reach
+    taps = []
+    for i in range(geom.kernel_h):
+        for j in range(geom.kernel_w):
+            a, sr = (i * dh) % sh, (i * dh) // sh
+            b, sc = (j * dw) % sw, (j * dw) // sw
+            taps.append((a * sw + b, sr * wq + sc))
+    return FlatLayout(
+        channels=geom.channels, images=images, rows=rows, hq=hq, wq=wq, phases=sh * sw,
+        region=hq * wq + col_reach, taps=tuple(taps), band_hw=(hq * sh, wq * sw),
+    )
+
+
+class FlatTile:
+    """A worker's phase-flat buffer (plus the band buffer of strided convolutions).
+
+    The views every tile needs are built once, for the largest tile, and sliced per
+    tile (building a strided view costs microseconds; slicing one, a fraction of that).
+
+    Parameters
+    ----------
+    lay : FlatLayout
+        The layout (largest tile) this buffer serves.
+    geom : ConvGeometry
+        The convolution.
+    dtype : dtype
+        Float dtype.  The buffers start zeroed, so never-written junk is finite.
+    """
+
+    def __init__(self, lay: FlatLayout, geom: ConvGeometry, dtype: np.dtype) -> None:
+        self.lay = lay
+        c, imgs, reg, p, wq = lay.channels, lay.images, lay.region, lay.phases, lay.wq
+        self.phase = np.zeros(lay.size, dtype=dtype)
+        self.band: Optional[NDArray[np.floating]] = None
+        shape = (c, imgs, band_rows(geom, lay.rows), geom.padded_hw[1])
+        if p == 1:
+            self._band = _strided(self.phase, 0, shape, (imgs * reg, reg, wq, 1))
+        else:
+            bh, bw = lay.band_hw
+            sh, sw = geom.stride
+            self.band = np.zeros(lay.band_size, dtype=dtype)
+            self._band = _strided(self.band, 0, shape, (imgs * bh * bw, bh * bw, bw, 1))
+            six = (c, imgs, sh, sw, lay.hq, wq)
+            self._phase6 = _strided(self.phase, 0, six, (imgs * p * reg, p * reg, sw * reg, reg, wq, 1))
+            self._band6 = _strided(self.band, 0, six, (imgs * bh * bw, bh * bw, bw, 1, sh * bw, sw))
+        tap_strides = (imgs * p * reg, p * reg, 1)
+        self._taps = [
+            _strided(self.phase, ph * reg + off, (c, imgs, lay.rows * wq), tap_strides) for ph, off in lay.taps
+        ]
+
+    def band_view(self, nb: int, rows_in: int) -> NDArray[np.floating]:
+        """The (C, nb, rows_in, Wp) padded band: :func:`gather_band` fills it, :func:`scatter_band` reads it."""
+        return self._band[:, :nb, :rows_in]
+
+    def split(self, nb: int) -> None:
+        """Copy the band into its sh*sw phase images (strided convolutions only)."""
+        if self.band is not None:
+            np.copyto(self._phase6[:, :nb], self._band6[:, :nb])
+
+    def merge(self, nb: int) -> None:
+        """Adjoint (and inverse) of :meth:`split`: phase images back into the band."""
+        if self.band is not None:
+            np.copyto(self._band6[:, :nb], self._phase6[:, :nb])
+
+    def unfold(self, col: NDArray[np.floating]) -> None:
+        """Fill ``col`` (C, FH*FW, nb, rows*wq) with one contiguous run per tap, channel and image.
+
+        Column ``r*wq + w`` is output pixel (r, w) of the tile (junk for ``w >= OW``).
+        """
+        nb, length = col.shape[2], col.shape[3]
+        for t, src in enumerate(self._taps):
+            np.copyto(col[:, t], src[:, :nb, :length])
+
+    def fold(self, col: NDArray[np.floating]) -> None:
+        """Adjoint of :meth:`unfold`: add every tap's run back, taps in order."""
+        nb, length = col.shape[2], col.shape[3]
+        for t, view in enumerate(self._taps):
+            dst = view[:, :nb, :length]
+            np.add(dst, col[:, t], out=dst)

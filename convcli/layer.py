@@ -6,6 +6,17 @@ they are large - sized so the column buffer stays near ``tile_bytes`` (a few MB,
 it is written and read while it is still in cache).  Each tile is one batched GEMM
 per group.  backward recomputes each tile's columns instead of keeping them from
 forward, so its memory is bounded too.
+
+Speed (see benchmarks/bench.py and BENCHMARKS.md):
+
+* the column tile is filled from a "phase-flat" copy of the padded band with one
+  contiguous copy per kernel tap (:class:`convcli.im2col.FlatTile`); the GEMM then
+  also computes a few junk columns per output row, which never leave the tile;
+* tiles run on worker threads (:mod:`convcli.parallel`), each with its own buffers,
+  BLAS held at one thread meanwhile; dW and dx are accumulated in tile order, so
+  results are bit-identical whatever the number of threads (for a given
+  ``tile_bytes``; across tile sizes they agree to float rounding);
+* dW is computed transposed (``col @ grad^T``), the shape OpenBLAS runs fastest.
 """
 
 from __future__ import annotations
@@ -18,10 +29,13 @@ from numpy.typing import NDArray
 
 from .errors import ShapeError
 from .geometry import ConvGeometry, PadSpec, plan_geometry
-from .im2col import band_rows, fold, gather_band, scatter_band, unfold
+from .im2col import FlatLayout, FlatTile, band_rows, flat_layout, gather_band, scatter_band
+from .parallel import Turnstile, get_num_threads, run_tiles, set_num_threads
+
+__all__ = ["DEFAULT_TILE_BYTES", "Convolution", "conv2d", "get_num_threads", "plan_tiles", "set_num_threads"]
 
 #: Default size of one tile's column buffer, in bytes.
-DEFAULT_TILE_BYTES = 2 * 1024 * 1024
+DEFAULT_TILE_BYTES = 4 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -38,17 +52,28 @@ def plan_tiles(geom: ConvGeometry, itemsize: int, tile_bytes: int) -> list[Tile]
     """Split the output into tiles whose column buffer is about ``tile_bytes``.
 
     Whole images are grouped while one image's columns fit; otherwise each image is
-    cut into bands of output rows (at least one row per tile).
+    cut into bands of output rows, at least ``ceil((dilation_h*(FH-1)+1) / stride_h)``
+    rows each (so a tile may pass ``tile_bytes`` when one row's columns are large).  Tiles are evened out
+    (as many as the budget needs, all about the same size) so that worker threads
+    finish together.  The plan depends on the geometry and ``tile_bytes`` only, never
+    on the number of threads.
     """
-    row_bytes = geom.channels * geom.kernel_h * geom.kernel_w * geom.out_w * itemsize
+    wq = -(-geom.padded_hw[1] // geom.stride[1])  # the GEMM's row pitch (see flat_layout)
+    row_bytes = geom.channels * geom.kernel_h * geom.kernel_w * wq * itemsize
     image_bytes = row_bytes * geom.out_h
     if image_bytes <= tile_bytes:
         per_tile = max(1, tile_bytes // image_bytes)
+        per_tile = -(-geom.batch // -(-geom.batch // per_tile))  # even out
         return [
             Tile(n0, min(n0 + per_tile, geom.batch), 0, geom.out_h)
             for n0 in range(0, geom.batch, per_tile)
         ]
-    rows = max(1, tile_bytes // row_bytes)
+    # At least as many rows as the kernel spans (in output rows): a band of input rows
+    # is then at most twice its tile's share, and the per-tile overhead of very wide
+    # rows (8192-pixel images: one row's columns alone are MBs) stays amortised.
+    span_rows = -(-(geom.dilation[0] * (geom.kernel_h - 1) + 1) // geom.stride[0])
+    rows = max(1, tile_bytes // row_bytes, min(span_rows, geom.out_h))
+    rows = -(-geom.out_h // -(-geom.out_h // rows))  # even out
     return [
         Tile(n, n + 1, r0, min(r0 + rows, geom.out_h))
         for n in range(geom.batch)
@@ -70,35 +95,23 @@ def compute_dtype(*arrays: Optional[NDArray[np.generic]]) -> np.dtype:
     return np.result_type(*dtypes)
 
 
-class _TileBuffers:
-    """Band and column buffers sized for the largest tile, reused by every tile."""
+class _Worker:
+    """One worker's buffers, sized for the largest tile and reused by each of its tiles.
 
-    def __init__(self, geom: ConvGeometry, tiles: list[Tile], dtype: np.dtype) -> None:
-        max_nb = max(t.n1 - t.n0 for t in tiles)
-        max_rows = max(t.row1 - t.row0 for t in tiles)
+    The flat input buffers start zeroed, so the junk columns the GEMM computes (and
+    throws away) read finite numbers; ``res``, as backward's gradient tile, has its
+    junk columns zeroed once and never written, which keeps them out of dW and dx.
+    """
+
+    def __init__(self, lay: FlatLayout, geom: ConvGeometry, dtype: np.dtype, backward: bool) -> None:
+        cols = lay.images * lay.rows * lay.wq
         k = geom.channels * geom.kernel_h * geom.kernel_w
-        band_size = geom.channels * max_nb * band_rows(geom, max_rows) * geom.padded_hw[1]
-        self.geom = geom
-        self.band_flat = np.empty(band_size, dtype=dtype)
-        self.col_flat = np.empty(k * max_nb * max_rows * geom.out_w, dtype=dtype)
-        self.out_flat = np.empty(geom.filters * max_nb * max_rows * geom.out_w, dtype=dtype)
-
-    def band(self, tile: Tile) -> NDArray[np.floating]:
-        g = self.geom
-        shape = (g.channels, tile.n1 - tile.n0, band_rows(g, tile.row1 - tile.row0), g.padded_hw[1])
-        return self.band_flat[: int(np.prod(shape))].reshape(shape)
-
-    def col(self, tile: Tile) -> NDArray[np.floating]:
-        """Column tile, shape (C, FH, FW, nb, rows, OW)."""
-        g = self.geom
-        shape = (g.channels, g.kernel_h, g.kernel_w, tile.n1 - tile.n0, tile.row1 - tile.row0, g.out_w)
-        return self.col_flat[: int(np.prod(shape))].reshape(shape)
-
-    def out(self, tile: Tile) -> NDArray[np.floating]:
-        """Per-tile output of the GEMM, shape (groups, FN/groups, nb*rows*OW)."""
-        g = self.geom
-        p = (tile.n1 - tile.n0) * (tile.row1 - tile.row0) * g.out_w
-        return self.out_flat[: g.filters * p].reshape(g.groups, g.filters_per_group, p)
+        self.inp = FlatTile(lay, geom, dtype)
+        self.col = np.empty(k * cols, dtype=dtype)
+        self.res = (np.zeros if backward else np.empty)(geom.filters * cols, dtype=dtype)
+        if backward:
+            self.grad = FlatTile(lay, geom, dtype)
+            self.dw_t = np.empty((geom.groups, k // geom.groups, geom.filters_per_group), dtype=dtype)
 
 
 class Convolution:
@@ -127,7 +140,10 @@ class Convolution:
     padding_mode : {"zeros", "reflect", "replicate", "circular"}
         What the padding holds (PyTorch's names).
     tile_bytes : int
-        Target size of one tile's column buffer; results do not depend on it.
+        Target size of one tile's column buffer (default 4 MiB); a tile has at
+        least as many output rows as the kernel spans, whatever this says.  Results agree
+        to float rounding whatever it is (BLAS rounds a matrix's edge columns its
+        own way, and the backward sums over tiles are grouped by tile).
 
     Attributes
     ----------
@@ -140,7 +156,9 @@ class Convolution:
     -----
     Computes in the float dtype numpy promotion gives for x, W and b (integers count
     as float32): float32 data with float32 weights stays float32.  Extra memory is a
-    few tile buffers (about ``3 * tile_bytes``), not the column matrix.
+    few tile buffers per worker thread (about ``3 * tile_bytes`` each, plus the padded
+    band), not the column matrix.  Results do not depend on the number of threads
+    (:func:`set_num_threads`); across ``tile_bytes`` they agree to float rounding.
     """
 
     def __init__(
@@ -189,7 +207,7 @@ class Convolution:
         return self.geometry(x_shape).output_shape
 
     def _setup(self, x: NDArray[np.generic]) -> tuple[
-        ConvGeometry, np.dtype, NDArray[np.floating], Optional[NDArray[np.floating]], list[Tile], _TileBuffers
+        ConvGeometry, np.dtype, NDArray[np.floating], Optional[NDArray[np.floating]], list[Tile], FlatLayout
     ]:
         W, b = self._check_params()
         geom = plan_geometry(x.shape, W.shape, self.stride, self.pad, self.dilation, self.groups, self.padding_mode)
@@ -197,7 +215,21 @@ class Convolution:
         w_mat = W.reshape(geom.groups, geom.filters_per_group, -1).astype(dtype, copy=False)
         bias = None if b is None else b.astype(dtype, copy=False)
         tiles = plan_tiles(geom, dtype.itemsize, self.tile_bytes)
-        return geom, dtype, w_mat, bias, tiles, _TileBuffers(geom, tiles, dtype)
+        lay = flat_layout(geom, max(t.n1 - t.n0 for t in tiles), max(t.row1 - t.row0 for t in tiles))
+        return geom, dtype, w_mat, bias, tiles, lay
+
+    @staticmethod
+    def _unfold_tile(
+        x: NDArray[np.generic], tile: Tile, geom: ConvGeometry, lay: FlatLayout, wk: _Worker
+    ) -> NDArray[np.floating]:
+        """Gather the tile's padded band, split it by stride, unfold: col (C, FH*FW, nb, rows*wq)."""
+        nb, rows = tile.n1 - tile.n0, tile.row1 - tile.row0
+        gather_band(x, tile.n0, tile.n1, tile.row0, rows, geom, wk.inp.band_view(nb, band_rows(geom, rows)))
+        wk.inp.split(nb)
+        length = rows * lay.wq
+        col = wk.col[: geom.channels * len(lay.taps) * nb * length].reshape(geom.channels, len(lay.taps), nb, length)
+        wk.inp.unfold(col)
+        return col
 
     def forward(self, x: NDArray[np.generic]) -> NDArray[np.floating]:
         """Convolve a batch.
@@ -216,20 +248,26 @@ class Convolution:
         x = np.asarray(x)
         if x.ndim != 4:
             raise ShapeError(f"x must be 4-D (N, C, H, W), got {x.ndim}-D shape {x.shape}")
-        geom, dtype, w_mat, bias, tiles, bufs = self._setup(x)
+        geom, dtype, w_mat, bias, tiles, lay = self._setup(x)
         out = np.empty(geom.output_shape, dtype=dtype)
-        for tile in tiles:
-            band = bufs.band(tile)
-            col = bufs.col(tile)
-            gather_band(x, tile.n0, tile.n1, tile.row0, tile.row1 - tile.row0, geom, band)
-            unfold(band, col, geom)
-            res = bufs.out(tile)
-            np.matmul(w_mat, col.reshape(geom.groups, -1, res.shape[2]), out=res)
-            dst = out[tile.n0:tile.n1, :, tile.row0:tile.row1, :]
+        fn, groups, out_w = geom.filters, geom.groups, geom.out_w
+        bias4 = None if bias is None else bias[None, :, None, None]
+
+        def work(t: int, wk: _Worker) -> None:
+            tile = tiles[t]
             nb, rows = tile.n1 - tile.n0, tile.row1 - tile.row0
-            dst[...] = res.reshape(geom.filters, nb, rows, geom.out_w).transpose(1, 0, 2, 3)
-            if bias is not None:
-                dst += bias[:, None, None]
+            col = self._unfold_tile(x, tile, geom, lay, wk)
+            cols = nb * col.shape[3]
+            res = wk.res[: fn * cols].reshape(groups, fn // groups, cols)
+            np.matmul(w_mat, col.reshape(groups, -1, cols), out=res)
+            src = res.reshape(fn, nb, rows, lay.wq)[..., :out_w].transpose(1, 0, 2, 3)
+            dst = out[tile.n0:tile.n1, :, tile.row0:tile.row1, :]
+            if bias4 is None:
+                np.copyto(dst, src)
+            else:
+                np.add(src, bias4, out=dst)
+
+        run_tiles(len(tiles), lambda: _Worker(lay, geom, dtype, backward=False), work)
         self.x = x
         return out
 
@@ -252,32 +290,45 @@ class Convolution:
         x = self.x
         W, b = self._check_params()
         dout = np.asarray(dout)
-        geom, dtype, w_mat, _, tiles, bufs = self._setup(x)
+        geom, dtype, w_mat, _, tiles, lay = self._setup(x)
         if dout.shape != geom.output_shape:
             raise ShapeError(
                 f"dout must have the forward output's shape {geom.output_shape}, got {dout.shape}"
             )
         w_t = w_mat.transpose(0, 2, 1)
-        dw = np.zeros(w_mat.shape, dtype=dtype)
+        dw_t = np.zeros((geom.groups, w_mat.shape[2], w_mat.shape[1]), dtype=dtype)  # dW transposed
         dx = np.zeros(geom.input_shape, dtype=dtype)
-        for tile in tiles:
+        fn, groups, out_w, wq = geom.filters, geom.groups, geom.out_w, lay.wq
+        order = Turnstile()
+
+        def work(t: int, wk: _Worker) -> None:
+            tile = tiles[t]
             nb, rows = tile.n1 - tile.n0, tile.row1 - tile.row0
-            band = bufs.band(tile)
-            col = bufs.col(tile)
-            gather_band(x, tile.n0, tile.n1, tile.row0, rows, geom, band)
-            unfold(band, col, geom)
-            grad = bufs.out(tile)
-            grad.reshape(geom.filters, nb, rows, geom.out_w)[...] = (
-                dout[tile.n0:tile.n1, :, tile.row0:tile.row1, :].transpose(1, 0, 2, 3)
+            col = self._unfold_tile(x, tile, geom, lay, wk)
+            cols = nb * col.shape[3]
+            grad = wk.res[: fn * cols]
+            np.copyto(
+                grad.reshape(fn, nb, rows, wq)[..., :out_w],
+                dout[tile.n0:tile.n1, :, tile.row0:tile.row1, :].transpose(1, 0, 2, 3),
             )
-            col_mat = col.reshape(geom.groups, -1, grad.shape[2])
-            dw += np.matmul(grad, col_mat.transpose(0, 2, 1))
-            np.matmul(w_t, grad, out=col_mat)  # the columns are spent: reuse for dcol
-            band[...] = 0
-            fold(col, band, geom)
-            scatter_band(band, dx, tile.n0, tile.n1, tile.row0, geom)
+            if out_w < wq:  # junk columns: zero, so non-finite junk cannot reach dW
+                col.reshape(col.shape[0], col.shape[1], nb, rows, wq)[..., out_w:] = 0
+            grad3 = grad.reshape(groups, fn // groups, cols)
+            col3 = col.reshape(groups, -1, cols)
+            # dW^T = col @ grad^T: BLAS runs this shape ~40% faster than grad @ col^T
+            np.matmul(col3, grad3.transpose(0, 2, 1), out=wk.dw_t)
+            np.matmul(w_t, grad3, out=col3)  # the columns are spent: reuse for dcol
+            wk.grad.phase.fill(0)
+            wk.grad.fold(col)
+            wk.grad.merge(nb)
+            band = wk.grad.band_view(nb, band_rows(geom, rows))
+            with order.turn(t):  # in tile order: the same sums whatever the thread count
+                np.add(dw_t, wk.dw_t, out=dw_t)
+                scatter_band(band, dx, tile.n0, tile.n1, tile.row0, geom)
+
+        run_tiles(len(tiles), lambda: _Worker(lay, geom, dtype, backward=True), work, order)
         w_dtype = W.dtype if np.issubdtype(W.dtype, np.floating) else dtype
-        self.dW = dw.reshape(W.shape).astype(w_dtype, copy=False)
+        self.dW = np.ascontiguousarray(dw_t.transpose(0, 2, 1)).reshape(W.shape).astype(w_dtype, copy=False)
         if b is None:
             self.db = None
         else:
