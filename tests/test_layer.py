@@ -516,18 +516,21 @@ def test_tiling_random(
 
 def test_plan_tiles_shapes() -> None:
     geom = plan_geometry((5, 2, 9, 8), (3, 2, 3, 3), pad=1)  # OH = 9, OW = 8
-    row_bytes = 2 * 3 * 3 * geom.out_w * 4
+    row_pitch = geom.padded_hw[1]  # stride 1: the GEMM computes W + left + right columns per row
+    row_bytes = 2 * 3 * 3 * row_pitch * 4
     image_bytes = row_bytes * geom.out_h
-    one_row = plan_tiles(geom, 4, 1)
-    assert len(one_row) == 5 * geom.out_h
-    assert all(t.n1 - t.n0 == 1 and t.row1 - t.row0 == 1 for t in one_row)
-    odd = plan_tiles(geom, 4, 4 * row_bytes - 1)  # 3 rows per tile, last tile short
+    smallest = plan_tiles(geom, 4, 1)  # a tile holds at least the kernel's span: 3 output rows
+    assert len(smallest) == 5 * 3
+    assert all(t.n1 - t.n0 == 1 and t.row1 - t.row0 == 3 for t in smallest)
+    odd = plan_tiles(geom, 4, 5 * row_bytes - 1)  # 4 rows fit: evened out to 3 tiles of 3 rows
     assert [t.row1 - t.row0 for t in odd[:3]] == [3, 3, 3] and len(odd) == 5 * 3
+    uneven = plan_tiles(geom, 4, 6 * row_bytes)  # 6 rows fit: 2 tiles, evened to 5 + 4
+    assert [(t.row0, t.row1) for t in uneven[:2]] == [(0, 5), (5, 9)] and len(uneven) == 5 * 2
     multi = plan_tiles(geom, 4, 2 * image_bytes + 5)  # 2 images per tile: 2, 2, 1
     assert [(t.n0, t.n1, t.row0, t.row1) for t in multi] == [(0, 2, 0, 9), (2, 4, 0, 9), (4, 5, 0, 9)]
     whole = plan_tiles(geom, 4, 10**12)
     assert [(t.n0, t.n1, t.row0, t.row1) for t in whole] == [(0, 5, 0, geom.out_h)]
-    for tiles in (one_row, odd, multi, whole, plan_tiles(geom, 8, 12345)):
+    for tiles in (smallest, odd, uneven, multi, whole, plan_tiles(geom, 8, 12345)):
         covered = np.zeros((geom.batch, geom.out_h), int)
         for t in tiles:
             covered[t.n0:t.n1, t.row0:t.row1] += 1
@@ -539,7 +542,7 @@ def test_tiling_multi_image_tiles_with_short_last_tile() -> None:
     x = position_coded((5, 2, 6, 6))
     W = power_of_two_taps((3, 2, 3, 3))
     geom = plan_geometry(x.shape, W.shape, pad=1, padding_mode="replicate")
-    image_bytes = 2 * 9 * geom.out_w * geom.out_h * 8
+    image_bytes = 2 * 9 * geom.padded_hw[1] * geom.out_h * 8  # the GEMM's row pitch is the padded width
     layer = check_layer(x, W, _bias(3), exact=True, pad=1, padding_mode="replicate", tile_bytes=2 * image_bytes)
     assert len(plan_tiles(geom, 8, layer.tile_bytes)) == 3
 
