@@ -353,6 +353,11 @@ def to_nchw(array: NDArray[Any], name: str) -> NDArray[Any]:
     return array.reshape((1,) * (4 - array.ndim) + tuple(array.shape))
 
 
+def input_stem(source: str) -> str:
+    """File name without directory and last extension, for output names (``stdin`` for ``-``)."""
+    return "stdin" if source == "-" else os.path.splitext(os.path.basename(os.path.normpath(source)))[0]
+
+
 @dataclass
 class LoadedInput:
     """One input, read and shaped for the layer.
@@ -451,7 +456,7 @@ def load_input(source: str, *, gray: bool = False, keep_alpha: bool = False) -> 
         An array that is not 2-, 3- or 4-D, or ``gray`` on an array with C not in (1, 3).
     """
     name = _display_name(source)
-    stem = "stdin" if source == "-" else os.path.splitext(os.path.basename(os.path.normpath(source)))[0]
+    stem = input_stem(source)
     data = read_source(source)
     kind = sniff(data)
     if kind == "image":

@@ -286,6 +286,22 @@ class _Reporter:
             yield lambda done, total: bar.update(task, completed=done, total=total)  # the caller's count wins
 
 
+def _protected(*sources: Optional[str]) -> list[str]:
+    """The files among ``sources`` (inputs, --dout, kernel and --bias specs) that outputs must never overwrite.
+
+    None (an option not given), ``-`` and specs that name no file (a built-in kernel, a
+    generator, a number) are left out.
+    """
+    names = [s.strip() for s in sources if s is not None]
+    return [name for name in names if name != "-" and os.path.isfile(name)]
+
+
+def _refuse_terminal(what: str) -> None:
+    """Raise :class:`OutputFileError` when standard output, which ``what`` writes binary data to, is a terminal."""
+    if sys.stdout.isatty():
+        raise OutputFileError(f"{what} writes binary data, not to a terminal; redirect it to a file or a pipe")
+
+
 def _shape(shape: Sequence[int]) -> str:
     return "×".join(str(s) for s in shape)
 
@@ -368,8 +384,8 @@ def apply(
     if inputs.count("-") + len(stdin_kernels) > 1:
         what = "INPUT '-' and -k -" if "-" in inputs and stdin_kernels else "'-'"
         raise ParameterError(f"{what}: standard input can be read once only; give the others as files")
-    if output == "-" and sys.stdout.isatty():
-        raise OutputFileError("-o - writes binary data, not to a terminal; redirect it to a file or a pipe")
+    if output == "-":
+        _refuse_terminal("-o -")
     kernels = [parse_kernel(spec) for spec in kernel]
     loaded = [load_input(source, gray=gray, keep_alpha=keep_alpha) for source in inputs]
     for item in loaded:
@@ -381,9 +397,7 @@ def apply(
         display=None if display is None else display.value,
         bit_depth=bit_depth,
     )
-    # every file read is an input: images, kernel files and a --bias file are never overwritten
-    read = [*inputs, *kernel, *([bias] if bias is not None else [])]
-    protect = [s.strip() for s in read if s.strip() != "-" and os.path.isfile(s.strip())]
+    protect = _protected(*inputs, *kernel, bias)
     with report.progress("filtering", len(loaded)) as on_batch:
         written = apply_filters(loaded, kernels, options, out_options, protect=protect, on_batch=on_batch)
     for done in written:
@@ -496,18 +510,11 @@ def grad(
 
     import numpy as np
 
-    from .arrays import load_input
+    from .arrays import input_stem, load_input
     from .filtering import working_dtype
-    from .gradients import (
-        backward,
-        build_grad_layer,
-        check_options,
-        default_tolerance,
-        gradient_check,
-        load_dout,
-        plan_outputs,
-        write_outputs,
-    )
+    from .grad_outputs import plan_outputs, write_outputs
+    from .gradcheck import check_options, default_tolerance, gradient_check
+    from .gradients import backward, build_grad_layer, load_dout
     from .kernelspec import parse_kernel
 
     report = _Reporter(quiet)
@@ -519,13 +526,11 @@ def grad(
     if len(readers) > 1 or stdin_kernels > 1:
         both = " and ".join(readers) if len(readers) > 1 else "-k"
         raise ParameterError(f"{both} read standard input '-', which can be read once only; give the others as files")
-    read = [input, dout, *kernel, *([bias] if bias is not None else [])]
-    protect = [s.strip() for s in read if s.strip() != "-" and os.path.isfile(s.strip())]
-    stem = "stdin" if input == "-" else os.path.splitext(os.path.basename(os.path.normpath(input)))[0]
-    default = os.path.join("" if input == "-" else os.path.dirname(input), f"{stem}-grad.npz")
+    protect = _protected(input, dout, *kernel, bias)
+    default = os.path.join("" if input == "-" else os.path.dirname(input), f"{input_stem(input)}-grad.npz")
     targets = plan_outputs(output, {"dx": dx_path, "dW": dw_path, "db": db_path}, default, protect)
-    if any(t.path == "-" for t in targets) and sys.stdout.isatty():
-        raise OutputFileError("'-' writes binary data, not to a terminal; redirect it to a file or a pipe")
+    if any(t.path == "-" for t in targets):
+        _refuse_terminal("'-'")
 
     options = layer_options(bias, stride, pad, dilation, groups, padding_mode, flip, normalize, dtype)
     kernels_ = [parse_kernel(spec) for spec in kernel]

@@ -29,6 +29,12 @@ DISPLAY_MODES: tuple[str, ...] = ("clip", "abs", "minmax", "offset")
 CONSTANT_EPS = 64
 
 
+def check_display(mode: str, name: str = "--display") -> None:
+    """Raise :class:`ParameterError` naming ``name`` unless ``mode`` is one of :data:`DISPLAY_MODES`."""
+    if mode not in DISPLAY_MODES:
+        raise ParameterError(f"{name} must be one of {', '.join(DISPLAY_MODES)}, got {mode!r}")
+
+
 def _minmax(maps: NDArray[np.floating]) -> NDArray[np.floating]:
     """Stretch each map (C, H, W) to [0, 1] over its finite values; constant maps are clipped instead."""
     out = np.empty_like(maps)
@@ -72,8 +78,7 @@ def to_display(maps: NDArray[np.generic], mode: str) -> NDArray[np.float32]:
     ShapeError
         ``maps`` is not 3-D.
     """
-    if mode not in DISPLAY_MODES:
-        raise ParameterError(f"display mode must be one of {', '.join(DISPLAY_MODES)}, got {mode!r}")
+    check_display(mode, "display mode")
     array = np.asarray(maps)
     if array.ndim != 3:
         raise ShapeError(f"display maps must have shape (C, H, W), got shape {array.shape}")

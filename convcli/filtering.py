@@ -17,13 +17,13 @@ from numpy.typing import NDArray
 
 from .arrays import LoadedInput
 from .bank import filter_bank
-from .display import DISPLAY_MODES, default_display, to_display
+from .display import check_display, default_display, to_display
 from .errors import OutputFileError, ParameterError, ShapeError
 from .geometry import PadSpec
 from .images import encode_png, encode_tiff_float, image_format_for
 from .kernels import Kernel
 from .layer import Convolution
-from .outputs import npy_bytes, npz_bytes, write_output
+from .outputs import check_target, npy_bytes, npz_bytes, write_output
 
 #: Output formats ``apply`` writes.
 OUTPUT_FORMATS = ("png", "tiff", "npy", "npz")
@@ -330,42 +330,6 @@ def _plan_outputs(batches: list[_Batch], fixed: Optional[str], options: OutputOp
     return outputs
 
 
-def check_target(path: str, protect: Sequence[str] = ()) -> None:
-    """Refuse, before any work, an output that :func:`~convcli.outputs.write_output` would refuse.
-
-    So that a refusal of the second of several outputs cannot leave the first one written.
-
-    Parameters
-    ----------
-    path : str
-        An output path (``-`` passes).
-    protect : sequence of str
-        Paths never to overwrite (the inputs); compared as files, after links.
-
-    Raises
-    ------
-    OutputFileError
-        ``path`` is one of ``protect``, is a directory, or its directory is missing or not writable.
-    """
-    if path == "-":
-        return
-    if not path:
-        raise OutputFileError("output path is empty")
-    for other in protect:
-        if other != "-" and os.path.exists(path) and os.path.exists(other) and os.path.samefile(path, other):
-            raise OutputFileError(
-                f"refusing to overwrite input {other!r} with output {path!r}; choose another output name"
-            )
-    target = os.path.realpath(path) if os.path.islink(path) else path
-    directory = os.path.dirname(target) or "."
-    if not os.path.isdir(directory):
-        raise OutputFileError(f"output directory {directory!r} does not exist (for {path!r})")
-    if os.path.isdir(target):
-        raise OutputFileError(f"output {path!r} is a directory; expected a file name")
-    if not os.access(directory, os.W_OK | os.X_OK):
-        raise OutputFileError(f"cannot write {path!r}: permission denied (directory {directory!r})")
-
-
 def _encode(maps: NDArray[np.floating], fmt: str, display: str, bit_depth: int) -> bytes:
     """Bytes of one output file; ``maps`` has shape (N, FN, OH, OW) (N = 1 for images)."""
     if fmt == "npy":
@@ -411,8 +375,8 @@ def apply_filters(
         What was written, in order.
     """
     fmt = resolve_format(output_options, inputs)
-    if output_options.display is not None and output_options.display not in DISPLAY_MODES:
-        raise ParameterError(f"--display must be one of {', '.join(DISPLAY_MODES)}, got {output_options.display!r}")
+    if output_options.display is not None:
+        check_display(output_options.display)
     if output_options.bit_depth not in (8, 16):
         raise ParameterError(f"--bit-depth must be 8 or 16, got {output_options.bit_depth}")
     if not kernels:

@@ -51,7 +51,7 @@ def npz_bytes(arrays: Mapping[str, ArrayLike], *, compress: bool = False) -> byt
     return buffer.getvalue()
 
 
-def _same_file(a: str, b: str) -> bool:
+def same_file(a: str, b: str) -> bool:
     """True when paths ``a`` and ``b`` name one file (after links, ``..`` and case folding)."""
     try:
         return os.path.samefile(a, b)
@@ -99,14 +99,15 @@ def check_target(path: str, protect: Sequence[str] = ()) -> str:
     Raises
     ------
     OutputFileError
-        ``path`` is empty or one of ``protect``, its directory is missing, or it is a directory.
+        ``path`` is empty or one of ``protect``, its directory is missing or not writable,
+        or it is a directory.
     """
     if path == "-":
         return path
     if not path:
         raise OutputFileError("output path is empty")
     for other in protect:
-        if other != "-" and os.path.lexists(path) and os.path.exists(other) and _same_file(path, other):
+        if other != "-" and os.path.lexists(path) and os.path.exists(other) and same_file(path, other):
             raise OutputFileError(
                 f"refusing to overwrite input {other!r} with output {path!r}; choose another output name"
             )
@@ -116,6 +117,8 @@ def check_target(path: str, protect: Sequence[str] = ()) -> str:
         raise OutputFileError(f"output directory {directory!r} does not exist (for {path!r})")
     if os.path.isdir(target):
         raise OutputFileError(f"output {path!r} is a directory; expected a file name")
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise OutputFileError(f"cannot write {path!r}: permission denied (directory {directory!r})")
     return target
 
 

@@ -1,4 +1,4 @@
-"""convcli.gradients: backward, dK (the gradient for the kernels as given), the numerical check, dout, outputs.
+"""convcli.gradients: backward, dK (the gradient for the kernels as given), dout.
 
 References are this file's own: float64 central differences of the loss ``L = sum(y * dout)``
 over the *whole* output, perturbing one entry at a time (tests/reference.py's
@@ -8,46 +8,20 @@ over the *whole* output, perturbing one entry at a time (tests/reference.py's
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from grad_helpers import F64, K1, K2, K3, grads_for, rng_array
 from numpy.typing import NDArray
-from reference import conv2d_backward, conv_cases, numerical_gradient
+from reference import conv2d_backward, numerical_gradient
 
 from convcli import Convolution
-from convcli.errors import InputFileError, OutputFileError, ParameterError, ShapeError
+from convcli.errors import InputFileError, ParameterError, ShapeError
 from convcli.filtering import LayerOptions
-from convcli.gradients import (
-    Gradients,
-    _Probe,
-    _weight_variants,
-    backward,
-    build_grad_layer,
-    check_options,
-    default_tolerance,
-    grad_png,
-    gradient_check,
-    kernel_gradient,
-    load_dout,
-    make_dout,
-    plan_outputs,
-)
+from convcli.gradients import backward, build_grad_layer, kernel_gradient, load_dout, make_dout
 from convcli.kernels import Kernel
-
-F64 = NDArray[np.float64]
-# all taps distinct and non-symmetric, so a missing or extra flip shows; sums far from 0
-K1 = np.array([[1.0, 2.0, 4.0], [8.0, 16.0, 32.0], [64.0, 128.0, 256.0]]) / 100
-K2 = np.array([[0.5, -1.0, 3.0], [2.0, 0.25, -4.0], [1.5, 6.0, 0.75]])
-K3 = np.array([[-2.0, 1.0, 0.3], [0.7, 5.0, -1.1], [2.2, -0.4, 1.9]])
-
-
-def rng_array(shape: tuple[int, ...], seed: int = 0, dtype: Any = np.float64) -> NDArray[Any]:
-    return np.random.default_rng(seed).standard_normal(shape).astype(dtype)
 
 
 def prepared(kernel: F64, flip: bool, normalize: bool) -> F64:
@@ -75,15 +49,6 @@ def depthwise_loss(
     layer = Convolution(weights, None, geometry.pop("stride", 1), geometry.pop("pad", "same"), groups=c, **geometry)
     assert weights.shape[0] == c * m
     return float(np.sum(layer.forward(x) * dout))
-
-
-def grads_for(
-    x: NDArray[Any], kernels: list[Kernel], options: LayerOptions, dout: Optional[NDArray[Any]] = None, seed: int = 1
-) -> tuple[Gradients, NDArray[Any]]:
-    layer = build_grad_layer(kernels, x.shape[1], options, x.dtype)
-    if dout is None:
-        dout = rng_array(layer.output_shape(x.shape), seed, x.dtype)
-    return backward(layer, x, dout, kernels, options), dout
 
 
 # ---------------------------------------------------------------- backward and dK
@@ -179,181 +144,6 @@ def test_backward_refuses_a_dout_of_the_wrong_shape() -> None:
         backward(layer, x, np.zeros((1, 3, 8, 8)), [Kernel(K1)], LayerOptions(stride=2))
 
 
-# ---------------------------------------------------------------- the numerical check
-
-
-def full_loss_numeric(x: F64, w: F64, b: F64, dout: F64, kw: dict[str, Any]) -> tuple[F64, F64, F64]:
-    """Every entry's central difference of L over the whole output (the slow, obvious way)."""
-    x, w, b = x.copy(), w.copy(), b.copy()
-    layer = Convolution(w, b, kw["stride"], kw["pad"], dilation=kw["dilation"], groups=kw["groups"],
-                        padding_mode=kw["padding_mode"])
-
-    def loss() -> float:
-        return float(np.sum(layer.forward(x) * dout))
-
-    return numerical_gradient(loss, x, 1e-3), numerical_gradient(loss, w, 1e-3), numerical_gradient(loss, b, 1e-3)
-
-
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(case=conv_cases(max_batch=2, max_groups=2, max_per_group=2, max_kernel=3, max_extra=2))
-def test_windowed_differences_equal_whole_loss_differences(case: Any) -> None:
-    """The check evaluates L only over the outputs an entry reaches; that must change nothing."""
-    x_shape, w_shape, kw = case
-    x, w = rng_array(x_shape, 1), rng_array(w_shape, 2)
-    b = rng_array((w_shape[0],), 3)
-    layer = Convolution(w, b, kw["stride"], kw["pad"], dilation=kw["dilation"], groups=kw["groups"],
-                        padding_mode=kw["padding_mode"])
-    dout = rng_array(layer.output_shape(x_shape), 4)
-    probe = _Probe(layer, x, dout)
-    want_dx, want_dw, want_db = full_loss_numeric(x, w, b, dout, kw)
-    got_dx = np.array([probe.x_numeric(i, 1e-3) for i in range(x.size)]).reshape(x.shape)
-    np.testing.assert_allclose(got_dx, want_dx, rtol=1e-7, atol=1e-9)
-    for which, want in (("W", want_dw), ("b", want_db)):
-        variants = [v for i in range(want.size) for v in _weight_variants(probe, i, 1e-3, which)]
-        losses = probe.filter_losses(variants)
-        got = (np.array(losses[0::2]) - np.array(losses[1::2])) / 2e-3
-        np.testing.assert_allclose(got.reshape(want.shape), want, rtol=1e-7, atol=1e-9)
-    # and the exact analytic gradients agree with both
-    layer.forward(x)
-    np.testing.assert_allclose(layer.backward(dout), want_dx, rtol=1e-7, atol=1e-9)
-
-
-CHECK_CASES = [
-    pytest.param([Kernel(rng_array((4, 3, 3, 3), 5))], LayerOptions(), id="layer"),
-    pytest.param([Kernel(rng_array((6, 1, 3, 2), 5))], LayerOptions(groups=3, stride=(2, 1), pad=(2, 0, 1, 1),
-                                                                     padding_mode="replicate"), id="groups"),
-    pytest.param([Kernel(K1), Kernel(K2)], LayerOptions(flip=True, normalize=True, padding_mode="reflect",
-                                                        dilation=2), id="2d-flip-normalize"),
-    pytest.param([Kernel(K3)], LayerOptions(padding_mode="circular", stride=3, pad=2), id="circular"),
-    pytest.param([Kernel(rng_array((2, 3, 2, 2), 6) + 0.5)], LayerOptions(flip=True, normalize=True), id="layer-dK"),
-]
-
-
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize(("kernels", "options"), CHECK_CASES)
-def test_check_passes_on_correct_gradients(kernels: list[Kernel], options: LayerOptions, dtype: Any) -> None:
-    x = rng_array((2, 3, 11, 10), 7, dtype)
-    grads, dout = grads_for(x, kernels, options)
-    rows = gradient_check(x, grads, dout, samples=30)
-    names = ["dx", "dW", "db"] + (["dK"] if grads.dK is not None else [])
-    assert [r.name for r in rows] == names
-    tol = default_tolerance(np.dtype(dtype))
-    for row in rows:
-        assert row.passed, row
-        assert row.max_rel <= tol
-        assert row.samples == min(30, {"dx": x.size, "dW": grads.dW.size, "db": grads.db.size,
-                                       "dK": grads.dK.size if grads.dK is not None else 0}[row.name])
-    if dtype == np.float64:  # L is linear in x, W and b: no truncation error, float64 far inside its tolerance
-        assert max(r.max_rel for r in rows if r.name != "dK") < 1e-9
-
-
-def tampered(grads: Gradients, name: str, how: str) -> Gradients:
-    values = {"dx": grads.dx, "dW": grads.dW, "db": grads.db, "dK": grads.dK}
-    assert values[name] is not None
-    bad = np.array(values[name], copy=True)
-    if how == "scale":
-        bad *= 1.01
-    elif how == "shift":
-        bad = np.roll(bad, 1, axis=-1)
-    elif how == "flip":
-        bad = bad[..., ::-1, ::-1].copy()
-    elif how == "nan":
-        bad.reshape(-1)[:] = np.nan
-    values[name] = bad
-    return Gradients(values["dx"], values["dW"], values["db"], values["dK"], grads.layer, grads.seconds,
-                     grads.kernels, grads.options)
-
-
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize(("name", "how"), [
-    ("dx", "scale"), ("dx", "shift"), ("dx", "nan"), ("dW", "scale"), ("dW", "flip"), ("db", "scale"),
-    ("dK", "flip"), ("dK", "scale"),
-])
-def test_check_fails_on_wrong_gradients(name: str, how: str, dtype: Any) -> None:
-    x = rng_array((1, 3, 9, 9), 8, dtype)
-    grads, dout = grads_for(x, [Kernel(K2), Kernel(K3)], LayerOptions(flip=True, normalize=True))
-    rows = gradient_check(x, tampered(grads, name, how), dout, samples=200)
-    failed = {r.name for r in rows if not r.passed}
-    assert failed == {name}, rows
-
-
-def test_check_fails_when_dK_ignores_the_flip() -> None:
-    """dK computed as if there were no --flip (the classic mistake) is caught."""
-    x = rng_array((1, 3, 9, 9), 8)
-    grads, dout = grads_for(x, [Kernel(K1)], LayerOptions(flip=True))
-    wrong = kernel_gradient(grads.dW, [Kernel(K1)], 3, LayerOptions(flip=False))
-    bad = Gradients(grads.dx, grads.dW, grads.db, wrong, grads.layer, grads.seconds, grads.kernels, grads.options)
-    rows = {r.name: r for r in gradient_check(x, bad, dout)}
-    assert not rows["dK"].passed and rows["dx"].passed and rows["dW"].passed
-
-
-def test_check_of_normalized_kernels_with_small_sums_passes_in_float64() -> None:
-    """L is rational in a tap under --normalize; plain central differences are off by (eps/sum)²."""
-    kernels = [Kernel(np.array([[0.2, -0.5, 0.4], [0.1, 0.3, -0.2], [0.05, 0.1, -0.15]])),  # sum 0.3
-               Kernel(rng_array((2, 3, 3, 3), 4) / 10 + 0.01)]
-    x = rng_array((1, 3, 10, 10), 5)
-    for k in ([kernels[0]], [kernels[1]]):
-        grads, dout = grads_for(x, k, LayerOptions(normalize=True, flip=True))
-        rows = {r.name: r for r in gradient_check(x, grads, dout, samples=100)}
-        assert rows["dK"].passed and rows["dK"].max_rel < 1e-7, rows["dK"]
-
-
-def test_check_leaves_out_zero_sum_kernels_under_normalize() -> None:
-    sobel = np.array([[-1.0, 0, 1], [-2, 0, 2], [-1, 0, 1]])
-    x = rng_array((1, 3, 8, 8), 9)
-    grads, dout = grads_for(x, [Kernel(sobel)], LayerOptions(normalize=True))
-    rows = {r.name: r for r in gradient_check(x, grads, dout)}
-    assert rows["dK"].samples == 0 and rows["dK"].passed and "zero-sum" in rows["dK"].note
-    grads, dout = grads_for(x, [Kernel(sobel), Kernel(K2)], LayerOptions(normalize=True))
-    rows = {r.name: r for r in gradient_check(x, grads, dout, samples=100)}
-    assert rows["dK"].samples == 9 and rows["dK"].passed and "zero-sum" in rows["dK"].note  # only K2's taps
-
-
-def test_check_judges_entries_that_should_be_zero_in_absolute_terms() -> None:
-    """A zero-sum kernel with dout = ones: most of dx is exactly 0; rounding noise must not fail it."""
-    sobel = np.array([[-1.0, 0, 1], [-2, 0, 2], [-1, 0, 1]])
-    for dtype in (np.float32, np.float64):
-        x = np.random.default_rng(0).random((1, 3, 40, 40)).astype(dtype)
-        grads, dout = grads_for(x, [Kernel(sobel)], LayerOptions(), dout=np.ones((1, 3, 40, 40), dtype))
-        assert all(r.passed for r in gradient_check(x, grads, dout, samples=50)), dtype
-
-
-def test_check_samples_are_seeded() -> None:
-    x = rng_array((1, 3, 12, 12), 1, np.float32)
-    grads, dout = grads_for(x, [Kernel(K1)], LayerOptions())
-    a = gradient_check(x, grads, dout, seed=3)
-    b = gradient_check(x, grads, dout, seed=3)
-    c = gradient_check(x, grads, dout, seed=4)
-    assert [r.max_abs for r in a] == [r.max_abs for r in b]
-    assert [r.max_abs for r in a] != [r.max_abs for r in c]
-
-
-def test_check_on_a_big_input_is_fast_and_accurate() -> None:
-    """1x3x256x256 with 8 filters of 3x3: the check computes only what each entry reaches."""
-    x = np.random.default_rng(0).random((1, 3, 256, 256))
-    grads, dout = grads_for(x, [Kernel(rng_array((8, 3, 3, 3), 1))], LayerOptions(padding_mode="reflect"))
-    start = time.perf_counter()
-    rows = gradient_check(x, grads, dout)
-    assert time.perf_counter() - start < 5.0  # about 0.1 s; whole-image forwards took ~10 s
-    for row in rows:
-        assert row.passed and row.max_rel < 1e-9, row  # float64 numerics stay sharp on big images
-
-
-@pytest.mark.parametrize(("kwargs", "message"), [
-    ({"samples": 0}, "--check-samples"),
-    ({"eps": 0.0}, "--eps"),
-    ({"eps": float("nan")}, "--eps"),
-    ({"eps": float("inf")}, "--eps"),
-    ({"seed": -1}, "--seed"),
-    ({"tolerance": -1.0}, "--tol"),
-    ({"tolerance": float("nan")}, "--tol"),
-])
-def test_check_options_are_validated(kwargs: dict[str, Any], message: str) -> None:
-    options = {"samples": 20, "eps": 1e-3, "seed": 0, "tolerance": None, **kwargs}
-    with pytest.raises(ParameterError, match=message):
-        check_options(options["samples"], options["eps"], options["seed"], options["tolerance"])
-
-
 # ---------------------------------------------------------------- dout
 
 
@@ -414,50 +204,3 @@ def test_missing_dout_file_lists_what_is_accepted(tmp_path: Path) -> None:
     with pytest.raises(InputFileError, match=r"--dout file .* not found; expected a \.npy .* ones, randn, randn:SEED"):
         load_dout(str(tmp_path / "nope.npy"), (1, 1, 2, 2), np.dtype(np.float32))
 
-
-# ---------------------------------------------------------------- outputs
-
-
-def test_plan_outputs(tmp_path: Path) -> None:
-    d = str(tmp_path / "x-grad.npz")
-    assert [(t.what, t.format) for t in plan_outputs(None, {"dx": None, "dW": None, "db": None}, d)] == [("npz", "npz")]
-    singles = {"dx": str(tmp_path / "dx.png"), "dW": str(tmp_path / "dw.npy"), "db": "-"}
-    got = plan_outputs(None, singles, d)
-    assert [(t.what, t.format) for t in got] == [("dx", "png"), ("dW", "npy"), ("db", "npy")]
-    got = plan_outputs("-", singles | {"db": None}, d)
-    assert [(t.what, t.path) for t in got][0] == ("npz", "-")
-
-
-@pytest.mark.parametrize(("output", "singles", "message"), [
-    ("g.npy", {}, "grad writes an .npz archive"),
-    (None, {"db": "db.png"}, "--db 'db.png': expected a .npy name"),
-    (None, {"dx": "dx.txt"}, "--dx 'dx.txt': expected a .npy or .png name"),
-    ("-", {"dx": "-"}, "only one output can go to standard output"),
-    (None, {"dx": "a.npy", "dW": "a.npy"}, "two outputs would be written to 'a.npy'"),
-    (None, {"dx": "nodir/a.npy"}, "output directory 'nodir' does not exist"),
-    (None, {"dx": "x.npy"}, "refusing to overwrite input 'x.npy'"),
-])
-def test_plan_outputs_errors(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, output: Optional[str], singles: dict[str, str], message: str
-) -> None:
-    monkeypatch.chdir(tmp_path)
-    np.save("x.npy", np.zeros(3))
-    full = {"dx": None, "dW": None, "db": None, **singles}
-    with pytest.raises(OutputFileError, match=message):
-        plan_outputs(output, full, "x-grad.npz", protect=["x.npy"])
-
-
-def test_grad_png_layouts() -> None:
-    assert grad_png(rng_array((2, 3, 5, 4)), "dx", "minmax").shape == (3, 11, 4)  # 2 colour images, stacked
-    assert grad_png(rng_array((1, 2, 5, 4)), "dx", "minmax").shape == (1, 5, 9)  # 2 gray maps side by side
-    assert grad_png(rng_array((3, 3)), "dW", "minmax").shape == (1, 3, 3)
-    assert grad_png(rng_array((2, 3, 3)), "dW", "offset").shape == (1, 3, 7)
-    assert grad_png(rng_array((4, 2, 3, 3)), "dW", "abs").shape == (1, 15, 7)
-    with pytest.raises(ParameterError, match="--display"):
-        grad_png(rng_array((3, 3)), "dW", "nope")
-
-
-@given(st.integers(1, 3), st.integers(1, 3))
-def test_grad_png_values_in_unit_range(rows: int, cols: int) -> None:
-    pixels = grad_png(rng_array((rows, cols, 3, 2)), "dW", "minmax")
-    assert pixels.min() >= 0 and pixels.max() <= 1

@@ -217,3 +217,14 @@ def test_check_target_refuses_before_anything_is_written(tmp_path: Path) -> None
         with pytest.raises(OutputFileError, match=message):
             check_target(bad, [str(source)])
     assert source.read_bytes() == b"input" and no_temp_files(tmp_path)
+
+
+def test_check_target_refuses_an_unwritable_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # os.access, not a chmod: root ignores permission bits
+    monkeypatch.setattr(os, "access", lambda path, mode: os.fspath(path) != str(tmp_path))
+    with pytest.raises(OutputFileError) as excinfo:
+        check_target(str(tmp_path / "out.png"))
+    assert str(excinfo.value) == (
+        f"cannot write {str(tmp_path / 'out.png')!r}: permission denied (directory {str(tmp_path)!r})"
+    )
+    assert check_target("-") == "-"

@@ -1,0 +1,182 @@
+"""The files ``convcli grad`` writes: named and checked before any work, written together or not at all.
+
+:func:`plan_outputs` names every output (an .npz of dx, dW, db and dK, and single
+arrays as .npy or display-mapped .png) and refuses bad ones before anything is
+computed; :func:`write_outputs` encodes them all, then writes them, removing what it
+created when one write fails.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+from numpy.typing import NDArray
+
+from .display import check_display, to_display
+from .errors import OutputFileError
+from .gradients import Gradients
+from .images import encode_png
+from .outputs import check_target, npy_bytes, npz_bytes, same_file, write_output
+
+#: Names of the gradients, as in the .npz.
+GRAD_NAMES = ("dx", "dW", "db")
+
+
+@dataclass
+class GradOutput:
+    """One file (or stream) ``grad`` writes.
+
+    Attributes
+    ----------
+    what : str
+        "npz" (dx, dW, db and dK) or one of "dx", "dW", "db".
+    path : str
+        A path or ``-``.
+    format : str
+        npz, npy or png.
+    """
+
+    what: str
+    path: str
+    format: str
+
+
+def _format_of(path: str, what: str) -> str:
+    lower = path.lower()
+    if what == "npz":
+        if path == "-" or lower.endswith(".npz"):
+            return "npz"
+        raise OutputFileError(
+            f"-o {path!r}: grad writes an .npz archive (dx, dW, db); name it .npz, or write single arrays "
+            "with --dx/--dw/--db"
+        )
+    option = f"--{what.lower()}"
+    if path == "-" or lower.endswith(".npy"):
+        return "npy"
+    if lower.endswith(".png") and what != "db":
+        return "png"
+    expected = "a .npy name" if what == "db" else "a .npy or .png name"
+    raise OutputFileError(f"{option} {path!r}: expected {expected}, or '-' for standard output")
+
+
+def plan_outputs(
+    output: Optional[str],
+    singles: Mapping[str, Optional[str]],
+    default: str,
+    protect: Sequence[str] = (),
+) -> list[GradOutput]:
+    """Name and check every output before anything is computed.
+
+    Parameters
+    ----------
+    output : str or None
+        ``-o``: an .npz path or ``-``.
+    singles : dict
+        ``{"dx": path, "dW": path, "db": path}`` (None where not asked for).
+    default : str
+        The .npz written when neither ``-o`` nor any single output is given.
+    protect : sequence of str
+        Files read (input, --dout, kernel and bias files): never overwritten.
+
+    Raises
+    ------
+    OutputFileError
+        A bad extension, two outputs to one path or to standard output, or a path
+        :func:`convcli.outputs.check_target` refuses (an input, a missing or
+        unwritable directory, a directory as output).
+    """
+    targets: list[GradOutput] = []
+    for what, path in singles.items():
+        if path is not None:
+            targets.append(GradOutput(what, path, _format_of(path, what)))
+    if output is not None or not targets:
+        path = default if output is None else output
+        targets.insert(0, GradOutput("npz", path, _format_of(path, "npz")))
+    if sum(t.path == "-" for t in targets) > 1:
+        raise OutputFileError("only one output can go to standard output '-'; write the others to files")
+    for i, target in enumerate(targets):
+        if target.path == "-":
+            continue
+        for other in targets[:i]:
+            if other.path != "-" and (other.path == target.path or same_file(other.path, target.path)):
+                raise OutputFileError(f"two outputs would be written to {target.path!r}; give each its own name")
+        check_target(target.path, protect)
+    return targets
+
+
+def _grid(cells: NDArray[np.floating], display: str) -> NDArray[np.float32]:
+    """Display-mapped cells (R, K, C, h, w) laid out as an R x K grid with 1-pixel white gaps: (C, H, W)."""
+    rows, cols, channels, h, w = cells.shape
+    canvas = np.ones((channels, rows * (h + 1) - 1, cols * (w + 1) - 1), dtype=np.float32)
+    for r in range(rows):
+        for k in range(cols):
+            canvas[:, r * (h + 1):r * (h + 1) + h, k * (w + 1):k * (w + 1) + w] = to_display(cells[r, k], display)
+    return canvas
+
+
+def grad_png(value: NDArray[np.floating], what: str, display: str) -> NDArray[np.float32]:
+    """Pixels (C, H, W) in [0, 1] of a gradient, through apply's display mapping.
+
+    dx (N, C, H, W): one row per image, in colour when C is 3 or 4 (as apply writes
+    RGB), else one gray map per channel.  Weights: dW/dK (FN, C/groups, FH, FW) as an
+    FN x C/groups grid of gray maps, (M, FH, FW) as a row of M, (FH, FW) alone.
+    Each map (each colour image) is mapped on its own; maps are 1 pixel apart.
+    """
+    check_display(display)
+    array = np.asarray(value)
+    if what == "dx" and array.shape[1] in (3, 4):
+        cells = array[:, None]
+    elif array.ndim == 2:
+        cells = array[None, None, None]
+    elif array.ndim == 3:
+        cells = array[None, :, None]
+    else:
+        cells = array[:, :, None]
+    return _grid(cells, display)
+
+
+def output_bytes(target: GradOutput, grads: Gradients, display: str) -> tuple[bytes, tuple[int, ...]]:
+    """The bytes of one output and the shape of what it holds."""
+    if target.what == "npz":
+        arrays = {"dx": grads.dx, "dW": grads.dW, "db": grads.db}
+        if grads.dK is not None:
+            arrays["dK"] = grads.dK
+        return npz_bytes(arrays), ()
+    value = {"dx": grads.dx, "dW": grads.dW if grads.dK is None else grads.dK, "db": grads.db}[target.what]
+    if target.format == "png":
+        return encode_png(grad_png(value, target.what, display)), tuple(value.shape)
+    return npy_bytes(value), tuple(value.shape)
+
+
+def write_outputs(
+    targets: Sequence[GradOutput], grads: Gradients, display: str, protect: Sequence[str] = ()
+) -> list[tuple[GradOutput, tuple[int, ...]]]:
+    """Encode every output, then write them; when a write fails, remove the files this call created.
+
+    Returns
+    -------
+    list of (GradOutput, shape)
+        What was written.
+    """
+    encoded = [(t, *output_bytes(t, grads, display)) for t in targets]
+    created: list[str] = []
+    done = []
+    try:
+        for target, data, shape in encoded:
+            existed = target.path == "-" or os.path.lexists(target.path)
+            write_output(target.path, data, protect=protect)
+            if not existed:
+                created.append(target.path)
+            done.append((target, shape))
+    except BaseException:
+        for path in created:
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
+        raise
+    return done
