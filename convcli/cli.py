@@ -8,16 +8,37 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from enum import Enum
-from typing import Annotated, Any, Callable, Optional
+from collections.abc import Sequence
+from typing import Annotated, Any, Optional
 
 import typer
 from typer.core import TyperGroup
 
 from . import __version__
-from .errors import ConvcliError, InputFileError, OutputFileError, ParameterError
+from .cli_options import (
+    BiasOpt,
+    DilationOpt,
+    DisplayChoice,
+    DtypeOpt,
+    FlipOpt,
+    FormatChoice,
+    GrayOpt,
+    GroupsOpt,
+    KeepAlphaOpt,
+    KernelOpt,
+    NormalizeOpt,
+    PaddingModeChoice,
+    PaddingModeOpt,
+    PadOpt,
+    QuietOpt,
+    Reporter,
+    StrideOpt,
+    format_shape,
+    layer_options,
+    protected_files,
+    refuse_terminal,
+)
+from .errors import ConvcliError, ParameterError
 
 # Exit codes: 1 failure, 2 usage (bad option or argument), 3 unreadable input, 4 unwritable output.
 
@@ -99,213 +120,6 @@ def _root(
     """
 
 
-# ---------------------------------------------------------------- option parsing
-
-
-def parse_pair(text: str, name: str) -> object:
-    """'2' -> 2, '2,1' -> (2, 1) for --stride and --dilation."""
-    parts = [p.strip() for p in text.replace("x", ",").split(",")]
-    try:
-        values = [int(p) for p in parts]
-    except ValueError:
-        raise ParameterError(f"{name} must be an integer or 'H,W', got {text!r}") from None
-    if len(values) == 1:
-        return values[0]
-    if len(values) == 2:
-        return values[0], values[1]
-    raise ParameterError(f"{name} must be an integer or 'H,W', got {text!r}")
-
-
-def parse_pad(text: str) -> Any:
-    """--pad: 'same', 'valid', 'P', 'PH,PW' or 'TOP,BOTTOM,LEFT,RIGHT'."""
-    if text.strip().lower() in ("same", "valid"):
-        return text.strip().lower()
-    parts = [p.strip() for p in text.split(",")]
-    try:
-        values = [int(p) for p in parts]
-    except ValueError:
-        raise ParameterError(
-            f"--pad must be same, valid, an integer, 'PH,PW' or 'TOP,BOTTOM,LEFT,RIGHT', got {text!r}"
-        ) from None
-    if len(values) == 1:
-        return values[0]
-    if len(values) in (2, 4):
-        return tuple(values)
-    raise ParameterError(f"--pad takes 1, 2 or 4 integers, got {len(values)} in {text!r}")
-
-
-def parse_bias(text: str) -> Any:
-    """--bias: a number, a comma-separated list ('0.1,0.2'), or a .npy file (any shape, flattened).
-
-    Numbers are tried first, so a file is read when the text ends in .npy or is no list of numbers.
-    """
-    import numpy as np
-
-    from .arrays import load_npy, read_source
-
-    usage = "a number, a comma-separated list or a .npy file"
-    name = text.strip()
-    values: Any = None
-    if not name.lower().endswith(".npy"):
-        try:
-            values = np.array([float(v) for v in name.replace(";", ",").split(",")], dtype=np.float64)
-        except ValueError:
-            if not os.path.isfile(name):
-                raise ParameterError(f"--bias must be {usage}, got {text!r}") from None
-    if values is None:
-        if not os.path.exists(name):
-            raise InputFileError(f"--bias file {name!r} not found; expected {usage}")
-        array = load_npy(read_source(name), name)
-        if array.dtype.kind not in "biuf":
-            raise ParameterError(f"--bias file {name!r} holds {array.dtype} values; expected real numbers")
-        if array.size == 0:
-            raise ParameterError(f"--bias file {name!r} is empty (shape {array.shape}); expected at least one value")
-        values = array.astype(np.float64).ravel()
-    if not np.all(np.isfinite(values)):
-        raise ParameterError(f"--bias values must be finite (no nan or inf), got {text!r}")
-    return values
-
-
-class PaddingModeChoice(str, Enum):
-    zeros = "zeros"
-    reflect = "reflect"
-    replicate = "replicate"
-    circular = "circular"
-
-
-class DtypeChoice(str, Enum):
-    float32 = "float32"
-    float64 = "float64"
-
-
-class DisplayChoice(str, Enum):
-    clip = "clip"
-    abs = "abs"
-    minmax = "minmax"
-    offset = "offset"
-
-
-class FormatChoice(str, Enum):
-    png = "png"
-    tiff = "tiff"
-    npy = "npy"
-    npz = "npz"
-
-
-# Options shared by apply and grad, defined once: the same options describe the same layer.
-KernelOpt = Annotated[
-    list[str],
-    typer.Option(
-        "--kernel",
-        "-k",
-        help="Kernel: a built-in name with arguments (sobel-x, gaussian:2, box:5; see 'convcli kernels'), "
-        "an inline matrix ('1,2,1;2,4,2;1,2,1' or ImageMagick's '3x3: 1,2,1,...'), or a file "
-        "(.npy, .npz with W and b, .txt, .csv, .json). Repeat to stack a filter bank.",
-        show_default=False,
-    ),
-]
-BiasOpt = Annotated[
-    Optional[str],
-    typer.Option(help="Bias: a number, one value per kernel or per output map ('0.1,0.2'), or a .npy file."),
-]
-StrideOpt = Annotated[str, typer.Option(help="Stride: N or 'H,W'.")]
-PadOpt = Annotated[
-    str,
-    typer.Option(help="Padding: same (output the input's size / stride), valid (none), N, 'H,W' or 'T,B,L,R'."),
-]
-DilationOpt = Annotated[str, typer.Option(help="Dilation (spacing between kernel taps): N or 'H,W'.")]
-GroupsOpt = Annotated[
-    Optional[int],
-    typer.Option(help="Channel groups of a 4-D kernel (default 1). 2-D kernels are always depthwise.", min=1),
-]
-PaddingModeOpt = Annotated[
-    PaddingModeChoice, typer.Option("--padding-mode", help="What the padding holds.", case_sensitive=False)
-]
-FlipOpt = Annotated[bool, typer.Option("--flip", help="True convolution: rotate kernels 180° (default: correlation).")]
-NormalizeOpt = Annotated[
-    bool, typer.Option("--normalize", help="Divide each kernel by its sum (left alone when the sum is 0).")
-]
-DtypeOpt = Annotated[
-    Optional[DtypeChoice],
-    typer.Option(help="Compute dtype. Default: a float array's own dtype; images and integers use float32."),
-]
-GrayOpt = Annotated[bool, typer.Option("--gray", help="Convert inputs to one luma channel first.")]
-KeepAlphaOpt = Annotated[
-    bool, typer.Option("--keep-alpha", help="Keep an image's alpha as a channel (default: dropped).")
-]
-QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")]
-
-
-def layer_options(
-    bias: Optional[str],
-    stride: str,
-    pad: str,
-    dilation: str,
-    groups: Optional[int],
-    padding_mode: PaddingModeChoice,
-    flip: bool,
-    normalize: bool,
-    dtype: Optional[DtypeChoice],
-) -> Any:
-    """The shared layer options as a :class:`convcli.filtering.LayerOptions`."""
-    from .filtering import LayerOptions
-
-    return LayerOptions(
-        stride=parse_pair(stride, "--stride"),
-        pad=parse_pad(pad),
-        dilation=parse_pair(dilation, "--dilation"),
-        groups=groups,
-        padding_mode=padding_mode.value,
-        flip=flip,
-        normalize=normalize,
-        dtype=None if dtype is None else dtype.value,
-        bias=None if bias is None else parse_bias(bias),
-    )
-
-
-class _Reporter:
-    """Messages and progress on stderr; progress only when stderr is a terminal."""
-
-    def __init__(self, quiet: bool) -> None:
-        self.quiet = quiet
-
-    def say(self, message: str) -> None:
-        if not self.quiet:
-            typer.echo(message, err=True)
-
-    @contextmanager
-    def progress(self, description: str, total: int) -> Iterator[Callable[[int, int], None]]:
-        if self.quiet or total < 2 or not sys.stderr.isatty():
-            yield lambda done, total: None
-            return
-        from rich.console import Console
-        from rich.progress import Progress
-
-        with Progress(console=Console(stderr=True), transient=True) as bar:
-            task = bar.add_task(description, total=total)
-            yield lambda done, total: bar.update(task, completed=done, total=total)  # the caller's count wins
-
-
-def _protected(*sources: Optional[str]) -> list[str]:
-    """The files among ``sources`` (inputs, --dout, kernel and --bias specs) that outputs must never overwrite.
-
-    None (an option not given), ``-`` and specs that name no file (a built-in kernel, a
-    generator, a number) are left out.
-    """
-    names = [s.strip() for s in sources if s is not None]
-    return [name for name in names if name != "-" and os.path.isfile(name)]
-
-
-def _refuse_terminal(what: str) -> None:
-    """Raise :class:`OutputFileError` when standard output, which ``what`` writes binary data to, is a terminal."""
-    if sys.stdout.isatty():
-        raise OutputFileError(f"{what} writes binary data, not to a terminal; redirect it to a file or a pipe")
-
-
-def _shape(shape: Sequence[int]) -> str:
-    return "×".join(str(s) for s in shape)
-
-
 # ---------------------------------------------------------------- commands
 
 
@@ -378,14 +192,14 @@ def apply(
     from .filtering import OutputOptions, apply_filters
     from .kernelspec import parse_kernel
 
-    report = _Reporter(quiet)
+    report = Reporter(quiet)
     options = layer_options(bias, stride, pad, dilation, groups, padding_mode, flip, normalize, dtype)
     stdin_kernels = [spec for spec in kernel if spec.strip() == "-"]
     if inputs.count("-") + len(stdin_kernels) > 1:
         what = "INPUT '-' and -k -" if "-" in inputs and stdin_kernels else "'-'"
         raise ParameterError(f"{what}: standard input can be read once only; give the others as files")
     if output == "-":
-        _refuse_terminal("-o -")
+        refuse_terminal("-o -")
     kernels = [parse_kernel(spec) for spec in kernel]
     loaded = [load_input(source, gray=gray, keep_alpha=keep_alpha) for source in inputs]
     for item in loaded:
@@ -397,13 +211,13 @@ def apply(
         display=None if display is None else display.value,
         bit_depth=bit_depth,
     )
-    protect = _protected(*inputs, *kernel, bias)
+    protect = protected_files(*inputs, *kernel, bias)
     with report.progress("filtering", len(loaded)) as on_batch:
         written = apply_filters(loaded, kernels, options, out_options, protect=protect, on_batch=on_batch)
     for done in written:
         target = "standard output" if done.path == "-" else done.path
         how = f", display {done.display}" if done.display else ""
-        report.say(f"convcli: wrote {target} ({done.format}, {_shape(done.shape)}{how})")
+        report.say(f"convcli: wrote {target} ({done.format}, {format_shape(done.shape)}{how})")
 
 
 @app.command()
@@ -517,7 +331,7 @@ def grad(
     from .gradients import backward, build_grad_layer, load_dout
     from .kernelspec import parse_kernel
 
-    report = _Reporter(quiet)
+    report = Reporter(quiet)
     if check:
         check_options(check_samples, eps, seed, tol)
     stdin_kernels = sum(k.strip() == "-" for k in kernel)
@@ -526,11 +340,11 @@ def grad(
     if len(readers) > 1 or stdin_kernels > 1:
         both = " and ".join(readers) if len(readers) > 1 else "-k"
         raise ParameterError(f"{both} read standard input '-', which can be read once only; give the others as files")
-    protect = _protected(input, dout, *kernel, bias)
+    protect = protected_files(input, dout, *kernel, bias)
     default = os.path.join("" if input == "-" else os.path.dirname(input), f"{input_stem(input)}-grad.npz")
     targets = plan_outputs(output, {"dx": dx_path, "dW": dw_path, "db": db_path}, default, protect)
     if any(t.path == "-" for t in targets):
-        _refuse_terminal("'-'")
+        refuse_terminal("'-'")
 
     options = layer_options(bias, stride, pad, dilation, groups, padding_mode, flip, normalize, dtype)
     kernels_ = [parse_kernel(spec) for spec in kernel]
@@ -547,8 +361,8 @@ def grad(
     norms = [("dx", grads.dx), ("dW", grads.dW), ("db", grads.db)]
     norms += [("dK", grads.dK)] if grads.dK is not None else []
     report.say(
-        f"convcli: x {_shape(x.shape)} -> y {_shape(expected)} ({work_dtype}); "
-        + ", ".join(f"|{name}| {np.linalg.norm(value):.6g} ({_shape(value.shape)})" for name, value in norms)
+        f"convcli: x {format_shape(x.shape)} -> y {format_shape(expected)} ({work_dtype}); "
+        + ", ".join(f"|{name}| {np.linalg.norm(value):.6g} ({format_shape(value.shape)})" for name, value in norms)
         + f"; forward+backward {grads.seconds * 1000:.1f} ms"
     )
     if check:
@@ -570,7 +384,7 @@ def grad(
             report.say(f"convcli: wrote {where} (npz: dx, dW, db{', dK' if grads.dK is not None else ''})")
         else:
             name = "dK" if target.what == "dW" and grads.dK is not None else target.what
-            report.say(f"convcli: wrote {name} to {where} ({target.format}, {_shape(shape)})")
+            report.say(f"convcli: wrote {name} to {where} ({target.format}, {format_shape(shape)})")
 
 
 def _print_check(rows: Sequence[Any], tolerance: float, caption: str = "") -> None:
@@ -624,10 +438,10 @@ def kernels(
     kern = parse_kernel(spec)
     weights = kern.weights
     if weights.ndim == 2:
-        typer.echo(f"{kern.label}: {_shape(weights.shape)}, sum {weights.sum():.6g}")
+        typer.echo(f"{kern.label}: {format_shape(weights.shape)}, sum {weights.sum():.6g}")
         typer.echo(format_matrix(weights))
         return
-    typer.echo(f"{kern.label}: layer {_shape(weights.shape)} (FN, C/groups, FH, FW)")
+    typer.echo(f"{kern.label}: layer {format_shape(weights.shape)} (FN, C/groups, FH, FW)")
     for f in range(weights.shape[0]):
         for c in range(weights.shape[1]):
             typer.echo(f"[{f}, {c}]")
@@ -659,12 +473,13 @@ def info(
         members = _npz_members(source)
         if members is not None:
             for key, value in load_npz(read_source(source), source).items():
-                table.add_row(f"{source}:{key}", "npz member", _shape(value.shape) or "()", str(value.dtype),
+                table.add_row(f"{source}:{key}", "npz member", format_shape(value.shape) or "()", str(value.dtype),
                               *_stats(value), "shape as stored")
             continue
         item = load_input(source, gray=gray, keep_alpha=keep_alpha)
         data = item.data
-        table.add_row(item.name, item.kind, _shape(data.shape), str(data.dtype), *_stats(data), "; ".join(item.notes))
+        notes = "; ".join(item.notes)
+        table.add_row(item.name, item.kind, format_shape(data.shape), str(data.dtype), *_stats(data), notes)
     console = Console()
     if not console.is_terminal:  # a pipe or a file: the table's natural width, no folded numbers
         width = Measurement.get(console, console.options.update_width(100_000), table).maximum
