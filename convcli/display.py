@@ -112,3 +112,25 @@ def default_display(kernel_sums: Sequence[float]) -> str:
         detectors give signed responses around 0).  An empty sequence gives "clip".
     """
     return "clip" if all(float(s) > 1e-12 for s in kernel_sums) else "offset"
+
+
+def montage(cells: NDArray[np.generic], mode: str) -> NDArray[np.float32]:
+    """Lay out maps as a grid, each mapped on its own, 1 pixel of white between them.
+
+    Parameters
+    ----------
+    cells : ndarray, shape (R, K, C, h, w)
+        R rows of K cells, each a C-channel map (C = 1 gray, 3 or 4 colour).
+    mode : str
+        The display mode of :func:`to_display`, applied to each cell on its own.
+
+    Returns
+    -------
+    ndarray, shape (C, R*(h+1) - 1, K*(w+1) - 1), float32 in [0, 1]
+    """
+    rows, cols, channels, h, w = cells.shape
+    canvas = np.ones((channels, rows * (h + 1) - 1, cols * (w + 1) - 1), dtype=np.float32)
+    for r in range(rows):
+        for k in range(cols):
+            canvas[:, r * (h + 1) : r * (h + 1) + h, k * (w + 1) : k * (w + 1) + w] = to_display(cells[r, k], mode)
+    return canvas

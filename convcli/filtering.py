@@ -23,7 +23,7 @@ from .geometry import PadSpec
 from .images import encode_png, encode_tiff_float, image_format_for
 from .kernels import Kernel
 from .layer import Convolution
-from .outputs import check_target, npy_bytes, npz_bytes, write_output
+from .outputs import all_or_nothing, check_target, first_repeated, npy_bytes, npz_bytes
 
 #: Output formats ``apply`` writes.
 OUTPUT_FORMATS = ("png", "tiff", "npy", "npz")
@@ -396,26 +396,27 @@ def apply_filters(
 
     outputs = _plan_outputs(batches, fmt, output_options, "+".join(k.label for k in kernels))
     paths = [o.path for o in outputs]
-    for path in paths:
-        if paths.count(path) > 1:
-            raise OutputFileError(f"several outputs would be written to {path!r}; use {{stem}} and {{map}} in -o")
+    repeated = first_repeated(paths)
+    if repeated is not None:
+        raise OutputFileError(f"several outputs would be written to {repeated!r}; use {{stem}} and {{map}} in -o")
     for path in paths:
         check_target(path, protect)
 
     written: list[Written] = []
-    for done, batch in enumerate(batches, start=1):
-        data = np.concatenate([i.data for i in batch.inputs]) if len(batch.inputs) > 1 else batch.inputs[0].data
-        result = batch.layer.forward(data.astype(batch.dtype, copy=False))
-        sums = np.asarray(batch.layer.W).reshape(result.shape[1], -1).sum(axis=1)
-        display = output_options.display or default_display(sums.tolist())
-        for out in outputs:
-            if out.batch is not batch:
-                continue
-            maps = result[out.first : out.stop]
-            if out.map_index is not None:
-                maps = maps[:, out.map_index : out.map_index + 1]
-            write_output(out.path, _encode(maps, out.format, display, output_options.bit_depth), protect=protect)
-            written.append(Written(out.path, maps.shape, out.format, display if out.format == "png" else None))
-        if on_batch is not None:
-            on_batch(done, len(batches))
+    with all_or_nothing(protect) as write:  # a failure part-way leaves none of this run's new files
+        for done, batch in enumerate(batches, start=1):
+            data = np.concatenate([i.data for i in batch.inputs]) if len(batch.inputs) > 1 else batch.inputs[0].data
+            result = batch.layer.forward(data.astype(batch.dtype, copy=False))
+            sums = np.asarray(batch.layer.W).reshape(result.shape[1], -1).sum(axis=1)
+            display = output_options.display or default_display(sums.tolist())
+            for out in outputs:
+                if out.batch is not batch:
+                    continue
+                maps = result[out.first : out.stop]
+                if out.map_index is not None:
+                    maps = maps[:, out.map_index : out.map_index + 1]
+                write(out.path, _encode(maps, out.format, display, output_options.bit_depth))
+                written.append(Written(out.path, maps.shape, out.format, display if out.format == "png" else None))
+            if on_batch is not None:
+                on_batch(done, len(batches))
     return written

@@ -8,7 +8,6 @@ created when one write fails.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Optional
@@ -16,11 +15,11 @@ from typing import Optional
 import numpy as np
 from numpy.typing import NDArray
 
-from .display import check_display, to_display
+from .display import check_display, montage
 from .errors import OutputFileError
 from .gradients import Gradients
 from .images import encode_png
-from .outputs import check_target, npy_bytes, npz_bytes, same_file, write_output
+from .outputs import all_or_nothing, check_target, first_repeated, npy_bytes, npz_bytes
 
 #: Names of the gradients, as in the .npz.
 GRAD_NAMES = ("dx", "dW", "db")
@@ -98,24 +97,12 @@ def plan_outputs(
         targets.insert(0, GradOutput("npz", path, _format_of(path, "npz")))
     if sum(t.path == "-" for t in targets) > 1:
         raise OutputFileError("only one output can go to standard output '-'; write the others to files")
-    for i, target in enumerate(targets):
-        if target.path == "-":
-            continue
-        for other in targets[:i]:
-            if other.path != "-" and (other.path == target.path or same_file(other.path, target.path)):
-                raise OutputFileError(f"two outputs would be written to {target.path!r}; give each its own name")
+    repeated = first_repeated([t.path for t in targets])
+    if repeated is not None:
+        raise OutputFileError(f"two outputs would be written to {repeated!r}; give each its own name")
+    for target in targets:
         check_target(target.path, protect)
     return targets
-
-
-def _grid(cells: NDArray[np.floating], display: str) -> NDArray[np.float32]:
-    """Display-mapped cells (R, K, C, h, w) laid out as an R x K grid with 1-pixel white gaps: (C, H, W)."""
-    rows, cols, channels, h, w = cells.shape
-    canvas = np.ones((channels, rows * (h + 1) - 1, cols * (w + 1) - 1), dtype=np.float32)
-    for r in range(rows):
-        for k in range(cols):
-            canvas[:, r * (h + 1):r * (h + 1) + h, k * (w + 1):k * (w + 1) + w] = to_display(cells[r, k], display)
-    return canvas
 
 
 def grad_png(value: NDArray[np.floating], what: str, display: str) -> NDArray[np.float32]:
@@ -136,7 +123,7 @@ def grad_png(value: NDArray[np.floating], what: str, display: str) -> NDArray[np
         cells = array[None, :, None]
     else:
         cells = array[:, :, None]
-    return _grid(cells, display)
+    return montage(cells, display)
 
 
 def output_bytes(target: GradOutput, grads: Gradients, display: str) -> tuple[bytes, tuple[int, ...]]:
@@ -163,20 +150,9 @@ def write_outputs(
         What was written.
     """
     encoded = [(t, *output_bytes(t, grads, display)) for t in targets]
-    created: list[str] = []
     done = []
-    try:
+    with all_or_nothing(protect) as write:
         for target, data, shape in encoded:
-            existed = target.path == "-" or os.path.lexists(target.path)
-            write_output(target.path, data, protect=protect)
-            if not existed:
-                created.append(target.path)
+            write(target.path, data)
             done.append((target, shape))
-    except BaseException:
-        for path in created:
-            try:
-                os.unlink(path)
-            except OSError:
-                pass
-        raise
     return done

@@ -12,7 +12,9 @@ import io
 import os
 import sys
 import zipfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Callable
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -172,6 +174,44 @@ def write_output(path: str, data: bytes, *, protect: Sequence[str] = ()) -> None
             pass
         if isinstance(exc, OSError):
             raise _write_error(path, exc) from None
+        raise
+
+
+def first_repeated(paths: Sequence[str]) -> str | None:
+    """The first path in ``paths`` that names the same file as an earlier one (``-`` aside), or None.
+
+    Different spellings of one file (``a.png``, ``./a.png``, a link to it) count as the same.
+    """
+    for i, path in enumerate(paths):
+        if path != "-" and any(other != "-" and (other == path or same_file(other, path)) for other in paths[:i]):
+            return path
+    return None
+
+
+@contextmanager
+def all_or_nothing(protect: Sequence[str] = ()) -> Iterator[Callable[[str, bytes], None]]:
+    """Yield a ``write(path, data)`` that removes every file it created if the block fails.
+
+    Each file is written with :func:`write_output` (whole or not at all); files that
+    existed before are replaced whole and cannot be restored, so callers check every
+    target with :func:`check_target` first.
+    """
+    created: list[str] = []
+
+    def write(path: str, data: bytes) -> None:
+        existed = path == "-" or os.path.lexists(path)
+        write_output(path, data, protect=protect)
+        if not existed:
+            created.append(path)
+
+    try:
+        yield write
+    except BaseException:
+        for path in created:
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
         raise
 
 

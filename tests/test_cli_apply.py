@@ -962,3 +962,32 @@ def test_help_lists_every_option() -> None:
                  "--kernel", "{stem}", "{map}"):
         assert word in text, word
     assert result.stderr == ""
+
+
+def test_one_input_spelled_twice_is_refused_before_writing(tmp_path: Path, gray: Path, monkeypatch: Any) -> None:
+    monkeypatch.chdir(gray.parent)
+    before = listing(gray.parent)
+    result = run("apply", gray.name, f"./{gray.name}", "-k", "box:3")
+    assert_one_line_error(result, 4, "several outputs would be written to")
+    assert listing(gray.parent) == before
+
+
+def test_failure_after_some_outputs_removes_them(tmp_path: Path, gray: Path, rgb: Path, monkeypatch: Any) -> None:
+    """The second batch fails while computing: the first batch's new file is removed again."""
+    from convcli.layer import Convolution
+
+    calls = {"n": 0}
+    forward = Convolution.forward
+
+    def failing_second(self: Convolution, x: np.ndarray) -> np.ndarray:
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise MemoryError
+        return forward(self, x)
+
+    monkeypatch.setattr(Convolution, "forward", failing_second)
+    out = tmp_path / "out"
+    out.mkdir()
+    result = run("apply", gray, rgb, "-k", "box:3", "-o", f"{out}/")
+    assert_one_line_error(result, 1, "out of memory")
+    assert calls["n"] == 2 and list(out.iterdir()) == []

@@ -150,3 +150,21 @@ def test_default_display(sums: list[float], mode: str) -> None:
 
 def test_display_modes_constant() -> None:
     assert DISPLAY_MODES == ("clip", "abs", "minmax", "offset")
+
+
+def test_montage_lays_out_cells_each_mapped_alone() -> None:
+    from convcli.display import montage
+
+    cells = np.zeros((2, 3, 1, 2, 2), np.float32)
+    for r in range(2):
+        for k in range(3):
+            cells[r, k, 0] = [[0, 1], [2, 3 + r + k]]  # distinct ranges: minmax maps each to [0, 1] alone
+    out = montage(cells, "minmax")
+    assert out.shape == (1, 2 * 3 - 1, 3 * 3 - 1)
+    np.testing.assert_array_equal(out[0, 2, :], 1.0)  # the white gap row between the two rows
+    np.testing.assert_array_equal(out[0, :, 2], 1.0)
+    for r in range(2):
+        for k in range(3):
+            cell = out[0, 3 * r : 3 * r + 2, 3 * k : 3 * k + 2]
+            assert cell[0, 0] == 0.0 and cell[1, 1] == 1.0
+            np.testing.assert_allclose(cell[0, 1], 1 / (3 + r + k), rtol=1e-6)

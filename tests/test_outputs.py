@@ -12,7 +12,7 @@ from types import SimpleNamespace
 import pytest
 
 from convcli.errors import OutputFileError
-from convcli.outputs import check_target, write_output
+from convcli.outputs import all_or_nothing, check_target, first_repeated, write_output
 
 NOT_ROOT = pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root ignores file permissions")
 
@@ -228,3 +228,31 @@ def test_check_target_refuses_an_unwritable_directory(tmp_path: Path, monkeypatc
         f"cannot write {str(tmp_path / 'out.png')!r}: permission denied (directory {str(tmp_path)!r})"
     )
     assert check_target("-") == "-"
+
+
+def test_first_repeated_sees_spellings_of_one_file(tmp_path: Path) -> None:
+    a = tmp_path / "a.png"
+    a.write_bytes(b"x")
+    link = tmp_path / "link.png"
+    link.symlink_to(a)
+    assert first_repeated([str(a), str(tmp_path / "b.png"), "-", "-"]) is None
+    assert first_repeated([str(a), str(tmp_path / "." / "a.png")]) == str(tmp_path / "." / "a.png")
+    assert first_repeated([str(link), str(a)]) == str(a)
+    assert first_repeated([str(tmp_path / "new.png"), str(tmp_path / "sub" / ".." / "new.png")]) is not None
+
+
+def test_all_or_nothing_removes_only_new_files_on_failure(tmp_path: Path) -> None:
+    old = tmp_path / "old.npy"
+    old.write_bytes(b"before")
+    new = tmp_path / "new.npy"
+    with pytest.raises(RuntimeError, match="late failure"):
+        with all_or_nothing() as write:
+            write(str(new), b"fresh")
+            write(str(old), b"after")
+            assert new.read_bytes() == b"fresh"
+            raise RuntimeError("late failure")
+    assert not new.exists()  # created by the failed block: removed
+    assert old.read_bytes() == b"after"  # replaced whole before the failure: kept
+    with all_or_nothing() as write:
+        write(str(new), b"kept")
+    assert new.read_bytes() == b"kept"
