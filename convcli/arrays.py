@@ -14,12 +14,12 @@ import re
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Optional
 
 import numpy as np
 from numpy.typing import NDArray
 
-from .errors import InputFileError, ShapeError
+from .errors import InputFileError, ShapeError, one_line
 from .images import load_image, luma
 
 STDIN_NAME = "<stdin>"
@@ -179,10 +179,7 @@ def _pickled(name: str) -> InputFileError:
 
 
 def _corrupt(name: str, kind: str, exc: BaseException) -> InputFileError:
-    reason = " ".join(str(exc).split()) or type(exc).__name__
-    if len(reason) > 120:
-        reason = reason[:117] + "..."
-    return _unreadable(name, kind, reason)
+    return _unreadable(name, kind, one_line(exc, 120))
 
 
 def load_npz(data: bytes, name: str) -> dict[str, NDArray[Any]]:
@@ -375,6 +372,9 @@ class LoadedInput:
         "image" or "array".
     notes : list of str
         One-line messages for the user, without the name (the caller prefixes it).
+    bits : int or None
+        Images: 8 or 16, the PNG depth that keeps the source's precision
+        (:attr:`convcli.images.LoadedImage.bits`); None for arrays.
     """
 
     data: NDArray[Any]
@@ -382,9 +382,17 @@ class LoadedInput:
     stem: str
     kind: str
     notes: list[str] = field(default_factory=list)
+    bits: Optional[int] = None
 
 
-def _pick_npz(arrays: dict[str, NDArray[Any]], name: str) -> NDArray[Any]:
+def pick_npz(arrays: dict[str, NDArray[Any]], name: str) -> NDArray[Any]:
+    """The array of an .npz that is read as one input: the one named ``x``, or the only one.
+
+    Raises
+    ------
+    InputFileError
+        An empty archive, or several arrays and none named ``x``.
+    """
     if "x" in arrays:
         return arrays["x"]
     if len(arrays) == 1:
@@ -426,7 +434,7 @@ def _looks_like_text(data: bytes) -> bool:
 
 
 def load_input(source: str, *, gray: bool = False, keep_alpha: bool = False) -> LoadedInput:
-    """Read a file (or ``-``) as an NCHW array, whatever its format.
+    """Read a file (or ``-``) as an NCHW array, whatever its format: :func:`decode_input` of its bytes.
 
     The format comes from the magic bytes (:func:`sniff`), not the extension: .npy,
     .npz (the array named ``x``, or the only one), or an image (:func:`~convcli.images.load_image`).
@@ -455,17 +463,28 @@ def load_input(source: str, *, gray: bool = False, keep_alpha: bool = False) -> 
     ShapeError
         An array that is not 2-, 3- or 4-D, or ``gray`` on an array with C not in (1, 3).
     """
+    return decode_input(read_source(source), source, gray=gray, keep_alpha=keep_alpha)
+
+
+def decode_input(data: bytes, source: str, *, gray: bool = False, keep_alpha: bool = False) -> LoadedInput:
+    """An input's bytes as an NCHW array (see :func:`load_input`; ``source`` names it and tells text by extension).
+
+    Raises
+    ------
+    InputFileError
+        Unknown format, undecodable data, non-numeric array.
+    ShapeError
+        An array that is not 2-, 3- or 4-D, or ``gray`` on an array with C not in (1, 3).
+    """
     name = _display_name(source)
-    stem = input_stem(source)
-    data = read_source(source)
     kind = sniff(data)
     if kind == "image":
         image = load_image(data, name, gray=gray, keep_alpha=keep_alpha)
-        return LoadedInput(image.data, name, stem, "image", image.notes)
+        return LoadedInput(image.data, name, input_stem(source), "image", image.notes, image.bits)
     if kind == "npy":
         array = load_npy(data, name)
     elif kind == "npz":
-        array = _pick_npz(load_npz(data, name), name)
+        array = pick_npz(load_npz(data, name), name)
     elif source.lower().endswith(TEXT_EXTENSIONS) or (source == "-" and _looks_like_text(data)):
         array = load_text(data, name)
     else:
@@ -473,6 +492,18 @@ def load_input(source: str, *, gray: bool = False, keep_alpha: bool = False) -> 
             f"cannot tell the format of {name!r} from its first bytes; expected .npy, .npz, "
             "an image (PNG, JPEG, TIFF, BMP, WebP, GIF) or a .txt/.csv array"
         )
+    return array_input(array, source, gray=gray)
+
+
+def array_input(array: NDArray[Any], source: str, *, gray: bool = False) -> LoadedInput:
+    """A decoded array (HW, CHW or NCHW) as an input: shaped NCHW, ``gray`` applied, notes added.
+
+    Raises
+    ------
+    InputFileError, ShapeError
+        As :func:`to_nchw`; ``gray`` on an array with C not in (1, 3).
+    """
+    name = _display_name(source)
     notes: list[str] = []
     if array.ndim == 3 and array.shape[2] in (3, 4) and array.shape[0] > 4:
         notes.append(
@@ -483,4 +514,4 @@ def load_input(source: str, *, gray: bool = False, keep_alpha: bool = False) -> 
     if gray:
         nchw = _gray_array(nchw, name)
     notes.extend(_array_notes(nchw, name))
-    return LoadedInput(nchw, name, stem, "array", notes)
+    return LoadedInput(nchw, name, input_stem(source), "array", notes)

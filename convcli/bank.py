@@ -2,7 +2,10 @@
 
 :func:`filter_bank` stacks parsed :class:`~convcli.kernels.Kernel` objects: M 2-D kernels
 become a depthwise bank (groups = C), 4-D layer kernels are concatenated along FN.
-:func:`kernel_sum_sign` tells from the kernels' sums how their output is best shown.
+:func:`is_zero_sum` is convcli's one test of a zero-sum filter: ``normalize`` leaves such a
+filter alone, the default PNG display offsets its output, and the kernel gradient skips the
+normalisation's chain rule for it.  :func:`kernel_sum_sign` tells from the kernels' sums how
+their output is best shown.
 """
 
 from __future__ import annotations
@@ -11,22 +14,77 @@ from collections.abc import Sequence
 from typing import Any, Optional
 
 import numpy as np
+from numpy.typing import NDArray
 
 from .errors import KernelSpecError, ParameterError, ShapeError
 from .kernels import FloatArray, Kernel
 
-__all__ = ["ZERO_SUM_ATOL", "filter_bank", "kernel_sum_sign"]
+__all__ = [
+    "ZERO_SUM_RTOL", "filter_bank", "filter_sums", "is_zero_sum", "kernel_stack", "kernel_sum_sign", "zero_sum_filters",
+]
 
-#: ``filter_bank(normalize=True)`` leaves a kernel alone when ``|sum| <= ZERO_SUM_ATOL``.
-ZERO_SUM_ATOL = 1e-12
-
-# kernel_sum_sign counts a sum as zero when |sum| <= _ZERO_SUM_RTOL * max(1, sum |w|).
-_ZERO_SUM_RTOL = 1e-12
+#: A filter is zero-sum when ``|sum| <= ZERO_SUM_RTOL * max(1, sum |w|)``: relative to the size of
+#: its taps, so the rounding noise of large taps (``log:0.01``, taps ~1e4, sum ~1e-12) counts as 0.
+ZERO_SUM_RTOL = 1e-12
 
 
-def _is_zero_sum(total: Any, l1: Any) -> Any:
-    """True where ``|total| <= 1e-12 * max(1, l1)`` (elementwise for arrays)."""
-    return np.abs(total) <= _ZERO_SUM_RTOL * np.maximum(1.0, l1)
+def is_zero_sum(total: Any, l1: Any = None) -> Any:
+    """True where a filter's sum is zero up to rounding: ``|total| <= ZERO_SUM_RTOL * max(1, l1)``.
+
+    Parameters
+    ----------
+    total : float or ndarray
+        Sums of the filters' taps.
+    l1 : float or ndarray, optional
+        Sums of the absolute values of the taps (same shape as ``total``); default
+        ``|total|``, which makes the test absolute (``|total| <= 1e-12``).
+
+    Returns
+    -------
+    bool or ndarray of bool
+        Elementwise; a NaN sum is not zero.
+    """
+    total = np.asarray(total, dtype=np.float64)
+    size = np.abs(total) if l1 is None else np.asarray(l1, dtype=np.float64)
+    result = np.abs(total) <= ZERO_SUM_RTOL * np.maximum(1.0, size)
+    return bool(result) if result.ndim == 0 else result
+
+
+def filter_sums(weights: Any) -> tuple[FloatArray, FloatArray]:
+    """Sum and sum of absolute values of each filter, in float64.
+
+    Parameters
+    ----------
+    weights : ndarray, shape (F, ...)
+        One filter per entry of the first axis: a stack of 2-D kernels (M, FH, FW) or a
+        layer's weights (FN, C/groups, FH, FW).
+
+    Returns
+    -------
+    sums, l1 : ndarray, shape (F,), float64
+    """
+    flat = np.asarray(weights, dtype=np.float64).reshape(len(weights), -1)
+    return flat.sum(axis=1), np.abs(flat).sum(axis=1)
+
+
+def zero_sum_filters(weights: Any) -> NDArray[np.bool_]:
+    """:func:`is_zero_sum` of each filter of ``weights``, shape (F, ...): ndarray of bool, shape (F,)."""
+    return np.asarray(is_zero_sum(*filter_sums(weights)), dtype=bool).reshape(-1)
+
+
+def kernel_stack(kernels: Sequence[Kernel]) -> FloatArray:
+    """The kernels as given, stacked in float64: one entry per kernel (2-D) or per filter (4-D).
+
+    Returns
+    -------
+    ndarray
+        (M, FH, FW) for M 2-D kernels; the layers concatenated along FN,
+        (FN, C/groups, FH, FW), for 4-D kernels.
+    """
+    arrays = [np.asarray(k.weights, dtype=np.float64) for k in kernels]
+    if kernels and kernels[0].is_layer:
+        return np.concatenate(arrays)
+    return np.stack(arrays)
 
 
 def _depthwise(kernels: list[Kernel], channels: int) -> tuple[FloatArray, Optional[FloatArray]]:
@@ -94,8 +152,8 @@ def filter_bank(kernels: Sequence[Kernel], channels: int, *, groups: Optional[in
         Rotate every kernel 180° (both spatial axes): true convolution.
     normalize : bool
         Divide each 2-D kernel (each filter of a layer) by its sum; left alone when
-        the sum is 0 (``|sum| <= ZERO_SUM_ATOL``, 1e-12).  A negative sum flips the
-        signs.
+        it is zero-sum (:func:`is_zero_sum`: ``|sum| <= 1e-12 * max(1, sum |w|)``).
+        A negative sum flips the signs.
 
     Returns
     -------
@@ -144,13 +202,13 @@ def filter_bank(kernels: Sequence[Kernel], channels: int, *, groups: Optional[in
             )
         weights, bias = _depthwise(kernels, int(channels))
         groups = int(channels)
-    if flip:
-        weights = weights[..., ::-1, ::-1]
     weights = np.ascontiguousarray(weights, dtype=np.float64)
-    if normalize:
-        sums = weights.sum(axis=(1, 2, 3))
-        keep = np.abs(sums) > ZERO_SUM_ATOL
+    if normalize:  # sums of the kernels as given, before the flip: the ones kernel_gradient tests
+        sums, l1 = filter_sums(weights)
+        keep = ~np.asarray(is_zero_sum(sums, l1), dtype=bool).reshape(-1)
         weights[keep] /= sums[keep, None, None, None]
+    if flip:
+        weights = np.ascontiguousarray(weights[..., ::-1, ::-1])
     return weights, bias, groups
 
 
@@ -168,15 +226,13 @@ def kernel_sum_sign(kernels: Sequence[Kernel], *, normalize: bool = False) -> in
     -------
     int
         +1 when every sum is > 0 (smoothing-like: clip the output), -1 when every
-        sum is < 0, 0 when any sum is zero (``|sum| <= 1e-12 * max(1, sum |w|)``,
-        e.g. sobel, laplacian) or the signs are mixed (offset the output).
+        sum is < 0, 0 when any filter is zero-sum (:func:`is_zero_sum`; sobel,
+        laplacian, log) or the signs are mixed (offset the output).
     """
     signs = set()
     for k in kernels:
-        flat = k.weights.reshape(k.filters, -1)
-        sums = flat.sum(axis=1)
-        zero = _is_zero_sum(sums, np.abs(flat).sum(axis=1))
-        if zero.any():
+        sums, l1 = filter_sums(k.weights.reshape(k.filters, -1))
+        if np.any(is_zero_sum(sums, l1)):
             return 0
         signs.update({1} if normalize else {int(s) for s in np.sign(sums)})
     return signs.pop() if len(signs) == 1 else 0

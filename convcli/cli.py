@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 from collections.abc import Sequence
-from typing import Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, Optional
 
 import typer
 from typer.core import TyperGroup
@@ -33,12 +34,17 @@ from .cli_options import (
     QuietOpt,
     Reporter,
     StrideOpt,
+    check_stdin_once,
     format_shape,
     layer_options,
     protected_files,
     refuse_terminal,
+    stdin_count,
 )
-from .errors import ConvcliError, ParameterError
+from .errors import ConvcliError, one_line
+
+if TYPE_CHECKING:
+    from .gradcheck import CheckRow
 
 # Exit codes: 1 failure, 2 usage (bad option or argument), 3 unreadable input, 4 unwritable output.
 
@@ -55,7 +61,11 @@ class _OneLineErrors(TyperGroup):
         **extra: Any,
     ) -> Any:
         try:
-            rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+            with warnings.catch_warnings():
+                # numpy's floating-point RuntimeWarnings (overflow, invalid value...) would add lines to
+                # stderr; non-finite results are written as they are, and real errors still raise
+                warnings.simplefilter("ignore", RuntimeWarning)
+                rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except ConvcliError as error:
             _fail(error.message, error.exit_code)
         except (typer.Abort, KeyboardInterrupt):
@@ -66,13 +76,14 @@ class _OneLineErrors(TyperGroup):
             os.dup2(devnull, sys.stdout.fileno())
             sys.exit(1)
         except MemoryError:
-            _fail("out of memory; try fewer or smaller inputs, or --dtype float32", 1)
+            _fail("out of memory; try fewer or smaller inputs", 1)
         except OSError as error:
             where = f" {error.filename!r}" if error.filename else ""
             _fail(f"{error.strerror or error}{':' if where else ''}{where}", 1)
         except Exception as error:
             if not (hasattr(error, "format_message") and hasattr(error, "exit_code")):
-                raise
+                # a bug: still one line and no traceback in a pipeline
+                _fail(f"internal error: {type(error).__name__}: {one_line(error, 300)} (please report it)", 1)
             # a usage error from Typer's parser (missing option, bad choice...)
             if type(error).__name__ == "NoArgsIsHelpError":
                 typer.echo(error.format_message(), err=True)
@@ -85,7 +96,7 @@ class _OneLineErrors(TyperGroup):
         return rv
 
 
-def _fail(message: str, code: int) -> None:
+def _fail(message: str, code: int) -> NoReturn:
     typer.echo(f"convcli: error: {message}", err=True)
     sys.exit(code)
 
@@ -115,8 +126,8 @@ def _root(
 ) -> None:
     """im2col 2-D convolution for images and arrays: filter, back-propagate, inspect.
 
-    Images load as float NCHW in [0, 1]; .npy arrays (HW, CHW or NCHW) as they are.
-    '-' reads standard input or writes standard output.
+    Images load as float NCHW in [0, 1]; arrays (.npy, .npz, .txt/.csv; HW, CHW or NCHW) as
+    they are. '-' reads standard input or writes standard output.
     """
 
 
@@ -128,7 +139,8 @@ def apply(
     inputs: Annotated[
         list[str],
         typer.Argument(
-            help="Images (PNG, JPEG, TIFF, BMP, WebP, GIF), .npy arrays (HW, CHW or NCHW), or '-' for standard input.",
+            help="Images (PNG, JPEG, TIFF, BMP, WebP, GIF), arrays (.npy, .npz with x or one array, .txt/.csv; "
+            "HW, CHW or NCHW), or '-' for standard input.",
             show_default=False,
         ),
     ],
@@ -167,12 +179,20 @@ def apply(
         Optional[DisplayChoice],
         typer.Option(
             help="How PNG maps floats to pixels: clip to [0, 1], abs, minmax (per map), offset (0.5 + value). "
-            "Default: clip for kernels that sum to > 0, offset for zero-sum kernels such as sobel.",
+            "Default: clip when every kernel's sum (after --normalize) is positive; offset when any kernel sums "
+            "to zero (sobel-x, laplacian, log) or to a negative number.",
         ),
     ] = None,
     bit_depth: Annotated[
-        int, typer.Option("--bit-depth", help="PNG bit depth: 8 or 16 (a 16-bit PNG holds one map: one file per map).")
-    ] = 8,
+        Optional[int],
+        typer.Option(
+            "--bit-depth",
+            help="PNG bit depth: 8 or 16 (a 16-bit PNG holds one map: one file per map). Default: from the "
+            "inputs, 16 for one-map PNGs when every input is a 16-bit image (16-bit gray PNG or TIFF, float "
+            "TIFF), else 8.",
+            show_default=False,
+        ),
+    ] = None,
     quiet: QuietOpt = False,
 ) -> None:
     """Filter images and arrays with one or more kernels and write the feature maps.
@@ -189,41 +209,46 @@ def apply(
       convcli apply photo.png -k gaussian:2 -o - | convcli apply - -k sobel-x -o edges.png
     """
     from .arrays import load_input
-    from .filtering import OutputOptions, apply_filters
+    from .filtering import OutputOptions, apply_filters, check_output_options
     from .kernelspec import parse_kernel
 
     report = Reporter(quiet)
-    options = layer_options(bias, stride, pad, dilation, groups, padding_mode, flip, normalize, dtype)
-    stdin_kernels = [spec for spec in kernel if spec.strip() == "-"]
-    if inputs.count("-") + len(stdin_kernels) > 1:
-        what = "INPUT '-' and -k -" if "-" in inputs and stdin_kernels else "'-'"
-        raise ParameterError(f"{what}: standard input can be read once only; give the others as files")
-    if output == "-":
-        refuse_terminal("-o -")
-    kernels = [parse_kernel(spec) for spec in kernel]
-    loaded = [load_input(source, gray=gray, keep_alpha=keep_alpha) for source in inputs]
-    for item in loaded:
-        for note in item.notes:
-            report.say(f"convcli: {item.name}: {note}")
+    check_stdin_once(
+        ("INPUT '-'", stdin_count(*inputs)), ("-k -", stdin_count(*kernel)), ("--bias -", stdin_count(bias))
+    )
     out_options = OutputOptions(
         output=output,
         format=None if format is None else format.value,
         display=None if display is None else display.value,
         bit_depth=bit_depth,
     )
+    check_output_options(out_options)  # a bad name or option is reported before any input is read
+    if output == "-":
+        refuse_terminal("-o -")
+    options = layer_options(bias, stride, pad, dilation, groups, padding_mode, flip, normalize, dtype)
+    kernels = [parse_kernel(spec) for spec in kernel]
+    loaded = [load_input(source, gray=gray, keep_alpha=keep_alpha) for source in inputs]
+    for item in loaded:
+        for note in item.notes:
+            report.say(f"convcli: {item.name!r}: {note}")
     protect = protected_files(*inputs, *kernel, bias)
     with report.progress("filtering", len(loaded)) as on_batch:
         written = apply_filters(loaded, kernels, options, out_options, protect=protect, on_batch=on_batch)
     for done in written:
-        target = "standard output" if done.path == "-" else done.path
         how = f", display {done.display}" if done.display else ""
-        report.say(f"convcli: wrote {target} ({done.format}, {format_shape(done.shape)}{how})")
+        how += f", {done.bits}-bit" if done.bits == 16 else ""
+        report.say(f"convcli: wrote {_target(done.path)} ({done.format}, {format_shape(done.shape)}{how})")
 
 
 @app.command()
 def grad(
     input: Annotated[
-        str, typer.Argument(help="Image, .npy array (HW, CHW or NCHW), or '-' for standard input.", show_default=False)
+        str,
+        typer.Argument(
+            help="An image, an array (.npy, .npz with x or one array, .txt/.csv; HW, CHW or NCHW), or '-' for "
+            "standard input.",
+            show_default=False,
+        ),
     ],
     kernel: KernelOpt,
     dout: Annotated[
@@ -314,32 +339,27 @@ def grad(
 
     Examples:
 
-        convcli grad x.npy -k w.npy --dout randn:0 --check
+      convcli grad x.npy -k w.npy --dout randn:0 --check
 
-        convcli grad photo.png -k sobel-x --dout ones --dx dx.png --dw dk.npy
+      convcli grad photo.png -k sobel-x --dout ones --dx dx.png --dw dk.npy
 
-        convcli apply x.npy -k w.npy -o - | convcli grad x.npy -k w.npy --dout - -o g.npz
+      convcli apply x.npy -k w.npy -o - | convcli grad x.npy -k w.npy --dout - -o g.npz
     """
     import time
 
-    import numpy as np
-
     from .arrays import input_stem, load_input
-    from .filtering import working_dtype
     from .grad_outputs import plan_outputs, write_outputs
     from .gradcheck import check_options, default_tolerance, gradient_check
-    from .gradients import backward, build_grad_layer, load_dout
+    from .gradients import run_grad
     from .kernelspec import parse_kernel
 
     report = Reporter(quiet)
     if check:
         check_options(check_samples, eps, seed, tol)
-    stdin_kernels = sum(k.strip() == "-" for k in kernel)
-    uses = (("INPUT", input == "-"), ("--dout", dout == "-"), ("-k", stdin_kernels > 0))
-    readers = [name for name, reads in uses if reads]
-    if len(readers) > 1 or stdin_kernels > 1:
-        both = " and ".join(readers) if len(readers) > 1 else "-k"
-        raise ParameterError(f"{both} read standard input '-', which can be read once only; give the others as files")
+    check_stdin_once(
+        ("INPUT '-'", stdin_count(input)), ("--dout -", stdin_count(dout)), ("-k -", stdin_count(*kernel)),
+        ("--bias -", stdin_count(bias)),
+    )
     protect = protected_files(input, dout, *kernel, bias)
     default = os.path.join("" if input == "-" else os.path.dirname(input), f"{input_stem(input)}-grad.npz")
     targets = plan_outputs(output, {"dx": dx_path, "dW": dw_path, "db": db_path}, default, protect)
@@ -350,25 +370,18 @@ def grad(
     kernels_ = [parse_kernel(spec) for spec in kernel]
     item = load_input(input, gray=gray, keep_alpha=keep_alpha)
     for note in item.notes:
-        report.say(f"convcli: {item.name}: {note}")
-    work_dtype = working_dtype(item.data, options.dtype)
-    x = item.data.astype(work_dtype, copy=False)
-    layer = build_grad_layer(kernels_, x.shape[1], options, work_dtype)
-    expected = layer.output_shape(x.shape)
-    upstream = load_dout(dout, expected, work_dtype)
-    grads = backward(layer, x, upstream, kernels_, options)
-
-    norms = [("dx", grads.dx), ("dW", grads.dW), ("db", grads.db)]
-    norms += [("dK", grads.dK)] if grads.dK is not None else []
+        report.say(f"convcli: {item.name!r}: {note}")
+    run = run_grad(item.data, kernels_, options, dout)
+    grads = run.grads
     report.say(
-        f"convcli: x {format_shape(x.shape)} -> y {format_shape(expected)} ({work_dtype}); "
-        + ", ".join(f"|{name}| {np.linalg.norm(value):.6g} ({format_shape(value.shape)})" for name, value in norms)
+        f"convcli: x {format_shape(run.x.shape)} -> y {format_shape(run.output_shape)} ({run.dtype}); "
+        + ", ".join(f"|{name}| {norm:.6g} ({format_shape(shape)})" for name, norm, shape in grads.norms())
         + f"; forward+backward {grads.seconds * 1000:.1f} ms"
     )
     if check:
-        tolerance = default_tolerance(work_dtype) if tol is None else tol
+        tolerance = default_tolerance(run.dtype) if tol is None else tol
         start = time.perf_counter()
-        rows = gradient_check(x, grads, upstream, samples=check_samples, eps=eps, seed=seed, tolerance=tolerance)
+        rows = gradient_check(run.x, grads, run.dout, samples=check_samples, eps=eps, seed=seed, tolerance=tolerance)
         if not quiet:
             caption = f"eps {eps:g}, seed {seed}, {time.perf_counter() - start:.2f} s"
             if grads.dK is not None:
@@ -379,15 +392,20 @@ def grad(
             worst = "; ".join(f"{row.name} max rel error {row.max_rel:.3g}" for row in failed)
             _fail(f"gradient check failed: {worst} > tolerance {tolerance:g}; nothing written", 1)
     for target, shape in write_outputs(targets, grads, display.value, protect):
-        where = "standard output" if target.path == "-" else target.path
         if target.what == "npz":
-            report.say(f"convcli: wrote {where} (npz: dx, dW, db{', dK' if grads.dK is not None else ''})")
+            members = "dx, dW, db" + (", dK" if grads.dK is not None else "")
+            report.say(f"convcli: wrote {_target(target.path)} (npz: {members})")
         else:
             name = "dK" if target.what == "dW" and grads.dK is not None else target.what
-            report.say(f"convcli: wrote {name} to {where} ({target.format}, {format_shape(shape)})")
+            report.say(f"convcli: wrote {name} to {_target(target.path)} ({target.format}, {format_shape(shape)})")
 
 
-def _print_check(rows: Sequence[Any], tolerance: float, caption: str = "") -> None:
+def _target(path: str) -> str:
+    """How a 'wrote' line names an output: "standard output", or the path quoted (one line, whatever its name)."""
+    return "standard output" if path == "-" else repr(path)
+
+
+def _print_check(rows: Sequence[CheckRow], tolerance: float, caption: str = "") -> None:
     """The --check table on stderr: one row per tensor."""
     from rich.console import Console
     from rich.table import Table
@@ -404,7 +422,7 @@ def _print_check(rows: Sequence[Any], tolerance: float, caption: str = "") -> No
             continue
         verdict = "[green]ok[/green]" if row.passed else "[red]FAIL[/red]"
         table.add_row(row.name, str(row.samples), f"{row.max_abs:.3g}", f"{row.max_rel:.3g}", verdict)
-    notes = [f"{row.name}: {row.note}" for row in rows if getattr(row, "note", "")]
+    notes = [f"{row.name}: {row.note}" for row in rows if row.note]
     Console(stderr=True).print(table)
     for note in notes:
         Console(stderr=True).print(note, markup=False, highlight=False)
@@ -415,7 +433,9 @@ def kernels(
     spec: Annotated[
         Optional[str],
         typer.Argument(
-            help="A kernel spec to print as a matrix (e.g. gaussian:1.5, sobel-x, a file).", show_default=False
+            help="A kernel spec to print as a matrix (e.g. gaussian:1.5, sobel-x, a file, or '-' for a kernel "
+            "file on standard input).",
+            show_default=False,
         ),
     ] = None,
 ) -> None:
@@ -439,19 +459,16 @@ def kernels(
     weights = kern.weights
     if weights.ndim == 2:
         typer.echo(f"{kern.label}: {format_shape(weights.shape)}, sum {weights.sum():.6g}")
-        typer.echo(format_matrix(weights))
-        return
-    typer.echo(f"{kern.label}: layer {format_shape(weights.shape)} (FN, C/groups, FH, FW)")
-    for f in range(weights.shape[0]):
-        for c in range(weights.shape[1]):
-            typer.echo(f"[{f}, {c}]")
-            typer.echo(format_matrix(weights[f, c]))
+    else:
+        typer.echo(f"{kern.label}: layer {format_shape(weights.shape)} (FN, C/groups, FH, FW)")
+    typer.echo(format_matrix(weights))  # a layer: one [f, c] block per filter and channel
 
 
 @app.command()
 def info(
     files: Annotated[
-        list[str], typer.Argument(help="Images, .npy/.npz arrays, or '-' for standard input.", show_default=False)
+        list[str],
+        typer.Argument(help="Images, arrays (.npy, .npz, .txt/.csv), or '-' for standard input.", show_default=False),
     ],
     gray: GrayOpt = False,
     keep_alpha: KeepAlphaOpt = False,
@@ -464,19 +481,24 @@ def info(
     from rich.measure import Measurement
     from rich.table import Table
 
-    from .arrays import load_input, load_npz, read_source
+    from .arrays import STDIN_NAME, array_input, decode_input, load_npz, pick_npz, read_source, sniff
 
     table = Table()
     for column in ("file", "kind", "shape (N, C, H, W)", "dtype", "min", "max", "mean", "notes"):
         table.add_column(column, overflow="fold")
     for source in files:
-        members = _npz_members(source)
-        if members is not None:
-            for key, value in load_npz(read_source(source), source).items():
-                table.add_row(f"{source}:{key}", "npz member", format_shape(value.shape) or "()", str(value.dtype),
-                              *_stats(value), "shape as stored")
-            continue
-        item = load_input(source, gray=gray, keep_alpha=keep_alpha)
+        raw = read_source(source)  # once: standard input cannot be read twice
+        if sniff(raw) == "npz":
+            name = STDIN_NAME if source == "-" else source
+            arrays = load_npz(raw, name)
+            if len(arrays) > 1 and "x" not in arrays:  # not one input: a row per array, as stored
+                for key, value in arrays.items():
+                    table.add_row(f"{source}:{key}", "npz member", format_shape(value.shape) or "()",
+                                  str(value.dtype), *_stats(value), "shape as stored")
+                continue
+            item = array_input(pick_npz(arrays, name), source, gray=gray)
+        else:
+            item = decode_input(raw, source, gray=gray, keep_alpha=keep_alpha)
         data = item.data
         notes = "; ".join(item.notes)
         table.add_row(item.name, item.kind, format_shape(data.shape), str(data.dtype), *_stats(data), notes)
@@ -485,23 +507,6 @@ def info(
         width = Measurement.get(console, console.options.update_width(100_000), table).maximum
         console = Console(width=max(console.width, width))
     console.print(table)
-
-
-def _npz_members(source: str) -> Optional[list[str]]:
-    """Names in an .npz file that 'apply' could not read as one input (several, none named x), else None."""
-    import zipfile
-
-    if source == "-" or not os.path.isfile(source):
-        return None
-    try:
-        with open(source, "rb") as handle:
-            if handle.read(4) not in (b"PK\x03\x04", b"PK\x05\x06"):
-                return None
-        with zipfile.ZipFile(source) as archive:
-            names = [n[:-4] if n.endswith(".npy") else n for n in archive.namelist()]
-    except (OSError, zipfile.BadZipFile):
-        return None  # load_input gives the error
-    return names if len(names) > 1 and "x" not in names else None
 
 
 def _stats(data: Any) -> tuple[str, str, str]:

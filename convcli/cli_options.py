@@ -8,6 +8,7 @@ same layer): the ``Annotated`` aliases here are their single definition, and
 from __future__ import annotations
 
 import os
+import re
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -19,9 +20,14 @@ import typer
 from .errors import InputFileError, OutputFileError, ParameterError
 
 
+def _numbers(text: str) -> list[str]:
+    """The parts of 'H,W', 'HxW' or 'H×W' (and longer lists), stripped."""
+    return [p.strip() for p in re.split(r"[,xX×]", text)]
+
+
 def parse_pair(text: str, name: str) -> object:
-    """'2' -> 2, '2,1' -> (2, 1) for --stride and --dilation."""
-    parts = [p.strip() for p in text.replace("x", ",").split(",")]
+    """'2' -> 2, '2,1' or '2x1' -> (2, 1) for --stride and --dilation."""
+    parts = _numbers(text)
     try:
         values = [int(p) for p in parts]
     except ValueError:
@@ -34,10 +40,10 @@ def parse_pair(text: str, name: str) -> object:
 
 
 def parse_pad(text: str) -> Any:
-    """--pad: 'same', 'valid', 'P', 'PH,PW' or 'TOP,BOTTOM,LEFT,RIGHT'."""
+    """--pad: 'same', 'valid', 'P', 'PH,PW' (or 'PHxPW', as --stride) or 'TOP,BOTTOM,LEFT,RIGHT'."""
     if text.strip().lower() in ("same", "valid"):
         return text.strip().lower()
-    parts = [p.strip() for p in text.split(",")]
+    parts = _numbers(text)
     try:
         values = [int(p) for p in parts]
     except ValueError:
@@ -52,31 +58,33 @@ def parse_pad(text: str) -> Any:
 
 
 def parse_bias(text: str) -> Any:
-    """--bias: a number, a comma-separated list ('0.1,0.2'), or a .npy file (any shape, flattened).
+    """--bias: a number, a comma-separated list ('0.1,0.2'), a .npy file (any shape, flattened) or '-'.
 
-    Numbers are tried first, so a file is read when the text ends in .npy or is no list of numbers.
+    Numbers are tried first, so a file is read when the text ends in .npy or is no list of numbers;
+    '-' reads .npy bytes from standard input.
     """
     import numpy as np
 
-    from .arrays import load_npy, read_source
+    from .arrays import STDIN_NAME, load_npy, read_source
 
-    usage = "a number, a comma-separated list or a .npy file"
+    usage = "a number, a comma-separated list, a .npy file or '-' (.npy on standard input)"
     name = text.strip()
     values: Any = None
-    if not name.lower().endswith(".npy"):
+    if name != "-" and not name.lower().endswith(".npy"):
         try:
             values = np.array([float(v) for v in name.replace(";", ",").split(",")], dtype=np.float64)
         except ValueError:
             if not os.path.isfile(name):
                 raise ParameterError(f"--bias must be {usage}, got {text!r}") from None
     if values is None:
-        if not os.path.exists(name):
+        if name != "-" and not os.path.exists(name):
             raise InputFileError(f"--bias file {name!r} not found; expected {usage}")
-        array = load_npy(read_source(name), name)
+        where = "--bias from standard input" if name == "-" else f"--bias file {name!r}"
+        array = load_npy(read_source(name), STDIN_NAME if name == "-" else name)
         if array.dtype.kind not in "biuf":
-            raise ParameterError(f"--bias file {name!r} holds {array.dtype} values; expected real numbers")
+            raise ParameterError(f"{where} holds {array.dtype} values; expected real numbers")
         if array.size == 0:
-            raise ParameterError(f"--bias file {name!r} is empty (shape {array.shape}); expected at least one value")
+            raise ParameterError(f"{where} is empty (shape {array.shape}); expected at least one value")
         values = array.astype(np.float64).ravel()
     if not np.all(np.isfinite(values)):
         raise ParameterError(f"--bias values must be finite (no nan or inf), got {text!r}")
@@ -116,21 +124,27 @@ KernelOpt = Annotated[
         "--kernel",
         "-k",
         help="Kernel: a built-in name with arguments (sobel-x, gaussian:2, box:5; see 'convcli kernels'), "
-        "an inline matrix ('1,2,1;2,4,2;1,2,1' or ImageMagick's '3x3: 1,2,1,...'), or a file "
-        "(.npy, .npz with W and b, .txt, .csv, .json). Repeat to stack a filter bank.",
+        "an inline matrix ('1,2,1;2,4,2;1,2,1' or ImageMagick's '3x3: 1,2,1,...'), a file "
+        "(.npy, .npz with W and b, .txt, .csv, .json), or '-' for a kernel file on standard input. "
+        "Repeat to stack a filter bank.",
         show_default=False,
     ),
 ]
 BiasOpt = Annotated[
     Optional[str],
-    typer.Option(help="Bias: a number, one value per kernel or per output map ('0.1,0.2'), or a .npy file."),
+    typer.Option(
+        help="Bias: a number, one value per kernel or per output map ('0.1,0.2'), a .npy file, or '-' for .npy "
+        "bytes on standard input."
+    ),
 ]
-StrideOpt = Annotated[str, typer.Option(help="Stride: N or 'H,W'.")]
+StrideOpt = Annotated[str, typer.Option(help="Stride: N, or 'H,W' (also HxW).")]
 PadOpt = Annotated[
     str,
-    typer.Option(help="Padding: same (output the input's size / stride), valid (none), N, 'H,W' or 'T,B,L,R'."),
+    typer.Option(
+        help="Padding: same (output the input's size / stride), valid (none), N, 'H,W' (also HxW) or 'T,B,L,R'."
+    ),
 ]
-DilationOpt = Annotated[str, typer.Option(help="Dilation (spacing between kernel taps): N or 'H,W'.")]
+DilationOpt = Annotated[str, typer.Option(help="Dilation (spacing between kernel taps): N, or 'H,W' (also HxW).")]
 GroupsOpt = Annotated[
     Optional[int],
     typer.Option(help="Channel groups of a 4-D kernel (default 1). 2-D kernels are always depthwise.", min=1),
@@ -201,6 +215,27 @@ class Reporter:
         with Progress(console=Console(stderr=True), transient=True) as bar:
             task = bar.add_task(description, total=total)
             yield lambda done, total: bar.update(task, completed=done, total=total)  # the caller's count wins
+
+
+def check_stdin_once(*uses: tuple[str, int]) -> None:
+    """Refuse to read standard input twice: ``uses`` are (option as typed, how many times it reads '-').
+
+    Raises
+    ------
+    ParameterError
+        Naming every reader: "standard input can be read once only, but INPUT '-' and -k - read it".
+    """
+    readers = [(name, count) for name, count in uses if count]
+    if sum(count for _, count in readers) > 1:
+        named = " and ".join(name if count == 1 else f"{name} ({count} times)" for name, count in readers)
+        raise ParameterError(
+            f"standard input can be read once only, but {named} read it; give the others as files"
+        )
+
+
+def stdin_count(*values: Optional[str]) -> int:
+    """How many of ``values`` (option values as given; None when not given) are '-'."""
+    return sum(1 for v in values if v is not None and v.strip() == "-")
 
 
 def protected_files(*sources: Optional[str]) -> list[str]:

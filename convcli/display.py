@@ -16,11 +16,12 @@ NaN shows as 0 in every mode; +inf as 1 and -inf as 0 (in ``abs``, both infiniti
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from typing import Optional
 
 import numpy as np
-from numpy.typing import NDArray
+from numpy.typing import ArrayLike, NDArray
 
+from .bank import is_zero_sum
 from .errors import ParameterError, ShapeError
 
 DISPLAY_MODES: tuple[str, ...] = ("clip", "abs", "minmax", "offset")
@@ -96,22 +97,29 @@ def to_display(maps: NDArray[np.generic], mode: str) -> NDArray[np.float32]:
     return np.nan_to_num(shown, nan=0.0).astype(np.float32, copy=False)
 
 
-def default_display(kernel_sums: Sequence[float]) -> str:
+def default_display(kernel_sums: ArrayLike, magnitudes: Optional[ArrayLike] = None) -> str:
     """The display mode that suits a filter bank.
 
     Parameters
     ----------
     kernel_sums : sequence of float
-        Sum of each kernel's taps.
+        Sum of each filter's taps, as the layer runs them (after flip and normalize).
+    magnitudes : sequence of float, optional
+        Sum of the absolute values of each filter's taps, for the zero-sum test
+        (:func:`convcli.bank.is_zero_sum`: ``|sum| <= 1e-12 * max(1, magnitude)``);
+        default ``|sum|``, an absolute test.
 
     Returns
     -------
     str
-        "clip" when every sum is positive (> 1e-12: smoothing-like filters keep the
-        image's range), else "offset" (zero-sum or negative filters such as edge
-        detectors give signed responses around 0).  An empty sequence gives "clip".
+        "clip" when every filter's sum is positive and not zero-sum (smoothing-like
+        filters keep the image's range), else "offset": zero-sum (sobel, laplacian,
+        log), negative or NaN sums give signed responses around 0.  An empty sequence
+        gives "clip".
     """
-    return "clip" if all(float(s) > 1e-12 for s in kernel_sums) else "offset"
+    sums = np.asarray(kernel_sums, dtype=np.float64).reshape(-1)
+    zero = np.asarray(is_zero_sum(sums, None if magnitudes is None else np.asarray(magnitudes, dtype=np.float64)))
+    return "clip" if bool(np.all((sums > 0) & ~zero)) else "offset"
 
 
 def montage(cells: NDArray[np.generic], mode: str) -> NDArray[np.float32]:

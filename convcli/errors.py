@@ -71,3 +71,31 @@ class OutputFileError(ConvcliError):
     """An output cannot be written (bad format, would overwrite an input...)."""
 
     exit_code = 4
+
+
+class MemoryLimitError(ConvcliError):
+    """The result would not fit in memory (the message gives its shape and size)."""
+
+    exit_code = 1
+
+
+def one_line(reason: object, limit: Optional[int] = None) -> str:
+    """An exception (or any text) as one line, for a message that must stay one line.
+
+    Parameters
+    ----------
+    reason : object
+        Usually an exception from a library; its ``str``.
+    limit : int, optional
+        Cut to at most this many characters, ending in ``...``.
+
+    Returns
+    -------
+    str
+        Runs of white space (newlines too) become one space; an empty text becomes the
+        type's name (``OverflowError``).
+    """
+    text = " ".join(str(reason).split()) or type(reason).__name__
+    if limit is not None and len(text) > limit:
+        text = text[: limit - 3] + "..."
+    return text

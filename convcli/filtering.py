@@ -16,17 +16,15 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .arrays import LoadedInput
-from .bank import filter_bank
+from .bank import filter_bank, filter_sums
 from .display import check_display, default_display, to_display
 from .errors import OutputFileError, ParameterError, ShapeError
 from .geometry import PadSpec
-from .images import encode_png, encode_tiff_float, image_format_for
-from .kernels import Kernel
+from .images import encode_png, encode_tiff_float
+from .kernels import FloatArray, Kernel
 from .layer import Convolution
-from .outputs import all_or_nothing, check_target, first_repeated, npy_bytes, npz_bytes
-
-#: Output formats ``apply`` writes.
-OUTPUT_FORMATS = ("png", "tiff", "npy", "npz")
+from .outputs import OUTPUT_FORMATS, all_or_nothing, check_targets, extension_for, format_for_path, npy_bytes, npz_bytes
+from .resources import allocation_guard, check_result_size
 
 
 @dataclass
@@ -70,6 +68,52 @@ def working_dtype(data: NDArray[np.generic], requested: Optional[str]) -> np.dty
     return data.dtype if data.dtype in (np.float32, np.float64) else np.dtype(np.float32)
 
 
+@dataclass
+class LayerWeights:
+    """A layer's parameters in float64, before they are cast to the compute dtype.
+
+    Attributes
+    ----------
+    W : ndarray, shape (FN, C/groups, FH, FW), float64
+        After flip and normalize, as the layer runs them.
+    b : ndarray, shape (FN,), float64, or None
+    groups : int
+    """
+
+    W: FloatArray
+    b: Optional[NDArray[np.floating]]
+    groups: int
+
+
+def layer_weights(kernels: Sequence[Kernel], channels: int, options: LayerOptions) -> LayerWeights:
+    """The float64 weights, bias and groups the kernels and options give a ``channels``-channel input.
+
+    See :func:`convcli.bank.filter_bank`; ``options.bias``, when given, replaces the
+    kernels' file biases (:func:`expand_bias`).
+    """
+    weights, file_bias, groups = filter_bank(
+        kernels, channels, groups=options.groups, flip=options.flip, normalize=options.normalize
+    )
+    bias: Optional[NDArray[np.floating]] = file_bias
+    if options.bias is not None:
+        per_kernel = [k.filters for k in kernels] if kernels[0].is_layer else None
+        bias = expand_bias(options.bias, weights.shape[0], len(kernels), channels, per_kernel=per_kernel)
+    return LayerWeights(weights, bias, groups)
+
+
+def layer_from_weights(weights: LayerWeights, options: LayerOptions, dtype: np.dtype) -> Convolution:
+    """The Convolution of ``weights`` cast to ``dtype``, with the options' geometry."""
+    return Convolution(
+        weights.W.astype(dtype),
+        None if weights.b is None else np.asarray(weights.b, dtype=dtype),
+        options.stride,
+        options.pad,
+        dilation=options.dilation,
+        groups=weights.groups,
+        padding_mode=options.padding_mode,
+    )
+
+
 def build_layer(kernels: Sequence[Kernel], channels: int, options: LayerOptions, dtype: np.dtype) -> Convolution:
     """Build the Convolution the kernels and options describe for a ``channels``-channel input.
 
@@ -79,23 +123,17 @@ def build_layer(kernels: Sequence[Kernel], channels: int, options: LayerOptions,
         With W of shape (FN, C/groups, FH, FW) in ``dtype``: (C*M, 1, FH, FW) and
         groups=C for M 2-D kernels (output channel c*M + m).
     """
-    weights, file_bias, groups = filter_bank(
-        kernels, channels, groups=options.groups, flip=options.flip, normalize=options.normalize
-    )
-    n_filters = weights.shape[0]
-    bias: Optional[NDArray[np.floating]] = file_bias
-    if options.bias is not None:
-        per_kernel = [k.filters for k in kernels] if kernels[0].is_layer else None
-        bias = expand_bias(options.bias, n_filters, len(kernels), channels, per_kernel=per_kernel)
-    return Convolution(
-        weights.astype(dtype),
-        None if bias is None else np.asarray(bias, dtype=dtype),
-        options.stride,
-        options.pad,
-        dilation=options.dilation,
-        groups=groups,
-        padding_mode=options.padding_mode,
-    )
+    return layer_from_weights(layer_weights(kernels, channels, options), options, dtype)
+
+
+def display_for(weights: LayerWeights) -> str:
+    """The default PNG display of a layer: :func:`convcli.display.default_display` of its float64 filters.
+
+    Decided from the float64 weights after flip and normalize (as the layer runs them),
+    never from a float32 copy, whose rounding would make a zero-sum kernel look positive.
+    """
+    sums, magnitudes = filter_sums(weights.W)
+    return default_display(sums, magnitudes)
 
 
 def expand_bias(
@@ -154,18 +192,22 @@ class OutputOptions:
         or None: beside each input, named ``{stem}-{label}.{ext}``.
     format : str or None
         png, tiff, npy or npz; None: from ``output``'s extension, else png for each
-        image input and npy for each array input (npy for ``-``).
+        image input and npy for each array input (npy for ``-``).  A format that
+        contradicts ``output``'s extension is refused.
     display : str or None
-        PNG mapping (clip, abs, minmax, offset); None: clip for positive-sum kernels,
-        offset otherwise.
-    bit_depth : int
+        PNG mapping (clip, abs, minmax, offset); None: clip when every filter's sum is
+        positive, offset when any is zero-sum (sobel, log), negative or NaN
+        (:func:`display_for`).
+    bit_depth : int or None
         8 or 16 for PNG.  A 16-bit PNG holds one map, so several maps give one file each.
+        None: from the inputs, 16 for each one-map PNG when every input is a 16-bit
+        image (16-bit gray PNG or TIFF, float TIFF), else 8.
     """
 
     output: Optional[str] = None
     format: Optional[str] = None
     display: Optional[str] = None
-    bit_depth: int = 8
+    bit_depth: Optional[int] = None
 
 
 @dataclass
@@ -176,15 +218,17 @@ class Written:
     shape: tuple[int, ...]
     format: str
     display: Optional[str] = None
+    bits: Optional[int] = None
 
 
 @dataclass
 class _Batch:
-    """Inputs of one (C, H, W), run through one forward pass."""
+    """Inputs of one (C, H, W) and dtype, run through one forward pass of ``layer``."""
 
     inputs: list[LoadedInput]
     layer: Convolution
     dtype: np.dtype
+    output_shape: tuple[int, int, int, int]
 
 
 @dataclass
@@ -206,32 +250,62 @@ def _is_directory_target(output: Optional[str]) -> bool:
     return os.path.isdir(output) or output.endswith(("/", os.sep))
 
 
-def resolve_format(options: OutputOptions, inputs: Sequence[LoadedInput]) -> Optional[str]:
-    """The output format, from --format, the output's extension, or None: per input, by its kind.
+def resolve_format(options: OutputOptions) -> Optional[str]:
+    """The output format, from ``options.format``, the output's extension, or None: per input, by its kind.
 
-    Without --format, ``-o -`` gives npy and a file name its extension's format; with no -o
-    (or -o naming a directory) each input gets png when it is an image, npy when an array.
+    Without a format, output ``-`` gives npy and a file name its extension's format; with no
+    output (or one naming a directory) each input gets png when it is an image, npy when an array.
+
+    Raises
+    ------
+    ParameterError
+        An unknown format, or one that contradicts the output name's extension
+        (format "png" for output "t.npy").
+    OutputFileError
+        An output name with no known extension and no format.
     """
+    named = options.output is not None and options.output != "-" and not _is_directory_target(options.output)
+    from_name = format_for_path(str(options.output).replace("{stem}", "").replace("{map}", "")) if named else None
     if options.format is not None:
         fmt = options.format.lower()
         fmt = "tiff" if fmt == "tif" else fmt
         if fmt not in OUTPUT_FORMATS:
             raise ParameterError(f"--format must be one of {', '.join(OUTPUT_FORMATS)}, got {options.format!r}")
+        if from_name is not None and from_name != fmt:
+            raise ParameterError(
+                f"--format {fmt} contradicts the output name {options.output!r} ({from_name}); "
+                f"name it {extension_for(fmt)} or leave --format out"
+            )
         return fmt
     if options.output == "-":
         return "npy"
-    if options.output is not None and not _is_directory_target(options.output):
-        fmt_from_name = image_format_for(options.output.replace("{stem}", "").replace("{map}", ""))
-        if fmt_from_name is None:
+    if named:
+        if from_name is None:
             raise OutputFileError(
                 f"cannot tell the output format of {options.output!r}; "
                 "expected a .png, .tif, .npy or .npz name, or --format"
             )
-        return fmt_from_name
+        return from_name
     return None
 
 
-_EXTENSIONS = {"png": ".png", "tiff": ".tif", "npy": ".npy", "npz": ".npz"}
+def check_output_options(options: OutputOptions) -> Optional[str]:
+    """Check the output options that need no input (format, display, bit depth); return :func:`resolve_format`.
+
+    Callers run it before reading any input, so a bad name or option is reported first.
+
+    Raises
+    ------
+    ParameterError, OutputFileError
+        As :func:`resolve_format`; a display mode that is not one of clip, abs, minmax,
+        offset; a bit depth other than 8 or 16.
+    """
+    fmt = resolve_format(options)
+    if options.display is not None:
+        check_display(options.display)
+    if options.bit_depth is not None and options.bit_depth not in (8, 16):
+        raise ParameterError(f"--bit-depth must be 8 or 16, got {options.bit_depth}")
+    return fmt
 
 
 def _templated(path: str, need_stem: bool, need_map: bool) -> str:
@@ -245,7 +319,8 @@ def _templated(path: str, need_stem: bool, need_map: bool) -> str:
 
 
 def _fill(template: str, stem: str, map_index: Optional[int]) -> str:
-    return template.replace("{stem}", stem).replace("{map}", "" if map_index is None else str(map_index))
+    """``template`` with its fields filled; ``{map}`` is 0 when one file holds every map."""
+    return template.replace("{stem}", stem).replace("{map}", str(map_index or 0))
 
 
 def _pages(fmt: str, n_maps: int, bit_depth: int = 8) -> list[Optional[int]]:
@@ -280,7 +355,9 @@ def _plan_outputs(batches: list[_Batch], fixed: Optional[str], options: OutputOp
     """
 
     def unit(batch: _Batch, first: int, stop: int, stem: str, directory: str, fmt: str) -> _Unit:
-        return _Unit(batch, first, stop, stem, directory, fmt, _pages(fmt, batch.layer.W.shape[0], options.bit_depth))
+        return _Unit(batch, first, stop, stem, directory, fmt, _pages(fmt, batch.output_shape[1], bit_depth))
+
+    bit_depth = options.bit_depth or 8  # None (from the inputs) never splits maps: only one-map pages get 16 bits
 
     into_folder = _is_directory_target(options.output)
     named = options.output is not None and not into_folder
@@ -322,7 +399,7 @@ def _plan_outputs(batches: list[_Batch], fixed: Optional[str], options: OutputOp
             folder, template = "", _templated(str(options.output), len(units) > 1, len(u.pages) > 1)
         else:
             folder = u.directory
-            template = "{stem}-" + label + ("-{map}" if len(u.pages) > 1 else "") + _EXTENSIONS[u.format]
+            template = "{stem}-" + label + ("-{map}" if len(u.pages) > 1 else "") + extension_for(u.format)
         outputs.extend(
             _Output(os.path.join(folder, _fill(template, u.stem, m)), u.batch, u.first, u.stop, m, u.format)
             for m in u.pages
@@ -352,16 +429,17 @@ def apply_filters(
 ) -> list[Written]:
     """Filter every input and write the feature maps.
 
-    Inputs whose (C, H, W) agree form one batch and go through one forward pass;
-    the others are processed batch by batch.  Every input, the layer's geometry and
-    every output name are checked before anything is computed or written.
+    Inputs whose (C, H, W) and dtype agree form one batch and go through one forward
+    pass; the others are processed batch by batch, each channel count and compute dtype
+    building its layer once.  Every input, the layer's geometry, the size of every
+    result and every output name are checked before anything is computed or written.
 
     Parameters
     ----------
     inputs : sequence of LoadedInput
         Each with data of shape (N_i, C, H, W).
     kernels : sequence of Kernel
-        Stacked into one filter bank (see :func:`convcli.kernels.filter_bank`).
+        Stacked into one filter bank (see :func:`convcli.bank.filter_bank`).
     layer_options, output_options
         See :class:`LayerOptions` and :class:`OutputOptions`.
     protect : sequence of str
@@ -373,50 +451,66 @@ def apply_filters(
     -------
     list of Written
         What was written, in order.
+
+    Raises
+    ------
+    MemoryLimitError
+        A result larger than the machine's memory (:func:`check_result_size`), or one
+        numpy could not allocate.
     """
-    fmt = resolve_format(output_options, inputs)
-    if output_options.display is not None:
-        check_display(output_options.display)
-    if output_options.bit_depth not in (8, 16):
-        raise ParameterError(f"--bit-depth must be 8 or 16, got {output_options.bit_depth}")
+    fmt = check_output_options(output_options)
     if not kernels:
         raise ParameterError("no kernel given; expected at least one -k KERNEL")
 
+    weights: dict[int, LayerWeights] = {}  # float64, per channel count
+    layers: dict[tuple[int, str], Convolution] = {}  # per channel count and compute dtype
     batches: list[_Batch] = []
-    by_shape: dict[tuple[int, ...], _Batch] = {}
+    by_shape: dict[tuple[object, ...], _Batch] = {}
     for item in inputs:
+        channels = item.data.shape[1]
         key = (*item.data.shape[1:], str(item.data.dtype))
         if key not in by_shape:
             dtype = working_dtype(item.data, layer_options.dtype)
-            layer = build_layer(kernels, item.data.shape[1], layer_options, dtype)
-            layer.output_shape(item.data.shape)  # checks the geometry before any work
-            by_shape[key] = _Batch([], layer, dtype)
+            if channels not in weights:
+                weights[channels] = layer_weights(kernels, channels, layer_options)
+            if (channels, dtype.str) not in layers:
+                layers[channels, dtype.str] = layer_from_weights(weights[channels], layer_options, dtype)
+            layer = layers[channels, dtype.str]
+            shape = layer.output_shape(item.data.shape)  # checks the geometry before any work
+            by_shape[key] = _Batch([], layer, dtype, (0, *shape[1:]))
             batches.append(by_shape[key])
-        by_shape[key].inputs.append(item)
+        batch = by_shape[key]
+        batch.inputs.append(item)
+        batch.output_shape = (batch.output_shape[0] + item.data.shape[0], *batch.output_shape[1:])
+    for batch in batches:
+        check_result_size(batch.output_shape, batch.dtype)
 
+    # one display for the whole run, from the float64 filters as the layer runs them
+    display = output_options.display or (display_for(next(iter(weights.values()))) if weights else "clip")
+    sixteen = output_options.bit_depth is None and bool(inputs) and all(
+        i.kind == "image" and i.bits == 16 for i in inputs
+    )
     outputs = _plan_outputs(batches, fmt, output_options, "+".join(k.label for k in kernels))
-    paths = [o.path for o in outputs]
-    repeated = first_repeated(paths)
-    if repeated is not None:
-        raise OutputFileError(f"several outputs would be written to {repeated!r}; use {{stem}} and {{map}} in -o")
-    for path in paths:
-        check_target(path, protect)
+    check_targets([o.path for o in outputs], protect, hint="use {stem} and {map} in -o")
 
     written: list[Written] = []
     with all_or_nothing(protect) as write:  # a failure part-way leaves none of this run's new files
         for done, batch in enumerate(batches, start=1):
-            data = np.concatenate([i.data for i in batch.inputs]) if len(batch.inputs) > 1 else batch.inputs[0].data
-            result = batch.layer.forward(data.astype(batch.dtype, copy=False))
-            sums = np.asarray(batch.layer.W).reshape(result.shape[1], -1).sum(axis=1)
-            display = output_options.display or default_display(sums.tolist())
+            with allocation_guard(batch.output_shape, batch.dtype):
+                data = np.concatenate([i.data for i in batch.inputs]) if len(batch.inputs) > 1 else batch.inputs[0].data
+                result = batch.layer.forward(data.astype(batch.dtype, copy=False))
             for out in outputs:
                 if out.batch is not batch:
                     continue
                 maps = result[out.first : out.stop]
                 if out.map_index is not None:
                     maps = maps[:, out.map_index : out.map_index + 1]
-                write(out.path, _encode(maps, out.format, display, output_options.bit_depth))
-                written.append(Written(out.path, maps.shape, out.format, display if out.format == "png" else None))
+                bits = output_options.bit_depth or (16 if sixteen and maps.shape[1] == 1 else 8)
+                write(out.path, _encode(maps, out.format, display, bits))
+                png = out.format == "png"
+                written.append(
+                    Written(out.path, maps.shape, out.format, display if png else None, bits if png else None)
+                )
             if on_batch is not None:
                 on_batch(done, len(batches))
     return written

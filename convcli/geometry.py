@@ -244,7 +244,7 @@ def plan_geometry(
     if cg * n_groups != c:
         raise ShapeError(
             f"x has {c} channels but W expects {cg * n_groups} "
-            f"(W.shape[1]={cg} x groups={n_groups})"
+            f"(W.shape[1]={cg} × groups={n_groups})"
         )
     pads = resolve_padding(pad, (h, w), (fh, fw), stride_hw, dilation_hw)
     top, bottom, left, right = pads
@@ -252,19 +252,19 @@ def plan_geometry(
     span_w = dilation_hw[1] * (fw - 1) + 1
     ph, pw = h + top + bottom, w + left + right
     if span_h > ph or span_w > pw:
-        dilated = "" if dilation_hw == (1, 1) else f" (dilated to {span_h}x{span_w})"
+        dilated = "" if dilation_hw == (1, 1) else f" (dilated to {span_h}×{span_w})"
         raise ShapeError(
-            f"kernel {fh}x{fw}{dilated} is larger than the padded input {ph}x{pw}"
+            f"kernel {fh}×{fw}{dilated} is larger than the padded input {ph}×{pw}"
         )
     if padding_mode == "reflect" and (max(top, bottom) >= h or max(left, right) >= w):
         raise ParameterError(
             f"padding_mode='reflect' needs each pad smaller than the input size: "
-            f"pads (top, bottom, left, right)={pads} for input {h}x{w}"
+            f"pads (top, bottom, left, right)={pads} for input {h}×{w}"
         )
     if padding_mode == "circular" and (max(top, bottom) > h or max(left, right) > w):
         raise ParameterError(
             f"padding_mode='circular' needs each pad no larger than the input size: "
-            f"pads (top, bottom, left, right)={pads} for input {h}x{w}"
+            f"pads (top, bottom, left, right)={pads} for input {h}×{w}"
         )
     out_h = output_size(h, fh, stride_hw[0], dilation_hw[0], top, bottom)
     out_w = output_size(w, fw, stride_hw[1], dilation_hw[1], left, right)

@@ -19,10 +19,7 @@ from .display import check_display, montage
 from .errors import OutputFileError
 from .gradients import Gradients
 from .images import encode_png
-from .outputs import all_or_nothing, check_target, first_repeated, npy_bytes, npz_bytes
-
-#: Names of the gradients, as in the .npz.
-GRAD_NAMES = ("dx", "dW", "db")
+from .outputs import all_or_nothing, check_targets, format_for_path, npy_bytes, npz_bytes
 
 
 @dataclass
@@ -45,21 +42,22 @@ class GradOutput:
 
 
 def _format_of(path: str, what: str) -> str:
-    lower = path.lower()
+    """The format of output ``what`` (npz, dx, dW or db) at ``path``: from its extension, ``-`` the default."""
+    fmt = format_for_path(path)
     if what == "npz":
-        if path == "-" or lower.endswith(".npz"):
+        if path == "-" or fmt == "npz":
             return "npz"
         raise OutputFileError(
             f"-o {path!r}: grad writes an .npz archive (dx, dW, db); name it .npz, or write single arrays "
             "with --dx/--dw/--db"
         )
-    option = f"--{what.lower()}"
-    if path == "-" or lower.endswith(".npy"):
+    allowed = ("npy",) if what == "db" else ("npy", "png")
+    if path == "-":
         return "npy"
-    if lower.endswith(".png") and what != "db":
-        return "png"
-    expected = "a .npy name" if what == "db" else "a .npy or .png name"
-    raise OutputFileError(f"{option} {path!r}: expected {expected}, or '-' for standard output")
+    if fmt is not None and fmt in allowed:
+        return fmt
+    expected = " or ".join(f".{f}" for f in allowed)
+    raise OutputFileError(f"--{what.lower()} {path!r}: expected a {expected} name, or '-' for standard output")
 
 
 def plan_outputs(
@@ -79,7 +77,7 @@ def plan_outputs(
     default : str
         The .npz written when neither ``-o`` nor any single output is given.
     protect : sequence of str
-        Files read (input, --dout, kernel and bias files): never overwritten.
+        Files read (input, dout, kernel and bias files): never overwritten.
 
     Raises
     ------
@@ -97,11 +95,7 @@ def plan_outputs(
         targets.insert(0, GradOutput("npz", path, _format_of(path, "npz")))
     if sum(t.path == "-" for t in targets) > 1:
         raise OutputFileError("only one output can go to standard output '-'; write the others to files")
-    repeated = first_repeated([t.path for t in targets])
-    if repeated is not None:
-        raise OutputFileError(f"two outputs would be written to {repeated!r}; give each its own name")
-    for target in targets:
-        check_target(target.path, protect)
+    check_targets([t.path for t in targets], protect, subject="two outputs", hint="give each its own name")
     return targets
 
 

@@ -17,7 +17,7 @@ from typing import Optional
 import numpy as np
 from numpy.typing import NDArray
 
-from .bank import ZERO_SUM_ATOL, filter_bank
+from .bank import filter_bank, kernel_stack, zero_sum_filters
 from .errors import ParameterError
 from .geometry import ConvGeometry
 from .gradients import Gradients
@@ -217,23 +217,17 @@ def _kernel_variants(
 
 
 def _differentiable_kernel_entries(grads: Gradients) -> NDArray[np.intp]:
-    """Flat indices of dK where L is differentiable in the kernel: all but zero-sum filters under --normalize.
+    """Flat indices of dK where L is differentiable in the kernel: all but zero-sum filters under ``normalize``.
 
-    --normalize leaves a kernel (a layer filter) whose sum is 0 alone but divides any
-    perturbed copy by its tiny sum, so L jumps there and has no derivative.
+    ``normalize`` leaves a zero-sum kernel (a layer filter; :func:`convcli.bank.is_zero_sum`)
+    alone but divides any perturbed copy by its tiny sum, so L jumps there and has no
+    derivative.
     """
     assert grads.dK is not None
     if not grads.options.normalize:
         return np.arange(grads.dK.size)
-    if grads.kernels[0].is_layer:
-        raw = np.concatenate([np.asarray(k.weights, dtype=np.float64) for k in grads.kernels])
-        per_filter = raw[0].size
-    else:
-        raw = np.stack([np.asarray(k.weights, dtype=np.float64) for k in grads.kernels])
-        per_filter = raw[0].size
-    sums = raw.reshape(raw.shape[0], -1).sum(axis=1)
-    keep = np.repeat(np.abs(sums) > ZERO_SUM_ATOL, per_filter)
-    return np.flatnonzero(keep)
+    raw = kernel_stack(grads.kernels)
+    return np.flatnonzero(np.repeat(~zero_sum_filters(raw), raw[0].size))
 
 
 def _scale(name: str, probe: _Probe) -> float:
@@ -276,7 +270,7 @@ def gradient_check(
     passes with the entry perturbed.  Only the outputs the entry reaches are computed
     (the rest of L does not change, so the difference is the same): a window of the
     perturbed image's rows and columns for x, the filter's maps for W and b, the
-    kernel's maps for dK (the kernel rebuilt through --flip and --normalize).  The
+    kernel's maps for dK (the kernel rebuilt through ``flip`` and ``normalize``).  The
     relative error of an entry is ``|analytic - numeric| / max(|analytic|, |numeric|,
     floor)``, where the floor is 1e-6 times the larger of the tensor's largest
     sampled numeric value and one term of its sums (max|W|·max|dout| for dx,
@@ -294,7 +288,7 @@ def gradient_check(
         Entries per tensor, >= 1.
     eps : float
         Step, > 0.  L is linear in each entry of x, W and b, so the difference has no
-        truncation error there.  Under --normalize, L is rational in a kernel tap,
+        truncation error there.  Under ``normalize``, L is rational in a kernel tap,
         ``(a + b t) / (s + t)`` with s the kernel's sum, and the central difference is off
         by the factor ``s² / (s² - eps²)``; the dK row then combines the differences at
         eps and eps/2 (Richardson extrapolation, ``(4 D(eps/2) - D(eps)) / 3``), which
@@ -308,7 +302,7 @@ def gradient_check(
     -------
     list of CheckRow
         Rows for dx, dW, db (and dK); ``passed`` is ``max_rel <= tolerance``.  A dK row
-        with 0 samples (and a note) when every kernel is zero-sum under --normalize.
+        with 0 samples (and a note) when every kernel is zero-sum under ``normalize``.
 
     Notes
     -----

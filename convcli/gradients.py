@@ -1,6 +1,8 @@
 """What ``convcli grad`` computes, as a library: the backward pass and the upstream gradient.
 
-:func:`backward` runs the layer that :func:`convcli.filtering.build_layer` describes
+:func:`run_grad` is the whole computation (as :func:`convcli.filtering.apply_filters` is
+``apply``'s): it picks the compute dtype, builds the layer, loads ``dout`` and runs
+:func:`backward`, which runs the layer that :func:`convcli.filtering.build_layer` describes
 forward and then backward for an upstream gradient ``dout``, giving ``dx``, ``dW`` and
 ``db`` (the seed's names), and ``dK``, the gradient with respect to the kernels as the
 user gave them (:func:`kernel_gradient`).  :func:`load_dout` reads or generates ``dout``.
@@ -23,14 +25,12 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .arrays import load_npy, load_npz, read_source, sniff
-from .bank import ZERO_SUM_ATOL
+from .bank import kernel_stack, zero_sum_filters
 from .errors import InputFileError, ParameterError, ShapeError
-from .filtering import LayerOptions, build_layer
+from .filtering import LayerOptions, build_layer, working_dtype
 from .kernels import Kernel
 from .layer import Convolution, compute_dtype
-
-#: The --dout generators.
-DOUT_GENERATORS = ("ones", "randn[:SEED]")
+from .resources import allocation_guard, check_result_size
 
 _RANDN = re.compile(r"^randn(?::(\d+))?$")
 _GENERATOR_LIKE = re.compile(r"^(ones|randn)\b", re.IGNORECASE)
@@ -44,14 +44,15 @@ class Gradients:
     ----------
     dx : ndarray, shape (N, C, H, W)
     dW : ndarray, shape (FN, C/groups, FH, FW)
-        With respect to the layer's weights as it runs them (after --flip and --normalize).
+        With respect to the layer's weights as it runs them (after ``flip`` and
+        ``normalize`` of :class:`~convcli.filtering.LayerOptions`).
     db : ndarray, shape (FN,)
         With respect to the bias (a zero bias when none was given).
     dK : ndarray or None
         With respect to the kernels as the user gave them (see :func:`kernel_gradient`):
         shape (FH, FW) for one 2-D kernel, (M, FH, FW) for M, (FN, C/groups, FH, FW)
-        for layer kernels under --flip or --normalize; None for layer kernels otherwise
-        (dW is then already that gradient).
+        for layer kernels with ``flip`` or ``normalize``; None for layer kernels
+        otherwise (dW is then already that gradient).
     layer : Convolution
         The layer (its W, b and geometry).
     seconds : float
@@ -68,6 +69,12 @@ class Gradients:
     seconds: float
     kernels: Sequence[Kernel] = ()
     options: LayerOptions = field(default_factory=LayerOptions)
+
+    def norms(self) -> list[tuple[str, float, tuple[int, ...]]]:
+        """(name, Euclidean norm, shape) of dx, dW, db and, when there is one, dK: a summary."""
+        named = [("dx", self.dx), ("dW", self.dW), ("db", self.db)]
+        named += [("dK", self.dK)] if self.dK is not None else []
+        return [(name, float(np.linalg.norm(value)), tuple(value.shape)) for name, value in named]
 
 
 # ---------------------------------------------------------------- dout
@@ -104,7 +111,7 @@ def make_dout(spec: str, shape: tuple[int, ...], dtype: np.dtype) -> Optional[ND
 
 
 def load_dout(spec: str, shape: tuple[int, ...], dtype: np.dtype) -> NDArray[np.floating]:
-    """The upstream gradient ``--dout`` names, checked against the forward output.
+    """The upstream gradient ``spec`` names (``--dout``), checked against the forward output.
 
     Parameters
     ----------
@@ -197,8 +204,9 @@ def kernel_gradient(
       Layer kernels are concatenated along FN: dK is dW, cut nowhere.
     * flip (true convolution): ``dK`` is flipped back (rotated 180°).
     * normalize: each filter is ``w = k / s`` with ``s = sum(k)``, so
-      ``dL/dk = (g - <g, w>) / s`` for its gradient ``g``; a kernel whose sum is 0
-      (``|s| <= ZERO_SUM_ATOL``) is not normalized and keeps ``g``.
+      ``dL/dk = (g - <g, w>) / s`` for its gradient ``g``; a zero-sum kernel
+      (:func:`convcli.bank.is_zero_sum`, the test normalize uses) is not normalized and
+      keeps ``g``.
 
     Parameters
     ----------
@@ -215,7 +223,7 @@ def kernel_gradient(
     -------
     ndarray or None
         2-D kernels: shape (FH, FW) for one kernel, (M, FH, FW) for M.  Layer
-        kernels: (FN, C/groups, FH, FW) under --flip or --normalize, else None (dW
+        kernels: (FN, C/groups, FH, FW) with ``flip`` or ``normalize``, else None (dW
         is already the gradient with respect to them).  dW's dtype.
     """
     layers = any(k.is_layer for k in kernels)
@@ -224,17 +232,17 @@ def kernel_gradient(
     fh, fw = dW.shape[2:]
     if layers:
         grads = dW
-        raws = np.concatenate([np.asarray(k.weights, dtype=np.float64) for k in kernels])
     else:
         grads = dW.reshape(channels, len(kernels), fh, fw).sum(axis=0)  # filter c*M + m is kernel m
-        raws = np.stack([np.asarray(k.weights, dtype=np.float64) for k in kernels])
+    raws = kernel_stack(kernels)
+    zero = zero_sum_filters(raws)
     result = np.empty_like(grads)
     for index, raw in enumerate(raws):
         g = grads[index]
         if options.flip:
             g = g[..., ::-1, ::-1]
-        total = float(raw.sum())
-        if options.normalize and abs(total) > ZERO_SUM_ATOL:
+        if options.normalize and not zero[index]:
+            total = float(raw.sum())
             g = (g - np.sum(g * (raw / total))) / total
         result[index] = g
     return result[0] if not layers and len(kernels) == 1 else result
@@ -255,21 +263,38 @@ def backward(
         Built from ``kernels`` and ``options``.
     x : ndarray, shape (N, C, H, W)
     dout : ndarray, shape (N, FN, OH, OW)
-        Upstream gradient; must match the forward output's shape.
+        Upstream gradient; must match the forward output's shape.  Cast to the
+        compute dtype.
     kernels, options
         What the layer was built from (to map dW back to the kernels as given).
 
     Returns
     -------
     Gradients
+
+    Raises
+    ------
+    ShapeError
+        ``dout`` of another shape, or a layer without a bias.
     """
     check_dout_shape(tuple(dout.shape), layer.output_shape(x.shape))
+    dtype = compute_dtype(x, np.asarray(layer.W))
+    return _backward(layer, x, dout.astype(dtype, copy=False), kernels, options)
+
+
+def _backward(
+    layer: Convolution,
+    x: NDArray[np.floating],
+    dout: NDArray[np.floating],
+    kernels: Sequence[Kernel],
+    options: LayerOptions,
+) -> Gradients:
+    """:func:`backward` for a ``dout`` already checked and in the compute dtype (from :func:`load_dout`)."""
     if layer.b is None:
         raise ShapeError("the layer has no bias: build it with build_grad_layer")
-    dtype = compute_dtype(x, np.asarray(layer.W))
     start = time.perf_counter()
     layer.forward(x)
-    dx = layer.backward(dout.astype(dtype, copy=False))
+    dx = layer.backward(dout)
     seconds = time.perf_counter() - start
     assert layer.dW is not None and layer.db is not None  # set by backward when b is given
     return Gradients(
@@ -283,3 +308,70 @@ def backward(
         options=options,
     )
 
+
+@dataclass
+class GradRun:
+    """What :func:`run_grad` computed: the input and ``dout`` as used, and the gradients.
+
+    Attributes
+    ----------
+    x : ndarray, shape (N, C, H, W)
+        The input in the compute dtype.
+    dout : ndarray, shape (N, FN, OH, OW)
+        The upstream gradient in the compute dtype.
+    grads : Gradients
+    """
+
+    x: NDArray[np.floating]
+    dout: NDArray[np.floating]
+    grads: Gradients
+
+    @property
+    def dtype(self) -> np.dtype:
+        """The compute dtype."""
+        return self.x.dtype
+
+    @property
+    def output_shape(self) -> tuple[int, ...]:
+        """The forward output's shape (N, FN, OH, OW)."""
+        return tuple(self.dout.shape)
+
+
+def run_grad(x: NDArray[np.generic], kernels: Sequence[Kernel], options: LayerOptions, dout: str) -> GradRun:
+    """The backward pass ``convcli grad`` runs: dtype, layer, upstream gradient, forward and backward.
+
+    Parameters
+    ----------
+    x : ndarray, shape (N, C, H, W)
+        The input; computed in :func:`convcli.filtering.working_dtype` (``options.dtype``,
+        else a float input's own dtype, else float32).
+    kernels : sequence of Kernel
+    options : LayerOptions
+        The same options describe the same layer as ``apply``'s.
+    dout : str
+        ``--dout``: a generator, ``-`` or a file (:func:`load_dout`).
+
+    Returns
+    -------
+    GradRun
+
+    Raises
+    ------
+    ConvcliError
+        Bad kernels or geometry, a ``dout`` of the wrong shape or unreadable, or a
+        result too large for memory (:class:`~convcli.errors.MemoryLimitError`, checked
+        before ``dout`` is read or generated).
+
+    Notes
+    -----
+    Cost: one forward and one backward pass; memory for x, dout, the output y and dx.
+    """
+    dtype = working_dtype(x, options.dtype)
+    xs = x.astype(dtype, copy=False)
+    layer = build_grad_layer(kernels, xs.shape[1], options, dtype)
+    expected = layer.output_shape(xs.shape)
+    check_result_size(expected, dtype)
+    with allocation_guard(expected, dtype):
+        upstream = load_dout(dout, expected, dtype)
+        grads = _backward(layer, xs, upstream, kernels, options)
+    return GradRun(xs, upstream, grads)

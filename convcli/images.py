@@ -13,7 +13,6 @@ integers, :func:`encode_tiff_float` keeps float32 values exactly.
 from __future__ import annotations
 
 import io
-import os
 import re
 import struct
 import warnings
@@ -24,7 +23,7 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .errors import InputFileError, OutputFileError, ShapeError
+from .errors import InputFileError, OutputFileError, ShapeError, one_line
 
 #: ITU-R 601-2 luma weights (R, G, B), the ones Pillow's ``convert("L")`` uses.
 LUMA_WEIGHTS: tuple[float, float, float] = (0.299, 0.587, 0.114)
@@ -62,14 +61,8 @@ class LoadedImage:
     notes: list[str] = field(default_factory=list)
 
 
-def _short(reason: object, limit: int = 120) -> str:
-    """An exception message on one line, at most ``limit`` characters."""
-    text = " ".join(str(reason).split()) or type(reason).__name__
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
 def _unreadable(name: str, reason: object) -> InputFileError:
-    text = _short(reason)
+    text = one_line(reason, 120)
     if text[:1].isupper() and text[1:2].islower():  # "Truncated File Read" -> "truncated File Read"
         text = text[0].lower() + text[1:]
     return InputFileError(f"cannot read {name!r} as an image: {text}; {_EXPECTED}")
@@ -141,7 +134,7 @@ def _transpose(im: Image.Image, name: str, notes: list[str]) -> Image.Image:
     try:
         out = ImageOps.exif_transpose(im)
     except Exception as exc:  # broken EXIF must not stop a readable image
-        notes.append(f"EXIF orientation ignored: {_short(exc, 80)}")
+        notes.append(f"EXIF orientation ignored: {one_line(exc, 80)}")
         return im
     return im if out is None else out
 
@@ -200,7 +193,7 @@ def _to_float(im: Image.Image, name: str, notes: list[str]) -> tuple[NDArray[np.
     try:
         converted = im.convert(target)
     except (ValueError, OSError) as exc:
-        raise _unreadable(name, f"unsupported image mode {mode!r} ({_short(exc, 60)})") from None
+        raise _unreadable(name, f"unsupported image mode {mode!r} ({one_line(exc, 60)})") from None
     pixels = np.asarray(converted).astype(np.float32) / 255.0
     if pixels.ndim == 2:
         pixels = pixels[:, :, None]
@@ -405,17 +398,3 @@ def encode_tiff_float(array: NDArray[np.generic]) -> bytes:
     else:
         pages[0].save(buffer, format="TIFF", save_all=True, append_images=pages[1:])
     return buffer.getvalue()
-
-
-_FORMATS = {".png": "png", ".tif": "tiff", ".tiff": "tiff", ".npy": "npy", ".npz": "npz"}
-
-
-def image_format_for(path: str) -> Optional[str]:
-    """Output format named by a path's extension (case-insensitive).
-
-    Returns
-    -------
-    str or None
-        "png" for .png, "tiff" for .tif/.tiff, "npy" for .npy, "npz" for .npz; None otherwise.
-    """
-    return _FORMATS.get(os.path.splitext(path)[1].lower())

@@ -7,8 +7,9 @@ one registry, :data:`BUILTINS`, by name: ``sobel-x``, ``gaussian:2``, ``box:5``
 (:func:`convcli.kernelspec.parse_kernel` reads such specs, inline matrices and kernel
 files; :func:`convcli.bank.filter_bank` stacks kernels into a layer's weights).
 
-Every kernel is applied as a cross-correlation (as PyTorch and the book's layer do):
-``out[i, j] = sum_{u,v} K[u, v] * x[i + u - FH//2, j + v - FW//2]``.  So ``SOBEL_X``,
+Every kernel is applied as a cross-correlation (as PyTorch and the book's layer do); with
+``pad="same"`` and stride 1, ``out[i, j] = sum_{u,v} K[u, v] * x[i + u - (FH-1)//2, j + v - (FW-1)//2]``
+(an even kernel's extra row and column of padding go bottom and right).  So ``SOBEL_X``,
 whose right column is positive, responds positively where the image gets brighter to
 the right.  ``filter_bank(..., flip=True)`` turns that into a true convolution.
 """
@@ -16,6 +17,7 @@ the right.  ``filter_bank(..., flip=True)`` turns that into a true convolution.
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Optional
@@ -217,10 +219,28 @@ class Kernel:
 # ---------------------------------------------------------------- parameterised built-ins
 
 
-def _check_sigma(sigma: float, name: str) -> float:
+def _check_sigma(sigma: float, name: str, power: int = 2) -> float:
+    """``sigma`` as a float, refused unless it is finite, > 0 and ``sigma**power`` is a normal float.
+
+    The formulas divide by ``sigma**2`` (gaussian) or ``sigma**4`` (log): a power that
+    underflows to 0 or overflows would give 0/0 or inf/inf instead of a kernel.
+    """
     if not (math.isfinite(sigma) and sigma > 0):
         raise KernelSpecError(f"{name}: SIGMA must be a positive number, got {sigma:g}")
-    return float(sigma)
+    sigma = float(sigma)
+    try:
+        scaled = sigma**power
+    except OverflowError:
+        scaled = math.inf
+    if not sys.float_info.min <= scaled <= sys.float_info.max:
+        way = "underflows to 0" if scaled < 1 else "overflows"
+        low = sys.float_info.min ** (1 / power)
+        high = sys.float_info.max ** (1 / power)
+        raise KernelSpecError(
+            f"{name}: SIGMA={sigma:g} is out of range: SIGMA^{power} {way} in floating point "
+            f"(expected {low:.3g} <= SIGMA <= {high:.3g})"
+        )
+    return sigma
 
 
 def _check_size(size: int, name: str, what: str = "SIZE", odd: bool = True) -> int:
@@ -231,16 +251,17 @@ def _check_size(size: int, name: str, what: str = "SIZE", odd: bool = True) -> i
     return size
 
 
-def _sigma_size(sigma: float, size: Optional[int], name: str) -> int:
-    """SIZE, or the default ``2*ceil(3*sigma) + 1`` when it is None."""
-    sigma = _check_sigma(sigma, name)
+def _sigma_size(sigma: float, size: Optional[int], name: str, power: int = 2) -> int:
+    """SIZE, or the default ``2*ceil(3*sigma) + 1`` when it is None (checked before it is computed)."""
+    sigma = _check_sigma(sigma, name, power)
     if size is None:
-        default = 2 * math.ceil(3 * sigma) + 1
-        if default > MAX_BUILTIN_SIZE:
+        largest = (MAX_BUILTIN_SIZE - 1) / 6  # 2*ceil(3*sigma) + 1 <= MAX_BUILTIN_SIZE
+        if not 3 * sigma <= 3 * largest:  # also refuses an infinite 3*sigma before math.ceil sees it
             raise KernelSpecError(
-                f"{name}: SIGMA={sigma:g} gives a {default}×{default} kernel, too large (at most {MAX_BUILTIN_SIZE})"
+                f"{name}: SIGMA={sigma:g} is too large: its default size 2·ceil(3·SIGMA)+1 exceeds "
+                f"{MAX_BUILTIN_SIZE} (at most SIGMA={largest:g} without a SIZE)"
             )
-        return default
+        return 2 * math.ceil(3 * sigma) + 1
     return _check_size(size, name)
 
 
@@ -285,8 +306,9 @@ def gaussian_kernel(sigma: float, size: Optional[int] = None) -> FloatArray:
     """
     size = _sigma_size(sigma, size, "gaussian")
     r = np.arange(size) - (size - 1) / 2
-    g = np.exp(-(r**2) / (2 * sigma**2))
-    g /= g.sum()
+    with np.errstate(over="ignore", under="ignore"):  # a tiny sigma: far taps are exactly 0, the limit
+        g = np.exp(-(r**2) / (2 * sigma**2))
+    g /= g.sum()  # the centre tap is exp(0) = 1 (SIZE is odd), so the sum is >= 1
     out = np.outer(g, g)
     return out / out.sum()
 
@@ -309,12 +331,14 @@ def log_kernel(sigma: float, size: Optional[int] = None) -> FloatArray:
     ndarray, shape (size, size)
         Sums to 0 (to rounding).
     """
-    size = _sigma_size(sigma, size, "log")
+    size = _sigma_size(sigma, size, "log", power=4)
     r = np.arange(size) - (size - 1) / 2
     r2 = r[:, None] ** 2 + r[None, :] ** 2
-    g = np.exp(-r2 / (2 * sigma**2))
-    g /= g.sum()
-    out = g * (r2 - 2 * sigma**2) / sigma**4
+    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+        g = np.exp(-r2 / (2 * sigma**2))
+        g /= g.sum()
+        out = g * (r2 - 2 * sigma**2) / sigma**4
+    out[g == 0] = 0.0  # where the Gaussian underflowed the product is 0, not 0 * inf
     return out - out.mean()
 
 
@@ -335,6 +359,7 @@ def unsharp_kernel(sigma: float = 1.0, amount: float = 1.0) -> FloatArray:
     """
     if not math.isfinite(amount):
         raise KernelSpecError(f"unsharp: AMOUNT must be a finite number, got {amount:g}")
+    _sigma_size(sigma, None, "unsharp")  # its own name in the messages
     blur = gaussian_kernel(sigma)
     delta = identity_kernel(blur.shape[0])
     return delta + amount * (delta - blur)
@@ -454,7 +479,7 @@ class BuiltinKernel:
                 expected = f"{self.min_args} argument(s)"
             else:
                 expected = f"{self.min_args} to {self.max_args} arguments"
-            raise KernelSpecError(f"'{self.name}' takes {expected} ({self.usage}), got {len(args)} in '{given}'")
+            raise KernelSpecError(f"'{self.name}' takes {expected} ({self.usage}), got {len(args)} in {given!r}")
         return np.array(self.factory(args), dtype=np.float64)
 
 

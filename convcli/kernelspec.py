@@ -17,8 +17,9 @@ An existing file
     An inline matrix: rows separated by ``;``, values by ``,`` or spaces.
 
 Kernel files are read with :mod:`convcli.arrays`' readers (``.npy`` and ``.npz`` always
-with ``allow_pickle=False``); their errors become :class:`~convcli.errors.KernelSpecError`
-naming the kernel file.
+with ``allow_pickle=False``).  A kernel file that is missing, a directory or unreadable is an
+:class:`~convcli.errors.InputFileError` (exit code 3, like any input); bad content is a
+:class:`~convcli.errors.KernelSpecError` naming the kernel file.
 """
 
 from __future__ import annotations
@@ -33,13 +34,17 @@ from typing import Any, Optional
 import numpy as np
 
 from .arrays import load_npy, load_npz, load_text, parse_row, sniff, stack_rows
-from .errors import InputFileError, KernelSpecError
+from .errors import InputFileError, KernelSpecError, one_line
 from .kernels import BUILTINS, Kernel, check_bias, check_weights
 
 __all__ = ["KERNEL_FILE_EXTENSIONS", "load_kernel_bytes", "parse_kernel"]
 
+# Kernel-file formats by extension: what -k reads, a different set from the output formats
+# (text and JSON, no images), so kept here rather than in convcli.outputs.
+_FORMAT_BY_EXTENSION = {".npy": "npy", ".npz": "npz", ".txt": "text", ".csv": "text", ".json": "json"}
+
 #: File extensions read as kernel files (compared case-insensitively).
-KERNEL_FILE_EXTENSIONS: tuple[str, ...] = (".npy", ".npz", ".txt", ".csv", ".json")
+KERNEL_FILE_EXTENSIONS: tuple[str, ...] = tuple(_FORMAT_BY_EXTENSION)
 
 _IMAGEMAGICK = re.compile(r"^(\d+)(?:\s*[xX]\s*(\d+))?\s*([+-]\d+[+-]\d+)?\s*:(.*)$", re.S)
 
@@ -60,7 +65,7 @@ def _numbers(text: str, where: str, row: str) -> list[float]:
 
 def _parse_inline(spec: str) -> np.ndarray:
     """``"1,2,1;2,4,2;1,2,1"`` -> 3×3; ``"1 2 1"`` -> 1×3."""
-    where = f"inline kernel '{spec}'"
+    where = f"inline kernel {spec!r}"
     parts = spec.strip().rstrip(";").split(";")
     names = [f"row {i}" for i in range(1, len(parts) + 1)]
     rows = [_numbers(part, where, name) for part, name in zip(parts, names)]
@@ -73,7 +78,7 @@ def _parse_inline(spec: str) -> np.ndarray:
 
 def _parse_imagemagick(spec: str, match: re.Match[str]) -> np.ndarray:
     """ImageMagick's ``"WxH: v,v,..."``: W columns, H rows, values row by row."""
-    where = f"ImageMagick kernel '{spec}'"
+    where = f"ImageMagick kernel {spec!r}"
     width = int(match.group(1))
     height = int(match.group(2)) if match.group(2) is not None else width
     if width < 1 or height < 1:
@@ -107,11 +112,6 @@ def _parse_imagemagick(spec: str, match: re.Match[str]) -> np.ndarray:
 
 
 # ---------------------------------------------------------------- kernel files
-
-
-def _one_line(error: BaseException) -> str:
-    text = " ".join(str(error).split())
-    return text or type(error).__name__
 
 
 def _kernel_format(data: bytes) -> str:
@@ -188,7 +188,7 @@ def load_kernel_bytes(data: bytes, fmt: Optional[str] = None, *, label: str = "k
     label : str
         The kernel's label.
     where : str, optional
-        How error messages name the source; default ``"kernel file '<label>'"``.
+        How error messages name the source; default ``"kernel file '<label>'"`` (``repr`` quoting).
 
     Returns
     -------
@@ -206,7 +206,7 @@ def load_kernel_bytes(data: bytes, fmt: Optional[str] = None, *, label: str = "k
         A corrupt or unreadable file, a pickled object array, a 3-D array, nan/inf,
         an empty kernel - one line, no traceback.
     """
-    where = where or f"kernel file '{label}'"
+    where = where or f"kernel file {label!r}"
     fmt = fmt or _kernel_format(data)
     if fmt in _NOT_FORMAT and sniff(data) != fmt:  # the extension said npy or npz, the bytes do not
         raise KernelSpecError(f"{where} is not a .{fmt} file ({_NOT_FORMAT[fmt]})")
@@ -226,25 +226,23 @@ def load_kernel_bytes(data: bytes, fmt: Optional[str] = None, *, label: str = "k
     except InputFileError as error:
         raise KernelSpecError(f"{where} cannot be read as {fmt}: {error.reason}") from None
     except Exception as error:  # whatever a corrupt JSON file makes the library raise (overflow, recursion)
-        raise KernelSpecError(f"{where} cannot be read as {fmt}: {_one_line(error)}") from None
+        raise KernelSpecError(f"{where} cannot be read as {fmt}: {one_line(error)}") from None
     checked = check_weights(weights, where)
     return Kernel(checked, None if bias is None else check_bias(bias, checked, where), _safe_label(label))
 
 
-_FORMAT_BY_EXTENSION = {".npy": "npy", ".npz": "npz", ".txt": "text", ".csv": "text", ".json": "json"}
-
-
 def _load_file(path: str) -> Kernel:
-    where = f"kernel file '{path}'"
+    """A kernel file: missing, a directory or unreadable is an InputFileError (exit 3), bad content not."""
+    where = f"kernel file {path!r}"
     if not os.path.exists(path):
-        raise KernelSpecError(f"kernel file '{path}' not found")
+        raise InputFileError(f"{where} not found")
     if os.path.isdir(path):
-        raise KernelSpecError(f"kernel file '{path}' is a directory")
+        raise InputFileError(f"{where} is a directory; expected a kernel file")
     try:
         with open(path, "rb") as handle:
             data = handle.read()
     except OSError as error:
-        raise KernelSpecError(f"kernel file '{path}' cannot be read: {error.strerror or error}") from None
+        raise InputFileError(f"{where} cannot be read: {error.strerror or error}") from None
     stem, ext = os.path.splitext(os.path.basename(path))
     return load_kernel_bytes(data, _FORMAT_BY_EXTENSION.get(ext.lower()), label=stem, where=where)
 
@@ -291,6 +289,8 @@ def parse_kernel(spec: str) -> Kernel:
     KernelSpecError
         One line saying what is wrong and what was expected; an unknown name gets a
         did-you-mean.
+    InputFileError
+        A kernel file that is missing, a directory or unreadable.
 
     Examples
     --------
@@ -318,12 +318,15 @@ def parse_kernel(spec: str) -> Kernel:
         return Kernel(_parse_imagemagick(text, match), None, "inline")
     if os.path.isfile(text):
         return _load_file(text)
+    if os.path.isdir(text):
+        raise InputFileError(f"kernel {text!r} is a directory; expected a kernel file, a built-in name or a matrix")
     if re.fullmatch(r"\d+\s*[xX]\s*\d+", text):
-        raise KernelSpecError(f"ImageMagick kernel '{text}' has no values; write '{text}: v,v,...' (row by row)")
+        raise KernelSpecError(f"ImageMagick kernel {text!r} has no values; write {text + ': v,v,...'!r} (row by row)")
     if _looks_inline(text):
         return Kernel(_parse_inline(text), None, "inline")
     if "/" in text or "\\" in text:
-        raise KernelSpecError(f"kernel file '{text}' not found")
+        raise InputFileError(f"kernel file {text!r} not found")
+    typed = text.split(":")[0].strip()
     close = difflib.get_close_matches(name, list(BUILTINS), n=1)
     hint = f"; did you mean '{close[0]}'?" if close else ""
-    raise KernelSpecError(f"unknown kernel '{name}'{hint} (convcli kernels lists them)")
+    raise KernelSpecError(f"unknown kernel {typed!r}{hint} (convcli kernels lists them)")

@@ -1,8 +1,10 @@
 """Writing outputs: files replaced whole or not at all, ``-`` for stdout, inputs never overwritten.
 
 :func:`write_output` writes atomically (a temporary file in the target's directory, then
-``os.replace``) and refuses to write over an input file; :func:`npy_bytes` and
-:func:`npz_bytes` encode arrays as ``.npy`` and ``.npz`` file bytes.
+``os.replace``) and refuses to write over an input file; :func:`check_targets` checks every
+output of a run before the first is written; :func:`npy_bytes` and :func:`npz_bytes` encode
+arrays as ``.npy`` and ``.npz`` file bytes; :data:`FORMAT_BY_EXTENSION` is the one table of
+output formats and their file extensions.
 """
 
 from __future__ import annotations
@@ -14,12 +16,35 @@ import sys
 import zipfile
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Callable
+from typing import Callable, Optional
 
 import numpy as np
 from numpy.typing import ArrayLike
 
 from .errors import OutputFileError
+
+#: Output formats by file extension (compared case-insensitively).  A format's first
+#: extension here is the one default names get.
+FORMAT_BY_EXTENSION: dict[str, str] = {".png": "png", ".tif": "tiff", ".tiff": "tiff", ".npy": "npy", ".npz": "npz"}
+
+#: The output formats, in the order of :data:`FORMAT_BY_EXTENSION`.
+OUTPUT_FORMATS: tuple[str, ...] = tuple(dict.fromkeys(FORMAT_BY_EXTENSION.values()))
+
+
+def format_for_path(path: str) -> Optional[str]:
+    """Output format named by a path's extension (case-insensitive).
+
+    Returns
+    -------
+    str or None
+        "png" for .png, "tiff" for .tif/.tiff, "npy" for .npy, "npz" for .npz; None otherwise.
+    """
+    return FORMAT_BY_EXTENSION.get(os.path.splitext(path)[1].lower())
+
+
+def extension_for(fmt: str) -> str:
+    """The extension default output names of format ``fmt`` get (".png", ".tif", ".npy", ".npz")."""
+    return next(ext for ext, named in FORMAT_BY_EXTENSION.items() if named == fmt)
 
 
 def npy_bytes(array: ArrayLike) -> bytes:
@@ -29,15 +54,13 @@ def npy_bytes(array: ArrayLike) -> bytes:
     return buffer.getvalue()
 
 
-def npz_bytes(arrays: Mapping[str, ArrayLike], *, compress: bool = False) -> bytes:
-    """Several named arrays as ``.npz`` file bytes (dtypes kept).
+def npz_bytes(arrays: Mapping[str, ArrayLike]) -> bytes:
+    """Several named arrays as ``.npz`` file bytes (dtypes kept, members stored uncompressed).
 
     Parameters
     ----------
     arrays : mapping of str to array_like
         Member names (``np.load(...)[name]``) to arrays.
-    compress : bool
-        Deflate the members (as ``np.savez_compressed``).
 
     Returns
     -------
@@ -46,8 +69,7 @@ def npz_bytes(arrays: Mapping[str, ArrayLike], *, compress: bool = False) -> byt
         name works, including ones ``np.savez`` keywords would clash with.
     """
     buffer = io.BytesIO()
-    method = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
-    with zipfile.ZipFile(buffer, "w", compression=method, allowZip64=True) as archive:
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
         for key, value in arrays.items():
             archive.writestr(f"{key}.npy", npy_bytes(value))
     return buffer.getvalue()
@@ -177,7 +199,7 @@ def write_output(path: str, data: bytes, *, protect: Sequence[str] = ()) -> None
         raise
 
 
-def first_repeated(paths: Sequence[str]) -> str | None:
+def first_repeated(paths: Sequence[str]) -> Optional[str]:
     """The first path in ``paths`` that names the same file as an earlier one (``-`` aside), or None.
 
     Different spellings of one file (``a.png``, ``./a.png``, a link to it) count as the same.
@@ -186,6 +208,37 @@ def first_repeated(paths: Sequence[str]) -> str | None:
         if path != "-" and any(other != "-" and (other == path or same_file(other, path)) for other in paths[:i]):
             return path
     return None
+
+
+def check_targets(
+    paths: Sequence[str],
+    protect: Sequence[str] = (),
+    *,
+    subject: str = "several outputs",
+    hint: str = "give each its own name",
+) -> None:
+    """Check every output path of a run before the first is written.
+
+    Parameters
+    ----------
+    paths : sequence of str
+        The outputs (``-`` for standard output).
+    protect : sequence of str
+        Paths never to overwrite (see :func:`check_target`).
+    subject, hint : str
+        The duplicate's message is ``"{subject} would be written to 'PATH'; {hint}"``.
+
+    Raises
+    ------
+    OutputFileError
+        Two paths name one file (:func:`first_repeated`), or :func:`check_target`
+        refuses one.
+    """
+    repeated = first_repeated(paths)
+    if repeated is not None:
+        raise OutputFileError(f"{subject} would be written to {repeated!r}; {hint}")
+    for path in paths:
+        check_target(path, protect)
 
 
 @contextmanager

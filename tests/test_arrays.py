@@ -212,6 +212,15 @@ def test_corrupt_npy_header_is_refused() -> None:
         load_npy(bytes(data), "a.npy")
 
 
+def deflated(npz: bytes) -> bytes:
+    """The same archive with its members compressed (as np.savez_compressed writes)."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(npz)) as source, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as target:
+        for name in source.namelist():
+            target.writestr(name, source.read(name))
+    return out.getvalue()
+
+
 def test_npz_round_trip_keeps_names_and_dtypes() -> None:
     members: dict[str, np.ndarray] = {
         "x": np.arange(6, dtype=np.uint16).reshape(2, 3),
@@ -219,7 +228,7 @@ def test_npz_round_trip_keeps_names_and_dtypes() -> None:
         "allow_pickle": np.array(3.5),
     }
     for compress in (False, True):
-        data = npz_bytes(members, compress=compress)
+        data = deflated(npz_bytes(members)) if compress else npz_bytes(members)
         back = load_npz(data, "a.npz")
         assert list(back) == ["x", "file", "allow_pickle"]
         assert back["x"].dtype == np.uint16 and back["file"].dtype == np.float32
@@ -496,3 +505,25 @@ def test_load_input_pickled_npy(tmp_path: Path) -> None:
     (tmp_path / "evil.npy").write_bytes(buffer.getvalue())
     with pytest.raises(InputFileError, match="allow_pickle=False"):
         load_input(str(tmp_path / "evil.npy"))
+
+
+def test_inputs_carry_the_image_bit_depth(tmp_path: Path) -> None:
+    Image.fromarray(np.arange(12, dtype=np.uint16).reshape(3, 4) * 5000).save(tmp_path / "g16.png")
+    Image.fromarray(np.arange(12, dtype=np.uint8).reshape(3, 4)).save(tmp_path / "g8.png")
+    np.save(tmp_path / "a.npy", np.ones((3, 4)))
+    assert load_input(str(tmp_path / "g16.png")).bits == 16
+    assert load_input(str(tmp_path / "g8.png")).bits == 8
+    assert load_input(str(tmp_path / "a.npy")).bits is None
+
+
+def test_decode_input_is_load_input_of_bytes(tmp_path: Path) -> None:
+    from convcli.arrays import array_input, decode_input, pick_npz
+
+    data = npz_bytes({"a": np.zeros((2, 2)), "x": np.arange(6.0).reshape(2, 3)})
+    got = decode_input(data, "-")
+    assert got.name == "<stdin>" and got.stem == "stdin" and got.data.shape == (1, 1, 2, 3)
+    picked = pick_npz(load_npz(data, "n.npz"), "n.npz")
+    np.testing.assert_array_equal(array_input(picked, "n.npz").data, got.data)
+    with pytest.raises(InputFileError, match="several arrays"):
+        pick_npz({"a": np.zeros(1), "b": np.zeros(1)}, "n.npz")
+    assert decode_input(b"1 2\n3 4\n", "m.txt").data.shape == (1, 1, 2, 2)

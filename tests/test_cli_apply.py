@@ -575,7 +575,7 @@ def test_png_16_bit_colour_writes_one_png_per_map(tmp_path: Path, rgb: Path) -> 
     raw = load_npy(tmp_path / "o.npy")[0]
     for m in range(3):
         path = tmp_path / f"o-{m}.png"
-        assert f"wrote {path}" in result.stderr
+        assert f"wrote {str(path)!r}" in result.stderr
         assert np.abs(png_pixels(path)[0] - _displayed(raw[m : m + 1], "clip", 65535)[0]).max() <= 1
     assert not (tmp_path / "o.png").exists()
 
@@ -865,7 +865,7 @@ ERRORS: list[tuple[str, Sequence[str], int, Sequence[str]]] = [
     ("too many args", ["RGB", "-k", "sobel-x:3", "-o", "OUT"], 2, ["takes no arguments"]),
     ("ragged inline", ["RGB", "-k", "1,2;3", "-o", "OUT"], 2, ["row 2", "row 1"]),
     ("imagemagick count", ["RGB", "-k", "3x3: 1,2,3", "-o", "OUT"], 2, ["needs 3×3 = 9 values", "got 3"]),
-    ("missing kernel file", ["RGB", "-k", "nope.npy", "-o", "OUT"], 2, ["kernel file", "not found"]),
+    ("missing kernel file", ["RGB", "-k", "nope.npy", "-o", "OUT"], 3, ["kernel file", "not found"]),
     ("string kernel file", ["RGB", "-k", "strings.npy", "-o", "OUT"], 2, ["real numbers"]),
     ("channel mismatch", ["RGB", "-k", "w4.npy", "-o", "OUT"], 2, ["4 input channels", "the input has 3"]),
     ("mixed kernels", ["RGB", "-k", "box:3", "-k", "w4.npy", "-o", "OUT"], 2, ["cannot mix"]),
@@ -883,9 +883,9 @@ ERRORS: list[tuple[str, Sequence[str], int, Sequence[str]]] = [
     ("pad text", ["RGB", "-k", "box:3", "--pad", "full", "-o", "OUT"], 2, ["--pad", "same, valid", "'full'"]),
     ("pad three", ["RGB", "-k", "box:3", "--pad", "1,2,3", "-o", "OUT"], 2, ["--pad takes 1, 2 or 4"]),
     ("kernel too large", ["RGB", "-k", "box:41", "--pad", "valid", "-o", "OUT"], 2,
-     ["kernel 41x41 is larger than the padded input 32x40"]),
+     ["kernel 41×41 is larger than the padded input 32×40"]),
     ("dilated too large", ["RGB", "-k", "box:3", "--dilation", "30", "--pad", "1", "-o", "OUT"], 2,
-     ["dilated to 61x61", "34x42"]),
+     ["dilated to 61×61", "34×42"]),
     ("reflect pad", ["RGB", "-k", "box:3", "--pad", "40", "--padding-mode", "reflect", "-o", "OUT"], 2, ["reflect"]),
     ("padding mode", ["RGB", "-k", "box:3", "--padding-mode", "mirror", "-o", "OUT"], 2,
      ["--padding-mode", "zeros", "reflect", "replicate", "circular"]),
@@ -991,3 +991,118 @@ def test_failure_after_some_outputs_removes_them(tmp_path: Path, gray: Path, rgb
     result = run("apply", gray, rgb, "-k", "box:3", "-o", f"{out}/")
     assert_one_line_error(result, 1, "out of memory")
     assert calls["n"] == 2 and list(out.iterdir()) == []
+
+
+# ---------------------------------------------------------------- review fixes: display, names, formats, bias, memory
+
+
+def test_log_kernel_png_is_offset_not_clipped(tmp_path: Path, gray: Path) -> None:
+    # log sums to 0 in float64 but its float32 copy does not: the display is chosen from the float64 kernels
+    result = ok("apply", gray, "-k", "log:1.4", "-o", tmp_path / "o.png")
+    assert "display offset" in result.stderr
+    ok("apply", gray, "-k", "log:1.4", "-o", tmp_path / "o.npy", "-q")
+    raw = load_npy(tmp_path / "o.npy")[0]
+    assert raw.min() < -0.05  # a negative half that clip would have lost
+    assert np.abs(png_pixels(tmp_path / "o.png") - _displayed(raw, "offset")).max() <= 1
+
+
+def test_normalize_leaves_a_large_tap_zero_sum_kernel_alone(tmp_path: Path, arr: Path) -> None:
+    ok("apply", arr, "-k", "log:0.01", "--normalize", "-o", tmp_path / "n.npy", "-q")
+    ok("apply", arr, "-k", "log:0.01", "-o", tmp_path / "r.npy", "-q")
+    np.testing.assert_array_equal(load_npy(tmp_path / "n.npy"), load_npy(tmp_path / "r.npy"))  # not divided by ~1e-12
+
+
+def test_map_field_is_0_when_one_file_holds_every_map(tmp_path: Path, gray: Path, rgb: Path) -> None:
+    ok("apply", gray, "-k", "box:3", "-o", tmp_path / "g-{map}.png", "-q")
+    ok("apply", rgb, "-k", "box:3", "-o", tmp_path / "c-{map}.png", "-q")  # 3 maps, one RGB file
+    assert sorted(p.name for p in tmp_path.glob("[gc]-*.png")) == ["c-0.png", "g-0.png"]
+
+
+@pytest.mark.parametrize(("fmt", "name"), [("png", "t.npy"), ("npy", "t.png"), ("tiff", "t.npz"), ("npz", "t.TIF")])
+def test_format_contradicting_the_output_name_is_refused(tmp_path: Path, gray: Path, fmt: str, name: str) -> None:
+    result = run("apply", gray, "-k", "box:3", "-f", fmt, "-o", tmp_path / name)
+    assert_one_line_error(result, 2, f"--format {fmt} contradicts the output name", name)
+    assert not (tmp_path / name).exists()
+
+
+def test_format_with_an_unknown_extension_is_kept(tmp_path: Path, arr: Path) -> None:
+    ok("apply", arr, "-k", "box:3", "-f", "npy", "-o", tmp_path / "t.dat", "-q")
+    assert load_npy(tmp_path / "t.dat").shape == (2, 3, 9, 11)
+
+
+def test_bad_output_options_are_reported_before_inputs_are_read(tmp_path: Path) -> None:
+    (tmp_path / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 30)  # undecodable
+    assert_one_line_error(run("apply", tmp_path / "bad.png", "-k", "box:3", "-o", tmp_path / "o.jpg"), 4,
+                          "cannot tell the output format")
+    assert_one_line_error(run("apply", tmp_path / "bad.png", "-k", "box:3", "-f", "png", "-o", tmp_path / "o.npy"),
+                          2, "contradicts")
+    assert_one_line_error(run("apply", tmp_path / "bad.png", "-k", "box:3", "--bit-depth", "12"), 2, "--bit-depth")
+    assert_one_line_error(run("apply", tmp_path / "bad.png", "-k", "box:3", "-o", tmp_path / "o.png"), 3, "bad.png")
+
+
+def test_bias_from_standard_input(tmp_path: Path, arr: Path) -> None:
+    buffer = io.BytesIO()
+    np.save(buffer, np.array([0.5, -1.0, 2.0]))
+    ok("apply", arr, "-k", "box:3", "--bias", "-", "-o", tmp_path / "b.npy", "-q", input=buffer.getvalue())
+    ok("apply", arr, "-k", "box:3", "-o", tmp_path / "n.npy", "-q")
+    np.testing.assert_allclose(load_npy(tmp_path / "b.npy") - load_npy(tmp_path / "n.npy"),
+                               np.broadcast_to(np.array([0.5, -1.0, 2.0])[None, :, None, None], (2, 3, 9, 11)))
+
+
+@pytest.mark.parametrize(("args", "fragment"), [
+    (["-", "-k", "box:3", "--bias", "-"], "INPUT '-' and --bias -"),
+    (["ARR", "-k", "-", "--bias", "-"], "-k - and --bias -"),
+])
+def test_bias_stdin_counts_as_a_reader_of_standard_input(tmp_path: Path, arr: Path, args: list[str],
+                                                         fragment: str) -> None:
+    args = [str(arr) if a == "ARR" else a for a in args]
+    result = run("apply", *args, "-o", tmp_path / "o.npy", input=arr.read_bytes())
+    assert_one_line_error(result, 2, "standard input can be read once only", fragment)
+
+
+def test_an_output_larger_than_memory_is_refused_before_any_work(tmp_path: Path, gray: Path) -> None:
+    result = run("apply", gray, "-k", "box:3", "--pad", "1000000", "-o", tmp_path / "o.npy")
+    assert_one_line_error(result, 1, "output of shape (1, 1, 2000026, 2000034) (float32) needs", "TiB",
+                          "more than this machine's", "use less padding")
+    assert not (tmp_path / "o.npy").exists()
+
+
+def test_out_of_memory_names_the_output_and_gives_no_float32_advice_in_float32(
+    tmp_path: Path, gray: Path, monkeypatch: Any
+) -> None:
+    from convcli.layer import Convolution
+
+    def failing(self: Convolution, x: np.ndarray) -> np.ndarray:
+        raise MemoryError
+
+    monkeypatch.setattr(Convolution, "forward", failing)
+    line = assert_one_line_error(run("apply", gray, "-k", "box:3", "-o", tmp_path / "o.npy"), 1,
+                                 "out of memory computing the output of shape (1, 1, 28, 36) (float32, 3.94 KiB)")
+    assert "float32;" not in line and not line.endswith("float32")
+    line = assert_one_line_error(run("apply", gray, "-k", "box:3", "--dtype", "float64", "-o", tmp_path / "o.npy"), 1,
+                                 "(float64, 7.88 KiB)")
+    assert line.endswith("or float32")
+
+
+def test_16_bit_input_gives_a_16_bit_png_by_default(tmp_path: Path, gray: Path) -> None:
+    source = crop("gray16.png", (60, 40, 120, 80), tmp_path / "g16.png")
+    result = ok("apply", source, "-k", "box:3", "-o", tmp_path / "o.png")
+    assert "16-bit" in result.stderr
+    with Image.open(tmp_path / "o.png") as im:
+        assert im.mode in ("I;16", "I")
+    assert len(np.unique(png_pixels(tmp_path / "o.png"))) > 1000  # round-trips at 16 bits
+    ok("apply", source, "-k", "box:3", "--bit-depth", "8", "-o", tmp_path / "e.png", "-q")
+    with Image.open(tmp_path / "e.png") as im:
+        assert im.mode == "L"
+    ok("apply", source, gray, "-k", "box:3", "-o", tmp_path / "m-{stem}.png", "-q")  # not every input is 16-bit
+    with Image.open(tmp_path / "m-g16.png") as im:
+        assert im.mode == "L"
+
+
+@pytest.mark.skipif(os.name == "nt", reason="no newline in Windows file names")
+def test_messages_quote_paths_so_a_newline_in_a_name_stays_on_one_line(tmp_path: Path, gray: Path) -> None:
+    odd = tmp_path / "two\nlines.png"
+    result = ok("apply", gray, "-k", "box:3", "-o", odd)
+    assert result.stderr.splitlines() == [f"convcli: wrote {str(odd)!r} (png, 1×1×28×36, display clip)"]
+    assert_one_line_error(run("apply", gray, "-k", str(tmp_path / "no\nsuch.npy"), "-o", tmp_path / "o.png"), 3,
+                          "kernel file", "no\\nsuch.npy", "not found")

@@ -153,7 +153,7 @@ def test_default_output_is_an_npz_beside_the_input(work: Path) -> None:
     assert "x 1×3×8×9 -> y 1×4×8×9 (float32)" in summary
     for name in ("dx", "dW", "db"):
         assert f"|{name}| {np.linalg.norm(want[name]):.6g}" in summary
-    assert "ms" in summary and "wrote x-grad.npz" in summary
+    assert "ms" in summary and "wrote 'x-grad.npz'" in summary
     assert result.stdout == ""
 
 
@@ -188,7 +188,7 @@ def test_dout_from_file_stdin_and_npz(work: Path) -> None:
 
 def test_input_from_stdin(work: Path) -> None:
     result = ok("-", "-k", "w.npy", "--dout", "ones", input=(work / "x.npy").read_bytes())
-    assert "wrote stdin-grad.npz" in result.stderr
+    assert "wrote 'stdin-grad.npz'" in result.stderr
     want = direct(np.load("x.npy"), np.load("w.npy"), np.ones((1, 4, 8, 9), np.float32), pad="same")
     np.testing.assert_array_equal(load_npz("stdin-grad.npz")["dx"], want["dx"])
 
@@ -208,7 +208,7 @@ def test_separate_outputs(work: Path) -> None:
     np.testing.assert_array_equal(np.load("dw.npy"), want["dW"])
     np.testing.assert_array_equal(np.load("db.npy"), want["db"])
     assert not (work / "x-grad.npz").exists()  # no npz unless -o is given too
-    assert "wrote dW to dw.npy (npy, 4×3×3×3)" in result.stderr
+    assert "wrote dW to 'dw.npy' (npy, 4×3×3×3)" in result.stderr
     ok("x.npy", "-k", "w.npy", "--dout", "randn:1", "--db", "-", "-o", "g.npz")
     assert (work / "g.npz").exists()
     streamed = ok("x.npy", "-k", "w.npy", "--dout", "randn:1", "--dx", "-").stdout_bytes
@@ -458,8 +458,8 @@ ERRORS = [
      ["expected the forward output's shape (1, 4, 4, 5)"]),
     ("missing dout", ["x.npy", "-k", "w.npy"], 2, ["Missing option '--dout'"]),
     ("missing kernel", ["x.npy", "--dout", "ones"], 2, ["Missing option '--kernel'"]),
-    ("both stdin", ["-", "-k", "w.npy", "--dout", "-"], 2, ["INPUT and --dout", "standard input", "once only"]),
-    ("stdin kernel and dout", ["x.npy", "-k", "-", "--dout", "-"], 2, ["--dout and -k", "once only"]),
+    ("both stdin", ["-", "-k", "w.npy", "--dout", "-"], 2, ["INPUT '-' and --dout -", "standard input", "once only"]),
+    ("stdin kernel and dout", ["x.npy", "-k", "-", "--dout", "-"], 2, ["--dout - and -k -", "once only"]),
     ("bad generator", ["x.npy", "-k", "w.npy", "--dout", "randn:x"], 2,
      ["--dout 'randn:x' is not a generator", "randn:SEED", "non-negative integer"]),
     ("bad generator ones", ["x.npy", "-k", "w.npy", "--dout", "ones:3"], 2, ["--dout 'ones:3' is not a generator"]),
@@ -491,6 +491,11 @@ ERRORS = [
     ("groups 2-D", ["x.npy", "-k", "box:3", "--dout", "ones", "--groups", "2"], 2, ["groups=2"]),
     ("display", ["x.npy", "-k", "w.npy", "--dout", "ones", "--display", "log"], 2, ["--display"]),
     ("missing input", ["nope.png", "-k", "w.npy", "--dout", "ones"], 3, ["nope.png"]),
+    ("stdin bias and dout", ["x.npy", "-k", "w.npy", "--dout", "-", "--bias", "-"], 2,
+     ["--dout - and --bias -", "once only"]),
+    ("missing kernel file", ["x.npy", "-k", "nope.npy", "--dout", "ones"], 3, ["kernel file 'nope.npy' not found"]),
+    ("output larger than memory", ["x.npy", "-k", "w.npy", "--dout", "ones", "--pad", "1000000"], 1,
+     ["output of shape (1, 4, 2000006, 2000007) (float32) needs", "TiB", "use less padding"]),
 ]
 
 
@@ -526,3 +531,25 @@ def test_help_documents_every_option_and_the_dK_mapping() -> None:
                    "--flip", "w = k / sum(k)", "(g − ⟨g, w⟩) / sum(k)", "(FH, FW) for one, (M, FH, FW) for M",
                    "--dw writes dK", "ones, randn, randn:SEED", "½‖y‖²", "writing nothing"):
         assert phrase in text, phrase
+
+
+def test_bias_from_standard_input(work: Path) -> None:
+    buffer = io.BytesIO()
+    np.save(buffer, np.array([0.5, -1.0, 2.0, 3.0], np.float32))
+    result = ok("x.npy", "-k", "w.npy", "--dout", "ones", "--bias", "-", "-o", "g.npz", input=buffer.getvalue())
+    assert "wrote 'g.npz'" in result.stderr
+    with np.load("g.npz") as g:
+        assert g["db"].shape == (4,)
+
+
+@pytest.mark.parametrize("name", ["apply", "grad"])
+def test_help_examples_are_one_per_line_like_apply(name: str) -> None:
+    result = runner.invoke(app, [name, "--help"], env={"COLUMNS": "200"}, terminal_width=200)
+    lines = result.stdout.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.strip() == "Examples:")
+    indent = len(lines[start]) - len(lines[start].lstrip())
+    examples = [line for line in lines[start + 1 :] if line.strip().startswith("convcli ")]
+    assert len(examples) >= 2
+    for line in examples:  # each example a paragraph of its own, indented as the heading (not a code block)
+        assert len(line) - len(line.lstrip()) == indent, repr(line)
+    assert lines[start + 1].strip() == "" and lines[start + 2].strip().startswith("convcli "), lines[start : start + 3]

@@ -140,12 +140,20 @@ def test_kernels_from_stdin_and_text_file(tmp_path: Path) -> None:
         ("3x3: 1,2", ["needs 3×3 = 9 values", "got 2"]),
         ("1,2;3", ["row 2"]),
         ("1,nan", ["non-finite"]),
-        ("missing.npy", ["kernel file", "not found"]),
         ("", ["empty kernel spec"]),
     ],
 )
 def test_kernels_errors(spec: str, fragments: list[str]) -> None:
     assert_one_line_error(run("kernels", spec), 2, *fragments)
+
+
+def test_kernels_unreadable_file_is_exit_3(tmp_path: Path) -> None:
+    # a missing or unreadable kernel file is an unreadable input (3), like any input; bad content is 2
+    assert_one_line_error(run("kernels", "missing.npy"), 3, "kernel file 'missing.npy' not found")
+    (tmp_path / "d.npy").mkdir()
+    assert_one_line_error(run("kernels", tmp_path / "d.npy"), 3, "is a directory")
+    (tmp_path / "folder").mkdir()
+    assert_one_line_error(run("kernels", tmp_path / "folder"), 3, repr(str(tmp_path / "folder")), "is a directory")
 
 
 def test_kernels_corrupt_file(tmp_path: Path) -> None:
@@ -264,3 +272,54 @@ def test_root_help_lists_commands() -> None:
     for command in ("apply", "grad", "kernels", "info"):
         assert command in text
     assert ok("--version").stdout.startswith("convcli ")
+
+
+def test_info_reads_a_multi_array_npz_from_standard_input(tmp_path: Path) -> None:
+    # what 'convcli grad x.npy -k box:3 --dout ones -o - | convcli info -' pipes: dx, dW, db, dK, none named x
+    np.save(tmp_path / "x.npy", np.random.default_rng(0).random((1, 1, 6, 7)).astype(np.float32))
+    piped = runner.invoke(app, ["grad", str(tmp_path / "x.npy"), "-k", "box:3", "--dout", "ones", "-o", "-", "-q"])
+    assert piped.exit_code == 0, piped.stderr
+    by_path = info_rows(ok("info", tmp_path / "x.npy").stdout)
+    rows = info_rows(ok("info", "-", input=piped.stdout_bytes).stdout)
+    assert rows["-:dx"][1:4] == ["npz member", "1×1×6×7", "float32"]
+    assert rows["-:dK"][2] == "3×3" and rows["-:db"][2] == "1"
+    assert by_path[str(tmp_path / "x.npy")][2] == rows["-:dx"][2]
+    buffer = io.BytesIO()
+    np.savez(buffer, x=np.ones((2, 3)), other=np.zeros(4))  # one input (x): read as apply reads it
+    assert info_rows(ok("info", "-", input=buffer.getvalue()).stdout)["<stdin>"][1:3] == ["array", "1×1×2×3"]
+
+
+def test_info_reads_each_file_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import builtins
+
+    np.savez(tmp_path / "g.npz", dx=np.ones((1, 3, 4, 4)), dW=np.zeros((2, 3, 3, 3)))
+    np.save(tmp_path / "x.npy", np.ones((2, 2)))
+    opened: list[str] = []
+    real = builtins.open
+
+    def counting(file: Any, *args: Any, **kwargs: Any) -> Any:
+        opened.append(str(file))
+        return real(file, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", counting)
+    rows = info_rows(ok("info", tmp_path / "g.npz", tmp_path / "x.npy").stdout)
+    assert f"{tmp_path / 'g.npz'}:dW" in rows
+    assert [f for f in opened if f.startswith(str(tmp_path))] == [str(tmp_path / "g.npz"), str(tmp_path / "x.npy")]
+
+
+def test_kernels_help_mentions_standard_input() -> None:
+    result = runner.invoke(app, ["kernels", "--help"], env={"COLUMNS": "200"}, terminal_width=200)
+    text = " ".join(result.stdout.split())
+    assert "'-' for a kernel file on standard input" in text
+    buffer = io.BytesIO()
+    np.save(buffer, SOBEL_X)
+    assert ok("kernels", "-", input=buffer.getvalue()).stdout.startswith("stdin: 3×3, sum 0")
+
+
+def test_kernels_layer_uses_the_matrix_printer(tmp_path: Path) -> None:
+    from convcli.kernels import format_matrix
+
+    w = np.arange(12.0).reshape(3, 1, 2, 2) / 4
+    np.save(tmp_path / "w.npy", w)
+    out = ok("kernels", tmp_path / "w.npy").stdout
+    assert out.split("\n", 1)[1] == format_matrix(w) + "\n"

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from convcli.cli_options import parse_bias, parse_pad, parse_pair
-from convcli.errors import ConvcliError, ParameterError
+from convcli.cli_options import check_stdin_once, parse_bias, parse_pad, parse_pair, stdin_count
+from convcli.errors import ConvcliError, InputFileError, ParameterError
 
 
 @pytest.mark.parametrize(
@@ -26,7 +26,8 @@ def test_parse_pair_refuses(text: str) -> None:
 
 @pytest.mark.parametrize(
     ("text", "expected"),
-    [("same", "same"), ("VALID", "valid"), ("2", 2), ("1,2", (1, 2)), ("0,1,2,3", (0, 1, 2, 3))],
+    [("same", "same"), ("VALID", "valid"), ("2", 2), ("1,2", (1, 2)), ("0,1,2,3", (0, 1, 2, 3)), ("1x2", (1, 2)),
+     ("3X4", (3, 4)), ("1×2", (1, 2))],
 )
 def test_parse_pad(text: str, expected: object) -> None:
     assert parse_pad(text) == expected
@@ -52,3 +53,33 @@ def test_parse_bias_numbers_and_file(tmp_path: Path) -> None:
 def test_parse_bias_refuses(text: str) -> None:
     with pytest.raises(ConvcliError, match="--bias"):
         parse_bias(text)
+
+
+@pytest.mark.parametrize("text", ["2X3", "2×3", " 2 x 3 "])
+def test_parse_pair_accepts_every_pair_separator(text: str) -> None:
+    assert parse_pair(text, "--stride") == (2, 3)
+
+
+def test_parse_bias_from_standard_input(monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+    import sys
+    from types import SimpleNamespace
+
+    buffer = io.BytesIO()
+    np.save(buffer, np.array([0.5, -1.0], np.float32))
+    monkeypatch.setattr(sys, "stdin", SimpleNamespace(buffer=io.BytesIO(buffer.getvalue())))
+    np.testing.assert_array_equal(parse_bias("-"), [0.5, -1.0])
+    monkeypatch.setattr(sys, "stdin", SimpleNamespace(buffer=io.BytesIO(b"0.5")))
+    with pytest.raises(InputFileError, match=r"cannot read '<stdin>' as \.npy"):
+        parse_bias("-")
+
+
+def test_check_stdin_once() -> None:
+    check_stdin_once(("INPUT '-'", 1), ("-k -", 0), ("--bias -", 0))
+    check_stdin_once(("INPUT '-'", 0))
+    with pytest.raises(ParameterError, match=r"^standard input can be read once only, but INPUT '-' and --bias - read "
+                                             r"it; give the others as files$"):
+        check_stdin_once(("INPUT '-'", 1), ("-k -", 0), ("--bias -", 1))
+    with pytest.raises(ParameterError, match=r"but -k - \(2 times\) read it"):
+        check_stdin_once(("INPUT '-'", 0), ("-k -", 2))
+    assert stdin_count("-", " - ", "x.npy", None) == 2

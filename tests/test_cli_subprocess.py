@@ -169,7 +169,7 @@ def test_stdin_png_through_a_real_pipe(tmp_path: Path, photo: Path) -> None:
 def test_stdout_is_data_only(tmp_path: Path, photo: Path) -> None:
     result = run(["apply", "photo.png", "-k", "box:3", "-o", "o.png"], tmp_path)
     assert result.returncode == 0 and result.stdout == b""
-    assert result.stderr.decode().startswith("convcli: wrote o.png")
+    assert result.stderr.decode().startswith("convcli: wrote 'o.png'")
     assert b"\x1b[" not in result.stderr  # no progress bar or colour: stderr is no terminal
     result = run(["apply", "photo.png", "-k", "box:3", "-o", "-", "--format", "png", "-q"], tmp_path)
     assert result.returncode == 0 and result.stderr == b""
@@ -212,6 +212,16 @@ def test_progress_bar_only_on_a_terminal_and_only_on_stderr(tmp_path: Path, phot
     args = ["apply", "photo.png", "gray.png", "-k", "box:3", "-o", "o.npy"]
     code, out, terminal = _run_with_terminal_stderr(args, tmp_path)
     assert code == 0 and out == b""
-    assert b"filtering" in terminal and b"convcli: wrote o-photo.npy" in terminal
+    assert b"filtering" in terminal and b"convcli: wrote 'o-photo.npy'" in terminal
     code, out, terminal = _run_with_terminal_stderr([*args, "-q"], tmp_path)
     assert code == 0 and out == b"" and terminal == b""
+
+
+def test_grad_npz_piped_into_info_and_no_warnings_on_stderr(tmp_path: Path) -> None:
+    np.save(tmp_path / "x.npy", np.random.default_rng(0).random((1, 1, 6, 7)).astype(np.float32))
+    np.save(tmp_path / "w.npy", np.array([[np.inf, -np.inf], [1.0, 2.0]]))  # info's mean: inf - inf
+    result = bash('$CONVCLI grad x.npy -k box:3 --dout ones -o - -q | $CONVCLI info - && $CONVCLI info w.npy',
+                  tmp_path, env={**os.environ, "PYTHONWARNINGS": "always"})
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""  # no RuntimeWarning lines, whatever PYTHONWARNINGS says
+    assert "-:dx" in result.stdout and "-:dK" in result.stdout and "nan" in result.stdout

@@ -148,6 +148,22 @@ def test_default_display(sums: list[float], mode: str) -> None:
     assert default_display(sums) == mode
 
 
+@pytest.mark.parametrize(
+    ("sums", "magnitudes", "mode"),
+    [
+        ([1e-9], [3.6e4], "offset"),  # log:0.01's rounding noise, relative to taps of ~1e4: zero-sum
+        ([1e-7], [1e4], "clip"),  # above 1e-12 * 1e4: a real (tiny) positive sum
+        ([1e-13], [0.5], "offset"),  # small taps: the absolute 1e-12 floor
+        ([1.0, 2e-9], [1.0, 4e3], "offset"),
+        ([1.0, 1.0], [1.0, 3.0], "clip"),
+    ],
+)
+def test_default_display_zero_sum_is_relative_to_the_taps(
+    sums: list[float], magnitudes: list[float], mode: str
+) -> None:
+    assert default_display(sums, magnitudes) == mode
+
+
 def test_display_modes_constant() -> None:
     assert DISPLAY_MODES == ("clip", "abs", "minmax", "offset")
 

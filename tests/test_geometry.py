@@ -168,7 +168,7 @@ def test_padding_modes() -> None:
 BAD_ARGUMENTS = [
     ((3, 8, 8), (1, 3, 3, 3), {}, ShapeError, r"x must be 4-D .*3-D shape \(3, 8, 8\)"),
     ((1, 3, 8, 8), (3, 3, 3), {}, ShapeError, r"W must be 4-D .*\(3, 3, 3\)"),
-    ((1, 2, 8, 8), (4, 3, 3, 3), {}, ShapeError, r"x has 2 channels but W expects 3 \(W.shape\[1\]=3 x groups=1\)"),
+    ((1, 2, 8, 8), (4, 3, 3, 3), {}, ShapeError, r"x has 2 channels but W expects 3 \(W.shape\[1\]=3 × groups=1\)"),
     ((1, 6, 8, 8), (4, 1, 3, 3), {"groups": 2}, ShapeError, r"x has 6 channels but W expects 2"),
     ((1, 4, 8, 8), (6, 1, 3, 3), {"groups": 3}, ParameterError, r"groups=3 does not divide the input's 4 channels"),
     ((1, 6, 8, 8), (4, 2, 3, 3), {"groups": 3}, ParameterError, r"groups=3 does not divide the 4 filters"),
@@ -183,33 +183,33 @@ BAD_ARGUMENTS = [
     ((1, 3, 8, 8), (1, 3, 3, 3), {"pad": "full"}, ParameterError, r"pad must be .*'full'"),
     ((1, 3, 8, 8), (1, 3, 3, 3), {"pad": (1, 2, 3)}, ParameterError, r"pad must be .*\(1, 2, 3\)"),
     ((1, 3, 8, 8), (1, 3, 3, 3), {"stride": 1.5}, ParameterError, r"stride must be an integer, got 1\.5"),
-    ((1, 1, 3, 3), (1, 1, 5, 5), {}, ShapeError, r"kernel 5x5 is larger than the padded input 3x3"),
-    ((1, 1, 3, 4), (1, 1, 3, 5), {"pad": (1, 0)}, ShapeError, r"kernel 3x5 is larger than the padded input 5x4"),
+    ((1, 1, 3, 3), (1, 1, 5, 5), {}, ShapeError, r"kernel 5×5 is larger than the padded input 3×3"),
+    ((1, 1, 3, 4), (1, 1, 3, 5), {"pad": (1, 0)}, ShapeError, r"kernel 3×5 is larger than the padded input 5×4"),
     (
         (1, 1, 4, 4), (1, 1, 3, 3), {"dilation": 2}, ShapeError,
-        r"kernel 3x3 \(dilated to 5x5\) is larger than the padded input 4x4",
+        r"kernel 3×3 \(dilated to 5×5\) is larger than the padded input 4×4",
     ),
     ((1, 1, 0, 4), (1, 1, 1, 1), {}, ShapeError, r"x must have no empty axis, got shape \(1, 1, 0, 4\)"),
     ((1, 1, 4, 4), (0, 1, 1, 1), {}, ShapeError, r"W must have no empty axis, got shape \(0, 1, 1, 1\)"),
     (
         (1, 1, 3, 3), (1, 1, 3, 3), {"pad": 3, "padding_mode": "reflect"}, ParameterError,
-        r"reflect.* pad smaller than the input size.*\(3, 3, 3, 3\).* 3x3",
+        r"reflect.* pad smaller than the input size.*\(3, 3, 3, 3\).* 3×3",
     ),
     (  # only the rows are too short: pad == H is one too many for reflect
         (1, 1, 3, 5), (1, 1, 3, 3), {"pad": (3, 1), "padding_mode": "reflect"}, ParameterError,
-        r"reflect.*\(3, 3, 1, 1\) for input 3x5",
+        r"reflect.*\(3, 3, 1, 1\) for input 3×5",
     ),
     (  # only the columns
         (1, 1, 5, 2), (1, 1, 3, 3), {"pad": (0, 0, 0, 2), "padding_mode": "reflect"}, ParameterError,
-        r"reflect.*\(0, 0, 0, 2\) for input 5x2",
+        r"reflect.*\(0, 0, 0, 2\) for input 5×2",
     ),
     (
         (1, 1, 5, 2), (1, 1, 3, 3), {"pad": (0, 0, 3, 0), "padding_mode": "circular"}, ParameterError,
-        r"circular.*\(0, 0, 3, 0\) for input 5x2",
+        r"circular.*\(0, 0, 3, 0\) for input 5×2",
     ),
     (
         (1, 1, 3, 5), (1, 1, 3, 3), {"pad": (4, 1), "padding_mode": "circular"}, ParameterError,
-        r"circular.*\(4, 4, 1, 1\).* 3x5",
+        r"circular.*\(4, 4, 1, 1\).* 3×5",
     ),
     ((1, 1, 3, 3), (1, 1, 3, 3), {"padding_mode": "mirror"}, ParameterError, r"padding_mode.*'mirror'"),
 ]
@@ -263,4 +263,4 @@ def test_messages_name_numbers() -> None:
     """The dilated-kernel message gives both sizes (regression guard for the format)."""
     with pytest.raises(ConvcliError) as info:
         plan_geometry((1, 1, 6, 6), (1, 1, 2, 4), dilation=(1, 3))
-    assert re.search(r"kernel 2x4 \(dilated to 2x10\) is larger than the padded input 6x6", str(info.value))
+    assert re.search(r"kernel 2×4 \(dilated to 2×10\) is larger than the padded input 6×6", str(info.value))

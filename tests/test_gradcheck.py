@@ -151,6 +151,16 @@ def test_check_leaves_out_zero_sum_kernels_under_normalize() -> None:
     assert rows["dK"].samples == 9 and rows["dK"].passed and "zero-sum" in rows["dK"].note  # only K2's taps
 
 
+def test_check_leaves_out_large_tap_zero_sum_kernels_under_normalize() -> None:
+    from convcli.kernelspec import parse_kernel
+
+    log = parse_kernel("log:0.01")  # taps ~1e4, sum ~1e-12: zero-sum by the relative test normalize uses
+    x = rng_array((1, 1, 8, 8), 9)
+    grads, dout = grads_for(x, [log], LayerOptions(normalize=True))
+    rows = {r.name: r for r in gradient_check(x, grads, dout)}
+    assert rows["dK"].samples == 0 and rows["dK"].passed and "zero-sum" in rows["dK"].note
+
+
 def test_check_judges_entries_that_should_be_zero_in_absolute_terms() -> None:
     """A zero-sum kernel with dout = ones: most of dx is exactly 0; rounding noise must not fail it."""
     sobel = np.array([[-1.0, 0, 1], [-2, 0, 2], [-1, 0, 1]])

@@ -18,10 +18,11 @@ from numpy.typing import NDArray
 from reference import conv2d_backward, numerical_gradient
 
 from convcli import Convolution
-from convcli.errors import InputFileError, ParameterError, ShapeError
+from convcli.errors import InputFileError, MemoryLimitError, ParameterError, ShapeError
 from convcli.filtering import LayerOptions
-from convcli.gradients import backward, build_grad_layer, kernel_gradient, load_dout, make_dout
+from convcli.gradients import backward, build_grad_layer, kernel_gradient, load_dout, make_dout, run_grad
 from convcli.kernels import Kernel
+from convcli.kernelspec import parse_kernel
 
 
 def prepared(kernel: F64, flip: bool, normalize: bool) -> F64:
@@ -29,12 +30,13 @@ def prepared(kernel: F64, flip: bool, normalize: bool) -> F64:
     k = np.array(kernel, dtype=np.float64)
     if flip:
         k = k[..., ::-1, ::-1]
-    if normalize:
-        sums = k.reshape(k.shape[0], -1).sum(axis=1) if k.ndim == 4 else np.array([k.sum()])
+    if normalize:  # a sum counts as zero when |sum| <= 1e-12 * max(1, sum |k|)
+        flat = k.reshape(k.shape[0], -1) if k.ndim == 4 else k.reshape(1, -1)
+        sums, l1 = flat.sum(axis=1), np.abs(flat).sum(axis=1)
+        keep = np.abs(sums) > 1e-12 * np.maximum(1.0, l1)
         if k.ndim == 4:
-            keep = np.abs(sums) > 1e-12
             k[keep] /= sums[keep, None, None, None]
-        elif abs(sums[0]) > 1e-12:
+        elif keep[0]:
             k = k / sums[0]
     return k
 
@@ -137,6 +139,14 @@ def test_kernel_gradient_of_a_zero_sum_kernel_under_normalize_is_left_alone() ->
     np.testing.assert_allclose(got, dW[:, 0].sum(axis=0))
 
 
+def test_kernel_gradient_of_a_large_tap_zero_sum_kernel_under_normalize_is_left_alone() -> None:
+    log = parse_kernel("log:0.01").weights  # taps ~1e4, sum ~1e-12 (rounding): zero-sum, as normalize judges it
+    assert abs(log.sum()) > 1e-12
+    dW = rng_array((2, 1, 3, 3), 0)
+    got = kernel_gradient(dW, [Kernel(log)], 2, LayerOptions(normalize=True))
+    np.testing.assert_allclose(got, dW[:, 0].sum(axis=0))
+
+
 def test_backward_refuses_a_dout_of_the_wrong_shape() -> None:
     x = rng_array((1, 3, 8, 8))
     layer = build_grad_layer([Kernel(K1)], 3, LayerOptions(stride=2), np.dtype(np.float64))
@@ -204,3 +214,46 @@ def test_missing_dout_file_lists_what_is_accepted(tmp_path: Path) -> None:
     with pytest.raises(InputFileError, match=r"--dout file .* not found; expected a \.npy .* ones, randn, randn:SEED"):
         load_dout(str(tmp_path / "nope.npy"), (1, 1, 2, 2), np.dtype(np.float32))
 
+
+# ---------------------------------------------------------------- run_grad
+
+
+def test_run_grad_is_backward_of_the_layer_apply_builds() -> None:
+    x = rng_array((1, 3, 8, 8), 4, np.float32)
+    options = LayerOptions(stride=2, flip=True, dtype="float64")
+    run = run_grad(x, [Kernel(K1)], options, "ones")
+    assert run.dtype == np.float64 and run.x.dtype == np.float64 and run.dout.dtype == np.float64
+    assert run.output_shape == (1, 3, 4, 4)
+    want, _ = grads_for(x.astype(np.float64), [Kernel(K1)], options, dout=np.ones((1, 3, 4, 4)))
+    assert want.dK is not None and run.grads.dK is not None
+    for got, expected in ((run.grads.dx, want.dx), (run.grads.dW, want.dW), (run.grads.db, want.db),
+                          (run.grads.dK, want.dK)):
+        np.testing.assert_allclose(got, expected, rtol=1e-12)
+    norms = run.grads.norms()
+    assert [(name, shape) for name, _, shape in norms] == [
+        ("dx", (1, 3, 8, 8)), ("dW", (3, 1, 3, 3)), ("db", (3,)), ("dK", (3, 3))
+    ]
+    assert norms[0][1] == pytest.approx(float(np.linalg.norm(want.dx)))
+    assert run_grad(x, [Kernel(K1)], LayerOptions(), "ones").dtype == np.float32  # the input's float dtype
+
+
+def test_run_grad_checks_dout_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import convcli.gradients as gradients
+
+    calls: list[tuple[Any, ...]] = []
+    real = gradients.check_dout_shape
+
+    def counting(*args: Any) -> None:
+        calls.append(args)
+        real(*args)
+
+    monkeypatch.setattr(gradients, "check_dout_shape", counting)
+    np.save(tmp_path / "d.npy", np.ones((1, 3, 8, 8), np.float32))
+    run_grad(rng_array((1, 3, 8, 8)), [Kernel(K1)], LayerOptions(), str(tmp_path / "d.npy"))
+    assert len(calls) == 1
+
+
+def test_run_grad_refuses_an_output_larger_than_memory_before_making_dout() -> None:
+    expected = r"output of shape \(1, 3, 2000006, 2000006\) \(float32\) needs 43.7 TiB"
+    with pytest.raises(MemoryLimitError, match=expected):
+        run_grad(rng_array((1, 3, 8, 8), 0, np.float32), [Kernel(K1)], LayerOptions(pad=1_000_000), "ones")

@@ -220,7 +220,7 @@ def test_col2im_refuses_wrong_shape() -> None:
     assert isinstance(info.value, ValueError)
     with pytest.raises(ConvcliError, match=r"input_data must be 4-D .*\(4, 4\)"):
         im2col(np.zeros((4, 4)), 3, 3)
-    with pytest.raises(ConvcliError, match=r"kernel 5x5 is larger than the padded input 4x4"):
+    with pytest.raises(ConvcliError, match=r"kernel 5×5 is larger than the padded input 4×4"):
         im2col(np.zeros((1, 1, 4, 4)), 5, 5)
     with pytest.raises(ConvcliError, match=r"stride must be >= 1, got 0"):
         col2im(np.zeros((4, 9)), (1, 1, 4, 4), 3, 3, stride=0)

@@ -19,7 +19,6 @@ from convcli.images import (
     LUMA_WEIGHTS,
     encode_png,
     encode_tiff_float,
-    image_format_for,
     load_image,
     png_header,
 )
@@ -459,25 +458,6 @@ def test_decompression_bomb_is_refused() -> None:
 
 
 # --------------------------------------------------------------------------- small helpers
-
-
-@pytest.mark.parametrize(
-    ("path", "fmt"),
-    [
-        ("out.png", "png"),
-        ("OUT.PNG", "png"),
-        ("a/b.tif", "tiff"),
-        ("x.tiff", "tiff"),
-        ("x.npy", "npy"),
-        ("x.npz", "npz"),
-        ("x.jpg", None),
-        ("png", None),
-        ("x.png.txt", None),
-        ("-", None),
-    ],
-)
-def test_image_format_for(path: str, fmt: str | None) -> None:
-    assert image_format_for(path) == fmt
 
 
 def test_png_header() -> None:

@@ -14,8 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from convcli.bank import filter_bank, kernel_sum_sign
-from convcli.errors import KernelSpecError, ParameterError, ShapeError
+from convcli.bank import filter_bank, filter_sums, is_zero_sum, kernel_stack, kernel_sum_sign, zero_sum_filters
+from convcli.errors import InputFileError, KernelSpecError, ParameterError, ShapeError
 from convcli.kernels import (
     BUILTINS,
     EMBOSS,
@@ -213,6 +213,17 @@ def test_unsharp_amount_zero_is_identity() -> None:
         ("gaussian:1:4", ["SIZE must be a positive odd integer", "4"]),
         ("gaussian:1:2.5", ["SIZE must be a whole number"]),
         ("gaussian:500", ["too large"]),
+        ("gaussian:166.67", ["too large", "at most SIGMA=166.667"]),
+        ("gaussian:1e308", ["SIGMA=1e+308", "overflows"]),
+        ("log:1e308", ["log: SIGMA=1e+308", "overflows"]),
+        ("unsharp:1e308", ["unsharp: SIGMA=1e+308", "overflows"]),
+        ("gaussian:1e308:5", ["SIGMA^2 overflows"]),
+        ("gaussian:1e-300", ["SIGMA=1e-300", "underflows to 0"]),
+        ("gaussian:1e-300:3", ["underflows to 0"]),
+        ("log:1e-300", ["SIGMA^4 underflows to 0"]),
+        ("log:1e-80", ["SIGMA^4 underflows to 0"]),  # its square is fine, the fourth power is not
+        ("unsharp:1e-300", ["unsharp: SIGMA=1e-300", "underflows"]),
+        ("log:1e10", ["too large"]),
         ("box:0", ["N must be a positive integer"]),
         ("box:", ["N is missing"]),
         ("box:x", ["N must be a whole number"]),
@@ -525,15 +536,36 @@ def test_bad_kernel_files(tmp_path: Path, kind: str, words: list[str]) -> None:
         assert word in message
 
 
+def file_error(spec: str) -> str:
+    """The message of the InputFileError (exit code 3) that parse_kernel(spec) raises for a file it cannot read."""
+    with pytest.raises(InputFileError) as info:
+        parse_kernel(spec)
+    message = str(info.value)
+    assert "\n" not in message and info.value.exit_code == 3
+    return message
+
+
 def test_missing_files() -> None:
-    assert spec_error("x.npy") == "kernel file 'x.npy' not found"
-    assert spec_error("no/such/kernel.JSON") == "kernel file 'no/such/kernel.JSON' not found"
-    assert spec_error("no/such/kernel") == "kernel file 'no/such/kernel' not found"
+    assert file_error("x.npy") == "kernel file 'x.npy' not found"
+    assert file_error("no/such/kernel.JSON") == "kernel file 'no/such/kernel.JSON' not found"
+    assert file_error("no/such/kernel") == "kernel file 'no/such/kernel' not found"
 
 
 def test_directory_is_refused(tmp_path: Path) -> None:
     (tmp_path / "d.npy").mkdir()
-    assert "is a directory" in spec_error(str(tmp_path / "d.npy"))
+    assert "is a directory" in file_error(str(tmp_path / "d.npy"))
+    (tmp_path / "some_directory").mkdir()
+    assert file_error(str(tmp_path / "some_directory")) == (
+        f"kernel {str(tmp_path / 'some_directory')!r} is a directory; "
+        "expected a kernel file, a built-in name or a matrix"
+    )
+
+
+def test_directory_named_like_a_kernel_is_reported_as_typed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "some_directory").mkdir()
+    assert file_error("some_directory").startswith("kernel 'some_directory' is a directory")
+    assert spec_error("Some_Thing:2").startswith("unknown kernel 'Some_Thing'")  # as typed, not 'some-thing'
 
 
 # ---------------------------------------------------------------- Kernel
@@ -626,7 +658,7 @@ def test_normalize() -> None:
     w, _, _ = filter_bank([kernels[3]], 1, normalize=True)
     np.testing.assert_array_equal(w[0, 0], kernels[3].weights)  # sum ~1e-18: left alone
     w, _, _ = filter_bank([Kernel(np.array([[1.0, -1.0 + 5e-13]]))], 1, normalize=True)
-    np.testing.assert_array_equal(w[0, 0], [[1.0, -1.0 + 5e-13]])  # |sum| <= ZERO_SUM_ATOL
+    np.testing.assert_array_equal(w[0, 0], [[1.0, -1.0 + 5e-13]])  # zero-sum: |sum| <= 1e-12 * max(1, sum |w|)
     w, _, _ = filter_bank([Kernel(np.array([[1.0, -1.0 + 1e-9]]))], 1, normalize=True)
     np.testing.assert_allclose(w[0, 0], np.array([[1.0, -1.0 + 1e-9]]) / 1e-9, rtol=1e-6)
 
@@ -766,3 +798,63 @@ def test_format_matrix_reads_back(weights: np.ndarray) -> None:
 def test_format_matrix_columns_align() -> None:
     text = format_matrix(np.array([[1.5, -20.25], [100.0, 0.125]]))
     assert text.split("\n") == ["  1.5  -20.25", "100      0.125"]
+
+
+# ---------------------------------------------------------------- extreme sigmas, zero-sum filters
+
+
+@pytest.mark.parametrize("spec", ["gaussian:1e-150:1001", "gaussian:1e-100", "log:1e-76:1001", "log:1e-70",
+                                  "gaussian:1e150:5", "log:1e70:5", "unsharp:1e-150"])
+def test_extreme_sigmas_give_finite_kernels_without_warnings(spec: str) -> None:
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no overflow, underflow or 0/0 warning escapes
+        w = parse_kernel(spec).weights
+    assert np.isfinite(w).all()
+    if spec.startswith("gaussian:1e-"):  # all weight on the centre tap
+        assert w[w.shape[0] // 2, w.shape[1] // 2] == 1.0 and w.sum() == 1.0
+
+
+def test_is_zero_sum_is_relative_to_the_taps() -> None:
+    assert is_zero_sum(1e-13) and not is_zero_sum(2e-12)  # without magnitudes: absolute
+    assert is_zero_sum(1e-9, 1e4) and not is_zero_sum(1e-7, 1e4)
+    np.testing.assert_array_equal(is_zero_sum(np.array([0.0, 1.0, np.nan]), np.array([2.0, 1.0, 1.0])),
+                                  [True, False, False])
+    log = parse_kernel("log:0.01").weights  # taps ~1e4, sum ~1e-12: rounding noise
+    sums, l1 = filter_sums(log[None])
+    assert abs(sums[0]) > 1e-12 and zero_sum_filters(log[None]).tolist() == [True]
+    assert kernel_sum_sign([Kernel(log)]) == 0
+
+
+def test_normalize_leaves_large_tap_zero_sum_kernels_alone() -> None:
+    log = parse_kernel("log:0.01")
+    w, _, _ = filter_bank([log], 1, normalize=True)
+    np.testing.assert_array_equal(w[0, 0], log.weights)  # not divided by its ~1e-12 sum (weights ~1e16)
+    w, _, _ = filter_bank([log], 1, normalize=True, flip=True)
+    np.testing.assert_array_equal(w[0, 0], log.weights[::-1, ::-1])
+
+
+def test_kernel_stack() -> None:
+    a, b = parse_kernel("sobel-x"), parse_kernel("box:3")
+    stack = kernel_stack([a, b])
+    assert stack.shape == (2, 3, 3) and stack.dtype == np.float64
+    np.testing.assert_array_equal(stack[0], SOBEL_X)
+    layer = Kernel(np.arange(24.0).reshape(2, 3, 2, 2))
+    assert kernel_stack([layer, layer]).shape == (4, 3, 2, 2)
+
+
+def test_kernels_docstring_formula_has_the_even_kernel_offset() -> None:
+    import convcli.kernels
+
+    assert "x[i + u - (FH-1)//2, j + v - (FW-1)//2]" in (convcli.kernels.__doc__ or "")
+
+
+@pytest.mark.parametrize(("spec", "fragment"), [
+    ("sobel-x:3\n4", "'sobel-x:3\\n4'"),
+    ("1,x\n2", "inline kernel '1,x\\n2'"),
+    ("3x3\n: 1,2", "ImageMagick kernel '3x3\\n: 1,2'"),
+    ("2x\n2", "'2x\\n2' has no values"),
+])
+def test_specs_with_newlines_give_one_line_messages(spec: str, fragment: str) -> None:
+    assert fragment in spec_error(spec)  # spec_error also checks there is no newline

@@ -552,7 +552,7 @@ def test_tiling_multi_image_tiles_with_short_last_tile() -> None:
 LAYER_ERRORS: list[tuple[tuple[int, ...], tuple[int, ...], dict[str, object], type, str]] = [
     ((3, 8, 8), (1, 3, 3, 3), {}, ShapeError, r"x must be 4-D \(N, C, H, W\), got 3-D shape \(3, 8, 8\)"),
     ((1, 1, 3, 8, 8), (1, 3, 3, 3), {}, ShapeError, r"x must be 4-D .*5-D shape \(1, 1, 3, 8, 8\)"),
-    ((2, 4, 8, 8), (5, 3, 3, 3), {}, ShapeError, r"x has 4 channels but W expects 3 \(W.shape\[1\]=3 x groups=1\)"),
+    ((2, 4, 8, 8), (5, 3, 3, 3), {}, ShapeError, r"x has 4 channels but W expects 3 \(W.shape\[1\]=3 × groups=1\)"),
     ((2, 4, 8, 8), (6, 1, 3, 3), {"groups": 2}, ShapeError, r"x has 4 channels but W expects 2 .*groups=2"),
     ((2, 4, 8, 8), (6, 2, 3, 3), {"groups": 3}, ParameterError, r"groups=3 does not divide the input's 4 channels"),
     ((2, 6, 8, 8), (4, 2, 3, 3), {"groups": 3}, ParameterError, r"groups=3 does not divide the 4 filters"),
@@ -561,11 +561,11 @@ LAYER_ERRORS: list[tuple[tuple[int, ...], tuple[int, ...], dict[str, object], ty
     ((1, 3, 8, 8), (2, 3, 3, 3), {"dilation": -1}, ParameterError, r"dilation must be >= 1, got -1"),
     ((1, 3, 8, 8), (2, 3, 3, 3), {"pad": -2}, ParameterError, r"pad must be >= 0, got -2"),
     ((1, 3, 8, 8), (2, 3, 3, 3), {"pad": (1, 1, -1, 1)}, ParameterError, r"pad must be >= 0, got \(1, 1, -1, 1\)"),
-    ((1, 3, 24, 32), (2, 3, 40, 40), {}, ShapeError, r"kernel 40x40 is larger than the padded input 24x32"),
+    ((1, 3, 24, 32), (2, 3, 40, 40), {}, ShapeError, r"kernel 40×40 is larger than the padded input 24×32"),
     ((1, 3, 4, 4), (2, 3, 3, 3), {"dilation": 2, "pad": (0, 1)}, ShapeError,
-     r"kernel 3x3 \(dilated to 5x5\) is larger than the padded input 4x6"),
+     r"kernel 3×3 \(dilated to 5×5\) is larger than the padded input 4×6"),
     ((1, 1, 4, 4), (1, 1, 3, 3), {"pad": 4, "padding_mode": "reflect"}, ParameterError,
-     r"padding_mode='reflect' .*\(4, 4, 4, 4\) for input 4x4"),
+     r"padding_mode='reflect' .*\(4, 4, 4, 4\) for input 4×4"),
     ((1, 1, 4, 4), (1, 1, 3, 3), {"padding_mode": "wrap"}, ParameterError, r"padding_mode must be one of .*'wrap'"),
 ]
 

@@ -12,7 +12,15 @@ from types import SimpleNamespace
 import pytest
 
 from convcli.errors import OutputFileError
-from convcli.outputs import all_or_nothing, check_target, first_repeated, write_output
+from convcli.outputs import (
+    all_or_nothing,
+    check_target,
+    check_targets,
+    extension_for,
+    first_repeated,
+    format_for_path,
+    write_output,
+)
 
 NOT_ROOT = pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root ignores file permissions")
 
@@ -256,3 +264,37 @@ def test_all_or_nothing_removes_only_new_files_on_failure(tmp_path: Path) -> Non
     with all_or_nothing() as write:
         write(str(new), b"kept")
     assert new.read_bytes() == b"kept"
+
+
+@pytest.mark.parametrize(
+    ("path", "fmt"),
+    [
+        ("out.png", "png"),
+        ("OUT.PNG", "png"),
+        ("a/b.tif", "tiff"),
+        ("x.tiff", "tiff"),
+        ("x.npy", "npy"),
+        ("x.npz", "npz"),
+        ("x.jpg", None),
+        ("png", None),
+        ("x.png.txt", None),
+        ("-", None),
+    ],
+)
+def test_format_for_path(path: str, fmt: str | None) -> None:
+    assert format_for_path(path) == fmt
+    if fmt is not None:
+        assert format_for_path("x" + extension_for(fmt)) == fmt
+
+
+def test_check_targets(tmp_path: Path) -> None:
+    a = tmp_path / "a.png"
+    check_targets([str(a), str(tmp_path / "b.png"), "-"], [])
+    expected = r"^several outputs would be written to '.*a.png'; give each its own name$"
+    with pytest.raises(OutputFileError, match=expected):
+        check_targets([str(a), str(tmp_path / "." / "a.png")])
+    with pytest.raises(OutputFileError, match=r"^two outputs would be written to '.*a.png'; use -o$"):
+        check_targets([str(a), str(a)], subject="two outputs", hint="use -o")
+    (tmp_path / "in.png").write_bytes(b"x")
+    with pytest.raises(OutputFileError, match="refusing to overwrite input"):
+        check_targets([str(a), str(tmp_path / "in.png")], [str(tmp_path / "in.png")])
