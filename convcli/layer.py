@@ -103,15 +103,34 @@ class _Worker:
     junk columns zeroed once and never written, which keeps them out of dW and dx.
     """
 
-    def __init__(self, lay: FlatLayout, geom: ConvGeometry, dtype: np.dtype, backward: bool) -> None:
+    def __init__(
+        self, lay: FlatLayout, geom: ConvGeometry, dtype: np.dtype, backward: bool, fold: bool = True
+    ) -> None:
         cols = lay.images * lay.rows * lay.wq
         k = geom.channels * geom.kernel_h * geom.kernel_w
         self.inp = FlatTile(lay, geom, dtype)
         self.col = np.empty(k * cols, dtype=dtype)
         self.res = (np.zeros if backward else np.empty)(geom.filters * cols, dtype=dtype)
         if backward:
-            self.grad = FlatTile(lay, geom, dtype)
+            if fold:
+                self.grad = FlatTile(lay, geom, dtype)
             self.dw_t = np.empty((geom.groups, k // geom.groups, geom.filters_per_group), dtype=dtype)
+
+
+def _correlation_pads(geom: ConvGeometry) -> Optional[tuple[int, int, int, int]]:
+    """Padding of dx as a forward correlation of dout, or None where that does not apply.
+
+    With stride 1 and zero padding, ``dx`` is ``dout`` correlated with the flipped,
+    transposed kernel, padded by ``dilation*(K-1) - pad`` on each side (the "full"
+    correlation, trimmed by the forward's padding).  That needs every such pad >= 0.
+    """
+    if geom.stride != (1, 1) or geom.padding_mode != "zeros":
+        return None
+    top, bottom, left, right = geom.pads
+    reach_h = geom.dilation[0] * (geom.kernel_h - 1)
+    reach_w = geom.dilation[1] * (geom.kernel_w - 1)
+    pads = (reach_h - top, reach_h - bottom, reach_w - left, reach_w - right)
+    return pads if min(pads) >= 0 else None
 
 
 class Convolution:
@@ -297,9 +316,41 @@ class Convolution:
             )
         w_t = w_mat.transpose(0, 2, 1)
         dw_t = np.zeros((geom.groups, w_mat.shape[2], w_mat.shape[1]), dtype=dtype)  # dW transposed
-        dx = np.zeros(geom.input_shape, dtype=dtype)
         fn, groups, out_w, wq = geom.filters, geom.groups, geom.out_w, lay.wq
         order = Turnstile()
+        corr_pads = _correlation_pads(geom)
+        if corr_pads is not None:
+            # dx without a fold: a forward correlation of dout with the flipped,
+            # transposed kernel (each dx pixel is then one GEMM row, nothing to scatter).
+            # The tiles below compute dW only.
+            fg, cg = geom.filters_per_group, geom.channels // groups
+            w_flip = np.ascontiguousarray(
+                w_mat.reshape(groups, fg, cg, geom.kernel_h, geom.kernel_w)
+                .transpose(0, 2, 1, 3, 4)[..., ::-1, ::-1]
+                .reshape(geom.channels, fg, geom.kernel_h, geom.kernel_w)
+            )
+            dx = Convolution(
+                w_flip, None, 1, corr_pads, dilation=geom.dilation, groups=groups, tile_bytes=self.tile_bytes
+            ).forward(dout.astype(dtype, copy=False))
+        else:
+            dx = np.zeros(geom.input_shape, dtype=dtype)
+
+        def dw_work(t: int, wk: _Worker) -> None:
+            tile = tiles[t]
+            nb, rows = tile.n1 - tile.n0, tile.row1 - tile.row0
+            col = self._unfold_tile(x, tile, geom, lay, wk)
+            cols = nb * col.shape[3]
+            grad = wk.res[: fn * cols]
+            np.copyto(
+                grad.reshape(fn, nb, rows, wq)[..., :out_w],
+                dout[tile.n0:tile.n1, :, tile.row0:tile.row1, :].transpose(1, 0, 2, 3),
+            )
+            if out_w < wq:  # junk columns: zero, so non-finite junk cannot reach dW
+                col.reshape(col.shape[0], col.shape[1], nb, rows, wq)[..., out_w:] = 0
+            np.matmul(col.reshape(groups, -1, cols), grad.reshape(groups, fn // groups, cols).transpose(0, 2, 1),
+                      out=wk.dw_t)
+            with order.turn(t):  # in tile order: the same sums whatever the thread count
+                np.add(dw_t, wk.dw_t, out=dw_t)
 
         def work(t: int, wk: _Worker) -> None:
             tile = tiles[t]
@@ -326,7 +377,10 @@ class Convolution:
                 np.add(dw_t, wk.dw_t, out=dw_t)
                 scatter_band(band, dx, tile.n0, tile.n1, tile.row0, geom)
 
-        run_tiles(len(tiles), lambda: _Worker(lay, geom, dtype, backward=True), work, order)
+        if corr_pads is not None:
+            run_tiles(len(tiles), lambda: _Worker(lay, geom, dtype, backward=True, fold=False), dw_work, order)
+        else:
+            run_tiles(len(tiles), lambda: _Worker(lay, geom, dtype, backward=True), work, order)
         w_dtype = W.dtype if np.issubdtype(W.dtype, np.floating) else dtype
         self.dW = np.ascontiguousarray(dw_t.transpose(0, 2, 1)).reshape(W.shape).astype(w_dtype, copy=False)
         if b is None:
