@@ -63,11 +63,7 @@ def plan_tiles(geom: ConvGeometry, itemsize: int, tile_bytes: int) -> list[Tile]
     image_bytes = row_bytes * geom.out_h
     if image_bytes <= tile_bytes:
         per_tile = max(1, tile_bytes // image_bytes)
-        per_tile = -(-geom.batch // -(-geom.batch // per_tile))  # even out
-        return [
-            Tile(n0, min(n0 + per_tile, geom.batch), 0, geom.out_h)
-            for n0 in range(0, geom.batch, per_tile)
-        ]
+        return [Tile(n0, n1, 0, geom.out_h) for n0, n1 in _even_split(geom.batch, per_tile)]
     # At least as many rows as the kernel spans (in output rows): a band of input rows
     # is then at most twice its tile's share, and the per-tile overhead of very wide
     # rows (8192-pixel images: one row's columns alone are MBs) stays amortised.
@@ -79,6 +75,16 @@ def plan_tiles(geom: ConvGeometry, itemsize: int, tile_bytes: int) -> list[Tile]
         for n in range(geom.batch)
         for r0 in range(0, geom.out_h, rows)
     ]
+
+
+def _even_split(total: int, most: int) -> list[tuple[int, int]]:
+    """``range(total)`` cut into as few runs of at most ``most`` as possible, sizes within one."""
+    count = -(-total // most)
+    base, extra = divmod(total, count)
+    bounds = [0]
+    for i in range(count):
+        bounds.append(bounds[-1] + base + (1 if i < extra else 0))
+    return list(zip(bounds[:-1], bounds[1:]))
 
 
 def compute_dtype(*arrays: Optional[NDArray[np.generic]]) -> np.dtype:
