@@ -399,6 +399,41 @@ class FlatTile:
         """The (C, nb, rows_in, Wp) padded band: :func:`gather_band` fills it, :func:`scatter_band` reads it."""
         return self._band[:, :nb, :rows_in]
 
+    def gather(self, x: NDArray[np.generic], n0: int, n1: int, out_row0: int, tile_rows: int,
+               geom: ConvGeometry) -> None:
+        """Fill the phase images of images ``n0:n1``, output rows ``out_row0 :+ tile_rows``.
+
+        :func:`gather_band` then :meth:`split`; with zero padding and a stride, each phase
+        image is copied straight from ``x`` instead (one pass, not two).
+        """
+        nb = n1 - n0
+        if self.band is None or geom.padding_mode != "zeros":
+            gather_band(x, n0, n1, out_row0, tile_rows, geom, self.band_view(nb, band_rows(geom, tile_rows)))
+            self.split(nb)
+            return
+        sh, sw = geom.stride
+        top, _, left, _ = geom.pads
+        height, width = geom.height, geom.width
+        hq, wq = self.lay.hq, self.lay.wq
+        first = out_row0 * sh - top
+        src = x[n0:n1].transpose(1, 0, 2, 3)
+        for a in range(sh):
+            # phase row r holds padded row first + a + r*sh: inside x for r in [rlo, rhi)
+            rlo = min(max(0, -(-(-first - a) // sh)), hq)
+            rhi = max(min(hq, -(-(height - first - a) // sh)), rlo)
+            for b in range(sw):
+                clo = min(max(0, -(-(left - b) // sw)), wq)
+                chi = max(min(wq, -(-(width + left - b) // sw)), clo)
+                dst = self._phase6[:, :nb, a, b]
+                if rhi > rlo and chi > clo:
+                    y0, x0 = first + a + rlo * sh, b + clo * sw - left
+                    dst[:, :, rlo:rhi, clo:chi] = src[:, :, y0:y0 + (rhi - rlo - 1) * sh + 1:sh,
+                                                      x0:x0 + (chi - clo - 1) * sw + 1:sw]
+                dst[:, :, :rlo] = 0
+                dst[:, :, rhi:] = 0
+                dst[:, :, rlo:rhi, :clo] = 0
+                dst[:, :, rlo:rhi, chi:] = 0
+
     def split(self, nb: int) -> None:
         """Copy the band into its sh*sw phase images (strided convolutions only)."""
         if self.band is not None:

@@ -29,7 +29,7 @@ from numpy.typing import NDArray
 
 from .errors import ShapeError
 from .geometry import ConvGeometry, PadSpec, plan_geometry
-from .im2col import FlatLayout, FlatTile, band_rows, flat_layout, gather_band, scatter_band
+from .im2col import FlatLayout, FlatTile, band_rows, flat_layout, scatter_band
 from .parallel import Turnstile, get_num_threads, run_tiles, set_num_threads
 
 __all__ = ["DEFAULT_TILE_BYTES", "Convolution", "conv2d", "get_num_threads", "plan_tiles", "set_num_threads"]
@@ -249,8 +249,7 @@ class Convolution:
     ) -> NDArray[np.floating]:
         """Gather the tile's padded band, split it by stride, unfold: col (C, FH*FW, nb, rows*wq)."""
         nb, rows = tile.n1 - tile.n0, tile.row1 - tile.row0
-        gather_band(x, tile.n0, tile.n1, tile.row0, rows, geom, wk.inp.band_view(nb, band_rows(geom, rows)))
-        wk.inp.split(nb)
+        wk.inp.gather(x, tile.n0, tile.n1, tile.row0, rows, geom)
         length = rows * lay.wq
         col = wk.col[: geom.channels * len(lay.taps) * nb * length].reshape(geom.channels, len(lay.taps), nb, length)
         wk.inp.unfold(col)
