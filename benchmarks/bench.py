@@ -276,6 +276,11 @@ def contestants_for(wl: Workload) -> list[str]:
 # ----------------------------------------------------------------------------- timing
 
 
+#: Pause before each timed call (seconds), set by ``--gap-ms``: lets the previous
+#: contestant's spinning thread pools (torch's OpenMP, OpenBLAS) go idle first.
+GAP = 0.0
+
+
 def round_robin(runners: dict[str, Runner], reps: int) -> dict[str, list[float]]:
     names = list(runners)
     for name in names:  # warm-up: buffers, thread pools, BLAS init
@@ -285,6 +290,8 @@ def round_robin(runners: dict[str, Runner], reps: int) -> dict[str, list[float]]
         order = names[rep % len(names):] + names[:rep % len(names)]
         for name in order:
             gc.collect()
+            if GAP:
+                time.sleep(GAP)
             t0 = time.perf_counter()
             runners[name]()
             times[name].append(time.perf_counter() - t0)
@@ -361,7 +368,8 @@ def environment() -> list[str]:
         lines.append(f"convcli worker threads: {convcli.layer.get_num_threads()}")
     else:
         lines.append("threadpoolctl not installed: BLAS kernel unknown")
-    env = {k: os.environ[k] for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OMP_NUM_THREADS") if k in os.environ}
+    env = {k: os.environ[k] for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OMP_NUM_THREADS", "OMP_WAIT_POLICY")
+           if k in os.environ}
     lines.append(f"env: {env or 'no OPENBLAS_*/OMP_* overrides'}")
     return lines
 
@@ -385,7 +393,22 @@ def main(argv: Optional[list[str]] = None) -> int:
     ap.add_argument("--no-textbook", action="store_true", help="skip the textbook baseline")
     ap.add_argument("--textbook-mib", type=float, default=1024, help="largest textbook column matrix")
     ap.add_argument("--no-memory", action="store_true", help="skip the memory measurement of (f)")
+    ap.add_argument("--gap-ms", type=float, default=100.0,
+                    help="sleep before each timed call, so the previous contestant's spinning thread "
+                         "pools go idle first (default 100; 0 for back-to-back calls)")
+    ap.add_argument("--omp-passive", action="store_true",
+                    help="set OMP_WAIT_POLICY=PASSIVE before torch is imported (its threads sleep "
+                         "at once instead of spinning)")
+    ap.add_argument("--e2e", metavar="PNG", nargs="?", const="",
+                    help="time the stages of `convcli apply` on a PNG (default: a generated 4096x4096 "
+                         "photo-like image) instead of the workloads")
     args = ap.parse_args(argv)
+    global GAP
+    GAP = args.gap_ms / 1000
+    if args.omp_passive:
+        os.environ["OMP_WAIT_POLICY"] = "PASSIVE"  # read by libgomp when torch loads it
+    if args.e2e is not None:
+        return e2e(args.e2e)
 
     for line in environment():
         print(line)
