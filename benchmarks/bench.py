@@ -385,6 +385,114 @@ def cpu_model() -> str:
     return platform.processor() or "unknown CPU"
 
 
+# ----------------------------------------------------------------------------- end to end
+
+
+def make_photo(path: str, size: int = 4096) -> None:
+    """A photo-like RGB PNG: smooth gradients, discs with hard edges, blotches, mild noise."""
+    from PIL import Image
+
+    rng = np.random.default_rng(1)
+    y, x = np.mgrid[0:size, 0:size].astype(np.float32) / size
+    img = np.empty((size, size, 3), np.float32)
+    img[..., 0] = 0.55 + 0.3 * y
+    img[..., 1] = 0.65 - 0.2 * y + 0.1 * np.sin(7 * x)
+    img[..., 2] = 0.85 - 0.5 * y
+    for _ in range(40):
+        cx, cy, r = rng.random(3)
+        inside = (x - cx) ** 2 + (y - cy) ** 2 < (0.02 + 0.12 * r) ** 2
+        img[inside] = img[inside] * 0.4 + 0.6 * rng.random(3)
+    cell = max(1, size // 64)
+    blotches = np.repeat(np.repeat(rng.random((-(-size // cell),) * 2 + (3,), dtype=np.float32), cell, 0), cell, 1)
+    img = img * 0.85 + 0.15 * blotches[:size, :size] + rng.normal(0, 0.02, img.shape).astype(np.float32)
+    Image.fromarray((np.clip(img, 0, 1) * 255).round().astype(np.uint8)).save(path)
+
+
+def e2e(path: str, kernel: str = "gaussian:1:5", reps: int = 3) -> int:
+    """Time the stages of ``convcli apply IMAGE -k KERNEL -o OUT.png``, then the CLI as a whole."""
+    import io
+    import subprocess
+    import tempfile
+
+    from PIL import Image
+
+    from convcli import display, filtering, images
+    from convcli.kernelspec import parse_kernel
+
+    tmp = tempfile.mkdtemp(prefix="convcli-e2e-")
+    if not path:
+        path = os.path.join(tmp, "photo4096.png")
+        make_photo(path)
+    out_path = os.path.join(tmp, "out.png")
+    for line in environment():
+        print(line)
+
+    def timed(fn: Callable[[], object]) -> tuple[float, object]:
+        ts, result = [], None
+        for _ in range(reps):
+            gc.collect()
+            t0 = time.perf_counter()
+            result = fn()
+            ts.append(time.perf_counter() - t0)
+        return statistics.median(ts), result
+
+    rows: list[tuple[str, float]] = []
+    t, data = timed(lambda: open(path, "rb").read())
+    rows.append(("read file", t))
+    t, im = timed(lambda: images._open(data, path, []))  # Pillow open + decode
+    rows.append(("decode (Pillow)", t))
+    t, conv = timed(lambda: images._to_float(im, path, []))  # type: ignore[arg-type]
+    rows.append(("convert to float32 CHW", t))
+    t, loaded = timed(lambda: images.load_image(data, path))
+    rows.append(("  (load_image: decode + convert + checks)", t))
+    x = loaded.data  # type: ignore[attr-defined]
+    k = parse_kernel(kernel)
+    layer = filtering.build_layer([k], x.shape[1], filtering.LayerOptions(), np.dtype(np.float32))
+    t, y = timed(lambda: layer.forward(x))
+    rows.append((f"convolve ({kernel}, depthwise)", t))
+    sums = np.asarray(layer.W).reshape(y.shape[1], -1).sum(axis=1)  # type: ignore[union-attr]
+    mode = display.default_display(sums.tolist())
+    t, shown = timed(lambda: display.to_display(y[0], mode))  # type: ignore[index]
+    rows.append((f"map to [0, 1] ({mode})", t))
+    t, png = timed(lambda: images.encode_png(shown))  # type: ignore[arg-type]
+    rows.append((f"encode PNG (level {getattr(images, 'PNG_COMPRESS_LEVEL', 6)})", t))
+
+    def write() -> None:
+        with open(out_path, "wb") as f:
+            f.write(png)  # type: ignore[arg-type]
+
+    t, _ = timed(write)
+    rows.append(("write file", t))
+    total = sum(t for name, t in rows if not name.startswith("  "))
+    print(f"\ninput {path} ({len(data) / 1e6:.1f} MB, {x.shape}), output {len(png) / 1e6:.1f} MB")  # type: ignore
+    print("| stage | ms | share |\n|---|---:|---:|")
+    for name, t in rows:
+        share = "" if name.startswith("  ") else f"{100 * t / total:.0f}%"
+        print(f"| {name} | {t * 1e3:.0f} | {share} |")
+    print(f"| sum of stages | {total * 1e3:.0f} | |")
+
+    # zlib level: time and size of Pillow's PNG encoder on the same pixels
+    hwc = np.asarray(Image.open(io.BytesIO(png)))  # type: ignore[arg-type]
+    pil = Image.fromarray(hwc)
+    print("\n| PNG compress_level | encode ms | MB |\n|---|---:|---:|")
+    for level in (0, 1, 2, 3, 4, 5, 6, 9):
+        buf = io.BytesIO()
+        t0 = time.perf_counter()
+        pil.save(buf, format="PNG", compress_level=level)
+        print(f"| {level} | {(time.perf_counter() - t0) * 1e3:.0f} | {len(buf.getvalue()) / 1e6:.1f} |")
+
+    # the whole command, as a user runs it (interpreter start and imports included)
+    cmd = [sys.executable, "-m", "convcli", "apply", path, "-k", kernel, "-o", out_path]
+    walls = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        subprocess.run(cmd, check=True, capture_output=True)
+        walls.append(time.perf_counter() - t0)
+    print(f"\n`convcli apply {os.path.basename(path)} -k {kernel} -o out.png` wall time: "
+          f"median {statistics.median(walls):.2f} s ({', '.join(f'{w:.2f}' for w in walls)})")
+    return 0
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="smaller sizes, 3 rounds (smoke test)")

@@ -90,8 +90,8 @@ def to_display(maps: NDArray[np.generic], mode: str) -> NDArray[np.float32]:
         np.clip(shown, 0.0, 1.0, out=shown)
     else:
         shown = _minmax(values)
-    # shown is a new array: NaN -> 0 in place, then float32 (no copy when it already is)
-    return np.nan_to_num(shown, copy=False, nan=0.0).astype(np.float32, copy=False)
+    np.fmax(shown, 0.0, out=shown)  # NaN -> 0, in place (shown is a new array)
+    return shown.astype(np.float32, copy=False)
 
 
 def default_display(kernel_sums: Sequence[float]) -> str:
