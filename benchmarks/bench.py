@@ -276,15 +276,28 @@ def contestants_for(wl: Workload) -> list[str]:
 # ----------------------------------------------------------------------------- timing
 
 
-#: Pause before each timed call (seconds), set by ``--gap-ms``: lets the previous
-#: contestant's spinning thread pools (torch's OpenMP, OpenBLAS) go idle first.
+#: Pause before each timed call (seconds), set by ``--gap-ms`` (default 0).
 GAP = 0.0
+#: Calls shorter than this (seconds, at warm-up) are timed on a second call right after an
+#: untimed one of the same contestant (``--no-settle`` turns this off).
+SETTLE_BELOW = 0.1
 
 
 def round_robin(runners: dict[str, Runner], reps: int) -> dict[str, list[float]]:
+    """Time ``reps`` rounds; each round calls every contestant, the order rotating.
+
+    On 2 cores contestants disturb each other through their thread pools: after a torch
+    call its OpenMP threads spin-wait for a while, taking a core from whatever runs next.
+    So a short call is timed right after an untimed call of the same contestant (which
+    absorbs the previous contestant's spinning): each is measured in its steady state,
+    threads warm, as in a loop of its own calls.
+    """
     names = list(runners)
+    settle = {}
     for name in names:  # warm-up: buffers, thread pools, BLAS init
+        t0 = time.perf_counter()
         runners[name]()
+        settle[name] = SETTLE_BELOW > 0 and time.perf_counter() - t0 < SETTLE_BELOW
     times: dict[str, list[float]] = {n: [] for n in names}
     for rep in range(reps):
         order = names[rep % len(names):] + names[:rep % len(names)]
@@ -292,6 +305,8 @@ def round_robin(runners: dict[str, Runner], reps: int) -> dict[str, list[float]]
             gc.collect()
             if GAP:
                 time.sleep(GAP)
+            if settle[name]:
+                runners[name]()
             t0 = time.perf_counter()
             runners[name]()
             times[name].append(time.perf_counter() - t0)
@@ -501,9 +516,11 @@ def main(argv: Optional[list[str]] = None) -> int:
     ap.add_argument("--no-textbook", action="store_true", help="skip the textbook baseline")
     ap.add_argument("--textbook-mib", type=float, default=1024, help="largest textbook column matrix")
     ap.add_argument("--no-memory", action="store_true", help="skip the memory measurement of (f)")
-    ap.add_argument("--gap-ms", type=float, default=100.0,
-                    help="sleep before each timed call, so the previous contestant's spinning thread "
-                         "pools go idle first (default 100; 0 for back-to-back calls)")
+    ap.add_argument("--gap-ms", type=float, default=0.0,
+                    help="sleep before each timed call (default 0; on a VM an idle vCPU is slow to wake, "
+                         "which costs multi-threaded contestants)")
+    ap.add_argument("--no-settle", action="store_true",
+                    help="time every call, not the second of two back-to-back calls of one contestant")
     ap.add_argument("--omp-passive", action="store_true",
                     help="set OMP_WAIT_POLICY=PASSIVE before torch is imported (its threads sleep "
                          "at once instead of spinning)")
@@ -511,8 +528,10 @@ def main(argv: Optional[list[str]] = None) -> int:
                     help="time the stages of `convcli apply` on a PNG (default: a generated 4096x4096 "
                          "photo-like image) instead of the workloads")
     args = ap.parse_args(argv)
-    global GAP
+    global GAP, SETTLE_BELOW
     GAP = args.gap_ms / 1000
+    if args.no_settle:
+        SETTLE_BELOW = 0.0
     if args.omp_passive:
         os.environ["OMP_WAIT_POLICY"] = "PASSIVE"  # read by libgomp when torch loads it
     if args.e2e is not None:

@@ -379,6 +379,7 @@ class FlatTile:
         c, imgs, reg, p, wq = lay.channels, lay.images, lay.region, lay.phases, lay.wq
         self.phase = np.zeros(lay.size, dtype=dtype)
         self.band: Optional[NDArray[np.floating]] = None
+        self._zeroed: dict[tuple[int, int], tuple[tuple[int, int, int, int], int]] = {}  # see gather
         shape = (c, imgs, band_rows(geom, lay.rows), geom.padded_hw[1])
         if p == 1:
             self._band = _strided(self.phase, 0, shape, (imgs * reg, reg, wq, 1))
@@ -429,10 +430,15 @@ class FlatTile:
                     y0, x0 = first + a + rlo * sh, b + clo * sw - left
                     dst[:, :, rlo:rhi, clo:chi] = src[:, :, y0:y0 + (rhi - rlo - 1) * sh + 1:sh,
                                                       x0:x0 + (chi - clo - 1) * sw + 1:sw]
-                dst[:, :, :rlo] = 0
-                dst[:, :, rhi:] = 0
-                dst[:, :, rlo:rhi, :clo] = 0
-                dst[:, :, rlo:rhi, chi:] = 0
+                bounds = (rlo, rhi, clo, chi)
+                done = self._zeroed.get((a, b))
+                if done is not None and done[0] == bounds and nb <= done[1]:
+                    continue  # the padding around this interior is zero already
+                for sl in ((slice(0, rlo),), (slice(rhi, hq),), (slice(rlo, rhi), slice(0, clo)),
+                           (slice(rlo, rhi), slice(chi, wq))):
+                    if all(x.stop > x.start for x in sl):
+                        dst[(slice(None), slice(None), *sl)] = 0
+                self._zeroed[(a, b)] = (bounds, nb)
 
     def split(self, nb: int) -> None:
         """Copy the band into its sh*sw phase images (strided convolutions only)."""
