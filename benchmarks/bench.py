@@ -13,7 +13,18 @@ Method: every contestant runs once untimed, then the contestants of a workload r
 round-robin (the order rotates every round) for ``--reps`` rounds.  Times are medians
 over rounds; each ratio ``ours / theirs`` is the median of the per-round ratios, so a
 slow moment of the shared machine hits both sides of a ratio alike.  ratio < 1 means
-convcli is faster.
+convcli is faster.  A call shorter than 0.1 s is timed right after an untimed call of
+the same contestant ("settle"; ``--no-settle`` turns it off): on 2 cores the previous
+contestant's spinning thread pool (torch's OpenMP threads spin-wait after each call)
+would otherwise take a core from the first call that follows it.  Other knobs, for
+comparison: ``--omp-passive`` (OMP_WAIT_POLICY=PASSIVE before torch loads) and
+``--gap-ms`` (a sleep before each timed call; on a VM it costs every multi-threaded
+contestant the wake-up of an idle vCPU).
+
+``--e2e [PNG]`` instead times the stages of ``convcli apply IMAGE -k gaussian:1:5 -o
+OUT.png`` (read, decode, convert, convolve, map, encode, write), Pillow's PNG encoder
+at each zlib level, and the whole command; without a PNG it makes a 4096x4096
+photo-like one.
 
 The textbook baseline is the book's seed code, written again here: float64 column
 matrix ``np.zeros((N, C, FH, FW, OH, OW))`` filled tap by tap from an ``np.pad``-ed
