@@ -465,8 +465,8 @@ def e2e(path: str, kernel: str = "gaussian:1:5", reps: int = 3) -> int:
     rows: list[tuple[str, float]] = []
     t, data = timed(lambda: open(path, "rb").read())
     rows.append(("read file", t))
-    t, im = timed(lambda: images._open(data, path, []))  # Pillow open + decode
-    rows.append(("decode (Pillow)", t))
+    t, im = timed(lambda: images._transpose(images._open(data, path, []), path, []))  # as load_image does
+    rows.append(("decode (Pillow open, decode, EXIF transpose)", t))
     t, conv = timed(lambda: images._to_float(im, path, []))  # type: ignore[arg-type]
     rows.append(("convert to float32 CHW", t))
     t, loaded = timed(lambda: images.load_image(data, path))
