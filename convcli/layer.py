@@ -5,7 +5,10 @@ several whole images when they are small, a band of output rows of one image whe
 they are large - sized so the column buffer stays near ``tile_bytes`` (a few MB, so
 it is written and read while it is still in cache).  Each tile is one batched GEMM
 per group.  backward recomputes each tile's columns instead of keeping them from
-forward, so its memory is bounded too.
+forward, so its memory is bounded too.  With stride 1 and zero padding it tiles dx
+instead: dx is a forward correlation of dout with the flipped, transposed kernel, and
+the same dout column tile gives dW (see :func:`_backward_by_correlation`); otherwise it
+folds each tile's column gradient back (col2im).
 
 Speed (see benchmarks/bench.py and BENCHMARKS.md):
 
