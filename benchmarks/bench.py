@@ -13,7 +13,18 @@ Method: every contestant runs once untimed, then the contestants of a workload r
 round-robin (the order rotates every round) for ``--reps`` rounds.  Times are medians
 over rounds; each ratio ``ours / theirs`` is the median of the per-round ratios, so a
 slow moment of the shared machine hits both sides of a ratio alike.  ratio < 1 means
-convcli is faster.
+convcli is faster.  A call shorter than 0.1 s is timed right after an untimed call of
+the same contestant ("settle"; ``--no-settle`` turns it off): on 2 cores the previous
+contestant's spinning thread pool (torch's OpenMP threads spin-wait after each call)
+would otherwise take a core from the first call that follows it.  Other knobs, for
+comparison: ``--omp-passive`` (OMP_WAIT_POLICY=PASSIVE before torch loads) and
+``--gap-ms`` (a sleep before each timed call; on a VM it costs every multi-threaded
+contestant the wake-up of an idle vCPU).
+
+``--e2e [PNG]`` instead times the stages of ``convcli apply IMAGE -k gaussian:1:5 -o
+OUT.png`` (read, decode, convert, convolve, map, encode, write), Pillow's PNG encoder
+at each zlib level, and the whole command; without a PNG it makes a 4096x4096
+photo-like one.
 
 The textbook baseline is the book's seed code, written again here: float64 column
 matrix ``np.zeros((N, C, FH, FW, OH, OW))`` filled tap by tap from an ``np.pad``-ed
@@ -276,15 +287,37 @@ def contestants_for(wl: Workload) -> list[str]:
 # ----------------------------------------------------------------------------- timing
 
 
+#: Pause before each timed call (seconds), set by ``--gap-ms`` (default 0).
+GAP = 0.0
+#: Calls shorter than this (seconds, at warm-up) are timed on a second call right after an
+#: untimed one of the same contestant (``--no-settle`` turns this off).
+SETTLE_BELOW = 0.1
+
+
 def round_robin(runners: dict[str, Runner], reps: int) -> dict[str, list[float]]:
+    """Time ``reps`` rounds; each round calls every contestant, the order rotating.
+
+    On 2 cores contestants disturb each other through their thread pools: after a torch
+    call its OpenMP threads spin-wait for a while, taking a core from whatever runs next.
+    So a short call is timed right after an untimed call of the same contestant (which
+    absorbs the previous contestant's spinning): each is measured in its steady state,
+    threads warm, as in a loop of its own calls.
+    """
     names = list(runners)
+    settle = {}
     for name in names:  # warm-up: buffers, thread pools, BLAS init
+        t0 = time.perf_counter()
         runners[name]()
+        settle[name] = SETTLE_BELOW > 0 and time.perf_counter() - t0 < SETTLE_BELOW
     times: dict[str, list[float]] = {n: [] for n in names}
     for rep in range(reps):
         order = names[rep % len(names):] + names[:rep % len(names)]
         for name in order:
             gc.collect()
+            if GAP:
+                time.sleep(GAP)
+            if settle[name]:
+                runners[name]()
             t0 = time.perf_counter()
             runners[name]()
             times[name].append(time.perf_counter() - t0)
@@ -361,7 +394,8 @@ def environment() -> list[str]:
         lines.append(f"convcli worker threads: {convcli.layer.get_num_threads()}")
     else:
         lines.append("threadpoolctl not installed: BLAS kernel unknown")
-    env = {k: os.environ[k] for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OMP_NUM_THREADS") if k in os.environ}
+    env = {k: os.environ[k] for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OMP_NUM_THREADS", "OMP_WAIT_POLICY")
+           if k in os.environ}
     lines.append(f"env: {env or 'no OPENBLAS_*/OMP_* overrides'}")
     return lines
 
@@ -377,6 +411,114 @@ def cpu_model() -> str:
     return platform.processor() or "unknown CPU"
 
 
+# ----------------------------------------------------------------------------- end to end
+
+
+def make_photo(path: str, size: int = 4096) -> None:
+    """A photo-like RGB PNG: smooth gradients, discs with hard edges, blotches, mild noise."""
+    from PIL import Image
+
+    rng = np.random.default_rng(1)
+    y, x = np.mgrid[0:size, 0:size].astype(np.float32) / size
+    img = np.empty((size, size, 3), np.float32)
+    img[..., 0] = 0.55 + 0.3 * y
+    img[..., 1] = 0.65 - 0.2 * y + 0.1 * np.sin(7 * x)
+    img[..., 2] = 0.85 - 0.5 * y
+    for _ in range(40):
+        cx, cy, r = rng.random(3)
+        inside = (x - cx) ** 2 + (y - cy) ** 2 < (0.02 + 0.12 * r) ** 2
+        img[inside] = img[inside] * 0.4 + 0.6 * rng.random(3)
+    cell = max(1, size // 64)
+    blotches = np.repeat(np.repeat(rng.random((-(-size // cell),) * 2 + (3,), dtype=np.float32), cell, 0), cell, 1)
+    img = img * 0.85 + 0.15 * blotches[:size, :size] + rng.normal(0, 0.02, img.shape).astype(np.float32)
+    Image.fromarray((np.clip(img, 0, 1) * 255).round().astype(np.uint8)).save(path)
+
+
+def e2e(path: str, kernel: str = "gaussian:1:5", reps: int = 3) -> int:
+    """Time the stages of ``convcli apply IMAGE -k KERNEL -o OUT.png``, then the CLI as a whole."""
+    import io
+    import subprocess
+    import tempfile
+
+    from PIL import Image
+
+    from convcli import display, filtering, images
+    from convcli.kernelspec import parse_kernel
+
+    tmp = tempfile.mkdtemp(prefix="convcli-e2e-")
+    if not path:
+        path = os.path.join(tmp, "photo4096.png")
+        make_photo(path)
+    out_path = os.path.join(tmp, "out.png")
+    for line in environment():
+        print(line)
+
+    def timed(fn: Callable[[], object]) -> tuple[float, object]:
+        ts, result = [], None
+        for _ in range(reps):
+            gc.collect()
+            t0 = time.perf_counter()
+            result = fn()
+            ts.append(time.perf_counter() - t0)
+        return statistics.median(ts), result
+
+    rows: list[tuple[str, float]] = []
+    t, data = timed(lambda: open(path, "rb").read())
+    rows.append(("read file", t))
+    t, im = timed(lambda: images._transpose(images._open(data, path, []), path, []))  # as load_image does
+    rows.append(("decode (Pillow open, decode, EXIF transpose)", t))
+    t, conv = timed(lambda: images._to_float(im, path, []))  # type: ignore[arg-type]
+    rows.append(("convert to float32 CHW", t))
+    t, loaded = timed(lambda: images.load_image(data, path))
+    rows.append(("  (load_image: decode + convert + checks)", t))
+    x = loaded.data  # type: ignore[attr-defined]
+    k = parse_kernel(kernel)
+    layer = filtering.build_layer([k], x.shape[1], filtering.LayerOptions(), np.dtype(np.float32))
+    t, y = timed(lambda: layer.forward(x))
+    rows.append((f"convolve ({kernel}, depthwise)", t))
+    sums = np.asarray(layer.W).reshape(y.shape[1], -1).sum(axis=1)  # type: ignore[union-attr]
+    mode = display.default_display(sums.tolist())
+    t, shown = timed(lambda: display.to_display(y[0], mode))  # type: ignore[index]
+    rows.append((f"map to [0, 1] ({mode})", t))
+    t, png = timed(lambda: images.encode_png(shown))  # type: ignore[arg-type]
+    rows.append((f"encode PNG (level {getattr(images, 'PNG_COMPRESS_LEVEL', 6)})", t))
+
+    def write() -> None:
+        with open(out_path, "wb") as f:
+            f.write(png)  # type: ignore[arg-type]
+
+    t, _ = timed(write)
+    rows.append(("write file", t))
+    total = sum(t for name, t in rows if not name.startswith("  "))
+    print(f"\ninput {path} ({len(data) / 1e6:.1f} MB, {x.shape}), output {len(png) / 1e6:.1f} MB")  # type: ignore
+    print("| stage | ms | share |\n|---|---:|---:|")
+    for name, t in rows:
+        share = "" if name.startswith("  ") else f"{100 * t / total:.0f}%"
+        print(f"| {name} | {t * 1e3:.0f} | {share} |")
+    print(f"| sum of stages | {total * 1e3:.0f} | |")
+
+    # zlib level: time and size of Pillow's PNG encoder on the same pixels
+    hwc = np.asarray(Image.open(io.BytesIO(png)))  # type: ignore[arg-type]
+    pil = Image.fromarray(hwc)
+    print("\n| PNG compress_level | encode ms | MB |\n|---|---:|---:|")
+    for level in (0, 1, 2, 3, 4, 5, 6, 9):
+        buf = io.BytesIO()
+        t0 = time.perf_counter()
+        pil.save(buf, format="PNG", compress_level=level)
+        print(f"| {level} | {(time.perf_counter() - t0) * 1e3:.0f} | {len(buf.getvalue()) / 1e6:.1f} |")
+
+    # the whole command, as a user runs it (interpreter start and imports included)
+    cmd = [sys.executable, "-m", "convcli", "apply", path, "-k", kernel, "-o", out_path]
+    walls = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        subprocess.run(cmd, check=True, capture_output=True)
+        walls.append(time.perf_counter() - t0)
+    print(f"\n`convcli apply {os.path.basename(path)} -k {kernel} -o out.png` wall time: "
+          f"median {statistics.median(walls):.2f} s ({', '.join(f'{w:.2f}' for w in walls)})")
+    return 0
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="smaller sizes, 3 rounds (smoke test)")
@@ -385,7 +527,26 @@ def main(argv: Optional[list[str]] = None) -> int:
     ap.add_argument("--no-textbook", action="store_true", help="skip the textbook baseline")
     ap.add_argument("--textbook-mib", type=float, default=1024, help="largest textbook column matrix")
     ap.add_argument("--no-memory", action="store_true", help="skip the memory measurement of (f)")
+    ap.add_argument("--gap-ms", type=float, default=0.0,
+                    help="sleep before each timed call (default 0; on a VM an idle vCPU is slow to wake, "
+                         "which costs multi-threaded contestants)")
+    ap.add_argument("--no-settle", action="store_true",
+                    help="time every call, not the second of two back-to-back calls of one contestant")
+    ap.add_argument("--omp-passive", action="store_true",
+                    help="set OMP_WAIT_POLICY=PASSIVE before torch is imported (its threads sleep "
+                         "at once instead of spinning)")
+    ap.add_argument("--e2e", metavar="PNG", nargs="?", const="",
+                    help="time the stages of `convcli apply` on a PNG (default: a generated 4096x4096 "
+                         "photo-like image) instead of the workloads")
     args = ap.parse_args(argv)
+    global GAP, SETTLE_BELOW
+    GAP = args.gap_ms / 1000
+    if args.no_settle:
+        SETTLE_BELOW = 0.0
+    if args.omp_passive:
+        os.environ["OMP_WAIT_POLICY"] = "PASSIVE"  # read by libgomp when torch loads it
+    if args.e2e is not None:
+        return e2e(args.e2e)
 
     for line in environment():
         print(line)

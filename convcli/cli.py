@@ -444,7 +444,6 @@ def kernels(
     from rich.table import Table
 
     from .kernels import BUILTINS, format_matrix
-    from .kernelspec import parse_kernel
 
     console = Console()
     if spec is None:
@@ -455,6 +454,8 @@ def kernels(
             table.add_row(builtin.usage, builtin.summary)
         console.print(table)
         return
+    from .kernelspec import parse_kernel  # (not for the list: it brings the file readers, Pillow)
+
     kern = parse_kernel(spec)
     weights = kern.weights
     if weights.ndim == 2:

@@ -85,16 +85,19 @@ def to_display(maps: NDArray[np.generic], mode: str) -> NDArray[np.float32]:
         raise ShapeError(f"display maps must have shape (C, H, W), got shape {array.shape}")
     if array.dtype.kind not in "biuf":
         raise ParameterError(f"display maps must be real numbers, got dtype {array.dtype}")
-    values: NDArray[np.floating] = array.astype(np.float64 if array.dtype == np.float64 else np.float32)
+    values: NDArray[np.floating] = array.astype(np.float64 if array.dtype == np.float64 else np.float32, copy=False)
     if mode == "clip":
         shown = np.clip(values, 0.0, 1.0)
     elif mode == "abs":
-        shown = np.clip(np.abs(values), 0.0, 1.0)
+        shown = np.abs(values)
+        np.clip(shown, 0.0, 1.0, out=shown)
     elif mode == "offset":
-        shown = np.clip(values + 0.5, 0.0, 1.0)
+        shown = values + 0.5
+        np.clip(shown, 0.0, 1.0, out=shown)
     else:
         shown = _minmax(values)
-    return np.nan_to_num(shown, nan=0.0).astype(np.float32, copy=False)
+    np.fmax(shown, 0.0, out=shown)  # NaN -> 0, in place (shown is a new array)
+    return shown.astype(np.float32, copy=False)
 
 
 def default_display(kernel_sums: ArrayLike, magnitudes: Optional[ArrayLike] = None) -> str:

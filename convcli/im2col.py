@@ -379,6 +379,7 @@ class FlatTile:
         c, imgs, reg, p, wq = lay.channels, lay.images, lay.region, lay.phases, lay.wq
         self.phase = np.zeros(lay.size, dtype=dtype)
         self.band: Optional[NDArray[np.floating]] = None
+        self._zeroed: dict[tuple[int, int], tuple[tuple[int, int, int, int], int]] = {}  # see gather
         shape = (c, imgs, band_rows(geom, lay.rows), geom.padded_hw[1])
         if p == 1:
             self._band = _strided(self.phase, 0, shape, (imgs * reg, reg, wq, 1))
@@ -398,6 +399,46 @@ class FlatTile:
     def band_view(self, nb: int, rows_in: int) -> NDArray[np.floating]:
         """The (C, nb, rows_in, Wp) padded band: :func:`gather_band` fills it, :func:`scatter_band` reads it."""
         return self._band[:, :nb, :rows_in]
+
+    def gather(self, x: NDArray[np.generic], n0: int, n1: int, out_row0: int, tile_rows: int,
+               geom: ConvGeometry) -> None:
+        """Fill the phase images of images ``n0:n1``, output rows ``out_row0 :+ tile_rows``.
+
+        :func:`gather_band` then :meth:`split`; with zero padding and a stride, each phase
+        image is copied straight from ``x`` instead (one pass, not two).
+        """
+        nb = n1 - n0
+        if self.band is None or geom.padding_mode != "zeros":
+            gather_band(x, n0, n1, out_row0, tile_rows, geom, self.band_view(nb, band_rows(geom, tile_rows)))
+            self.split(nb)
+            return
+        sh, sw = geom.stride
+        top, _, left, _ = geom.pads
+        height, width = geom.height, geom.width
+        hq, wq = self.lay.hq, self.lay.wq
+        first = out_row0 * sh - top
+        src = x[n0:n1].transpose(1, 0, 2, 3)
+        for a in range(sh):
+            # phase row r holds padded row first + a + r*sh: inside x for r in [rlo, rhi)
+            rlo = min(max(0, -(-(-first - a) // sh)), hq)
+            rhi = max(min(hq, -(-(height - first - a) // sh)), rlo)
+            for b in range(sw):
+                clo = min(max(0, -(-(left - b) // sw)), wq)
+                chi = max(min(wq, -(-(width + left - b) // sw)), clo)
+                dst = self._phase6[:, :nb, a, b]
+                if rhi > rlo and chi > clo:
+                    y0, x0 = first + a + rlo * sh, b + clo * sw - left
+                    dst[:, :, rlo:rhi, clo:chi] = src[:, :, y0:y0 + (rhi - rlo - 1) * sh + 1:sh,
+                                                      x0:x0 + (chi - clo - 1) * sw + 1:sw]
+                bounds = (rlo, rhi, clo, chi)
+                done = self._zeroed.get((a, b))
+                if done is not None and done[0] == bounds and nb <= done[1]:
+                    continue  # the padding around this interior is zero already
+                for sl in ((slice(0, rlo),), (slice(rhi, hq),), (slice(rlo, rhi), slice(0, clo)),
+                           (slice(rlo, rhi), slice(chi, wq))):
+                    if all(x.stop > x.start for x in sl):
+                        dst[(slice(None), slice(None), *sl)] = 0
+                self._zeroed[(a, b)] = (bounds, nb)
 
     def split(self, nb: int) -> None:
         """Copy the band into its sh*sw phase images (strided convolutions only)."""

@@ -191,13 +191,16 @@ def _to_float(im: Image.Image, name: str, notes: list[str]) -> tuple[NDArray[np.
     else:
         target = "RGB"
     try:
-        converted = im.convert(target)
+        converted = im if mode == target else im.convert(target)
     except (ValueError, OSError) as exc:
         raise _unreadable(name, f"unsupported image mode {mode!r} ({one_line(exc, 60)})") from None
-    pixels = np.asarray(converted).astype(np.float32) / 255.0
-    if pixels.ndim == 2:
-        pixels = pixels[:, :, None]
-    return np.ascontiguousarray(pixels.transpose(2, 0, 1)), target in ("LA", "RGBA"), 8
+    samples = np.asarray(converted)
+    if samples.ndim == 2:
+        samples = samples[:, :, None]
+    # one pass: uint8 (H, W, C) read across, float32 (C, H, W) written, k / 255 rounded once
+    pixels = np.empty(samples.shape[2:] + samples.shape[:2], dtype=np.float32)
+    np.divide(samples.transpose(2, 0, 1), np.float32(255.0), out=pixels)
+    return pixels, target in ("LA", "RGBA"), 8
 
 
 def _gray_palette(im: Image.Image) -> bool:
@@ -318,6 +321,11 @@ def _check_pixels(pixels: NDArray[np.generic], what: str) -> NDArray[np.generic]
     return array
 
 
+#: zlib level of the PNGs :func:`encode_png` writes.  Pillow's default, 6, took 5.0 s for a
+#: 4096x4096 RGB photo; 4 took 1.8 s for a file 0.7% larger (1: 1.0 s, 18% larger).
+PNG_COMPRESS_LEVEL = 4
+
+
 def encode_png(pixels: NDArray[np.generic], *, bits: int = 8) -> bytes:
     """Encode [0, 1] floats as a PNG.
 
@@ -358,15 +366,22 @@ def encode_png(pixels: NDArray[np.generic], *, bits: int = 8) -> bytes:
             "use 8 bits, one PNG per channel, a float TIFF or .npy"
         )
     scale = 255.0 if bits == 8 else 65535.0
-    values = np.nan_to_num(array.astype(np.float64), nan=0.0, posinf=1.0, neginf=0.0)
-    ints = np.rint(np.clip(values, 0.0, 1.0) * scale)
+    height, width = array.shape[1], array.shape[2]
+    hwc = np.empty((height, width, channels), dtype=np.uint8 if bits == 8 else np.uint16)
+    # In bands of rows, so the float64 temporaries stay in cache: fmax/fmin map NaN and
+    # -inf to 0 and +inf to 1 (as nan_to_num then clip did), scaled and rounded in float64.
+    step = max(1, (1 << 16) // max(1, width * channels))
+    for r0 in range(0, height, step):
+        band = array[:, r0:r0 + step]
+        clean = np.fmin(np.fmax(band, 0.0, dtype=np.float64), 1.0)
+        np.rint(np.multiply(clean, scale, out=clean), out=clean)
+        hwc[r0:r0 + step] = clean.transpose(1, 2, 0)
     if bits == 16:
-        im = Image.fromarray(ints[0].astype(np.uint16))  # mode "I;16"
+        im = Image.fromarray(hwc[:, :, 0])  # mode "I;16"
     else:
-        hwc = np.ascontiguousarray(ints.astype(np.uint8).transpose(1, 2, 0))
         im = Image.fromarray(hwc[:, :, 0] if channels == 1 else hwc)  # L, LA, RGB or RGBA from the shape
     buffer = io.BytesIO()
-    im.save(buffer, format="PNG")
+    im.save(buffer, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
     return buffer.getvalue()
 
 

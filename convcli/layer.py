@@ -5,7 +5,10 @@ several whole images when they are small, a band of output rows of one image whe
 they are large - sized so the column buffer stays near ``tile_bytes`` (a few MB, so
 it is written and read while it is still in cache).  Each tile is one batched GEMM
 per group.  backward recomputes each tile's columns instead of keeping them from
-forward, so its memory is bounded too.
+forward, so its memory is bounded too.  With stride 1 and zero padding it tiles dx
+instead: dx is a forward correlation of dout with the flipped, transposed kernel, and
+the same dout column tile gives dW (see :func:`_backward_by_correlation`); otherwise it
+folds each tile's column gradient back (col2im).
 
 Speed (see benchmarks/bench.py and BENCHMARKS.md):
 
@@ -22,14 +25,14 @@ Speed (see benchmarks/bench.py and BENCHMARKS.md):
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import Callable, Optional
 
 import numpy as np
 from numpy.typing import NDArray
 
 from .errors import ShapeError
 from .geometry import ConvGeometry, PadSpec, plan_geometry
-from .im2col import FlatLayout, FlatTile, band_rows, flat_layout, gather_band, scatter_band
+from .im2col import FlatLayout, FlatTile, band_rows, flat_layout, scatter_band
 from .parallel import Turnstile, get_num_threads, run_tiles, set_num_threads
 
 __all__ = ["DEFAULT_TILE_BYTES", "Convolution", "conv2d", "get_num_threads", "plan_tiles", "set_num_threads"]
@@ -63,11 +66,7 @@ def plan_tiles(geom: ConvGeometry, itemsize: int, tile_bytes: int) -> list[Tile]
     image_bytes = row_bytes * geom.out_h
     if image_bytes <= tile_bytes:
         per_tile = max(1, tile_bytes // image_bytes)
-        per_tile = -(-geom.batch // -(-geom.batch // per_tile))  # even out
-        return [
-            Tile(n0, min(n0 + per_tile, geom.batch), 0, geom.out_h)
-            for n0 in range(0, geom.batch, per_tile)
-        ]
+        return [Tile(n0, n1, 0, geom.out_h) for n0, n1 in _even_split(geom.batch, per_tile)]
     # At least as many rows as the kernel spans (in output rows): a band of input rows
     # is then at most twice its tile's share, and the per-tile overhead of very wide
     # rows (8192-pixel images: one row's columns alone are MBs) stays amortised.
@@ -79,6 +78,16 @@ def plan_tiles(geom: ConvGeometry, itemsize: int, tile_bytes: int) -> list[Tile]
         for n in range(geom.batch)
         for r0 in range(0, geom.out_h, rows)
     ]
+
+
+def _even_split(total: int, most: int) -> list[tuple[int, int]]:
+    """``range(total)`` cut into as few runs of at most ``most`` as possible, sizes within one."""
+    count = -(-total // most)
+    base, extra = divmod(total, count)
+    bounds = [0]
+    for i in range(count):
+        bounds.append(bounds[-1] + base + (1 if i < extra else 0))
+    return list(zip(bounds[:-1], bounds[1:]))
 
 
 def compute_dtype(*arrays: Optional[NDArray[np.generic]]) -> np.dtype:
@@ -103,6 +112,8 @@ class _Worker:
     junk columns zeroed once and never written, which keeps them out of dW and dx.
     """
 
+    xg: NDArray[np.floating]  # backward by correlation: the tile's pixels of x, GEMM pitch
+
     def __init__(self, lay: FlatLayout, geom: ConvGeometry, dtype: np.dtype, backward: bool) -> None:
         cols = lay.images * lay.rows * lay.wq
         k = geom.channels * geom.kernel_h * geom.kernel_w
@@ -112,6 +123,22 @@ class _Worker:
         if backward:
             self.grad = FlatTile(lay, geom, dtype)
             self.dw_t = np.empty((geom.groups, k // geom.groups, geom.filters_per_group), dtype=dtype)
+
+
+def _correlation_pads(geom: ConvGeometry) -> Optional[tuple[int, int, int, int]]:
+    """Padding of dx as a forward correlation of dout, or None where that does not apply.
+
+    With stride 1 and zero padding, ``dx`` is ``dout`` correlated with the flipped,
+    transposed kernel, padded by ``dilation*(K-1) - pad`` on each side (the "full"
+    correlation, trimmed by the forward's padding).  That needs every such pad >= 0.
+    """
+    if geom.stride != (1, 1) or geom.padding_mode != "zeros":
+        return None
+    top, bottom, left, right = geom.pads
+    reach_h = geom.dilation[0] * (geom.kernel_h - 1)
+    reach_w = geom.dilation[1] * (geom.kernel_w - 1)
+    pads = (reach_h - top, reach_h - bottom, reach_w - left, reach_w - right)
+    return pads if min(pads) >= 0 else None
 
 
 class Convolution:
@@ -224,8 +251,7 @@ class Convolution:
     ) -> NDArray[np.floating]:
         """Gather the tile's padded band, split it by stride, unfold: col (C, FH*FW, nb, rows*wq)."""
         nb, rows = tile.n1 - tile.n0, tile.row1 - tile.row0
-        gather_band(x, tile.n0, tile.n1, tile.row0, rows, geom, wk.inp.band_view(nb, band_rows(geom, rows)))
-        wk.inp.split(nb)
+        wk.inp.gather(x, tile.n0, tile.n1, tile.row0, rows, geom)
         length = rows * lay.wq
         col = wk.col[: geom.channels * len(lay.taps) * nb * length].reshape(geom.channels, len(lay.taps), nb, length)
         wk.inp.unfold(col)
@@ -249,25 +275,7 @@ class Convolution:
         if x.ndim != 4:
             raise ShapeError(f"x must be 4-D (N, C, H, W), got {x.ndim}-D shape {x.shape}")
         geom, dtype, w_mat, bias, tiles, lay = self._setup(x)
-        out = np.empty(geom.output_shape, dtype=dtype)
-        fn, groups, out_w = geom.filters, geom.groups, geom.out_w
-        bias4 = None if bias is None else bias[None, :, None, None]
-
-        def work(t: int, wk: _Worker) -> None:
-            tile = tiles[t]
-            nb, rows = tile.n1 - tile.n0, tile.row1 - tile.row0
-            col = self._unfold_tile(x, tile, geom, lay, wk)
-            cols = nb * col.shape[3]
-            res = wk.res[: fn * cols].reshape(groups, fn // groups, cols)
-            np.matmul(w_mat, col.reshape(groups, -1, cols), out=res)
-            src = res.reshape(fn, nb, rows, lay.wq)[..., :out_w].transpose(1, 0, 2, 3)
-            dst = out[tile.n0:tile.n1, :, tile.row0:tile.row1, :]
-            if bias4 is None:
-                np.copyto(dst, src)
-            else:
-                np.add(src, bias4, out=dst)
-
-        run_tiles(len(tiles), lambda: _Worker(lay, geom, dtype, backward=False), work)
+        out = _forward_tiles(x, geom, w_mat, bias, tiles, lay, dtype)
         self.x = x
         return out
 
@@ -297,9 +305,14 @@ class Convolution:
             )
         w_t = w_mat.transpose(0, 2, 1)
         dw_t = np.zeros((geom.groups, w_mat.shape[2], w_mat.shape[1]), dtype=dtype)  # dW transposed
-        dx = np.zeros(geom.input_shape, dtype=dtype)
         fn, groups, out_w, wq = geom.filters, geom.groups, geom.out_w, lay.wq
         order = Turnstile()
+        corr_pads = _correlation_pads(geom)
+        if corr_pads is not None:
+            dx, self.dW = _backward_by_correlation(x, dout, geom, dtype, w_mat, corr_pads, self.tile_bytes, W)
+            self.db = _bias_grad(dout, b, dtype)
+            return dx
+        dx = np.zeros(geom.input_shape, dtype=dtype)
 
         def work(t: int, wk: _Worker) -> None:
             tile = tiles[t]
@@ -327,14 +340,121 @@ class Convolution:
                 scatter_band(band, dx, tile.n0, tile.n1, tile.row0, geom)
 
         run_tiles(len(tiles), lambda: _Worker(lay, geom, dtype, backward=True), work, order)
-        w_dtype = W.dtype if np.issubdtype(W.dtype, np.floating) else dtype
-        self.dW = np.ascontiguousarray(dw_t.transpose(0, 2, 1)).reshape(W.shape).astype(w_dtype, copy=False)
-        if b is None:
-            self.db = None
-        else:
-            db = dout.sum(axis=(0, 2, 3), dtype=dtype)
-            self.db = db.astype(b.dtype if np.issubdtype(b.dtype, np.floating) else dtype, copy=False)
+        self.dW = np.ascontiguousarray(dw_t.transpose(0, 2, 1)).reshape(W.shape).astype(_w_dtype(W, dtype), copy=False)
+        self.db = _bias_grad(dout, b, dtype)
         return dx
+
+
+def _w_dtype(W: NDArray[np.generic], dtype: np.dtype) -> np.dtype:
+    return W.dtype if np.issubdtype(W.dtype, np.floating) else dtype
+
+
+def _bias_grad(
+    dout: NDArray[np.generic], b: Optional[NDArray[np.generic]], dtype: np.dtype
+) -> Optional[NDArray[np.floating]]:
+    if b is None:
+        return None
+    db = dout.sum(axis=(0, 2, 3), dtype=dtype)
+    return db.astype(b.dtype if np.issubdtype(b.dtype, np.floating) else dtype, copy=False)
+
+
+def _forward_tiles(
+    x: NDArray[np.generic],
+    geom: ConvGeometry,
+    w_mat: NDArray[np.floating],
+    bias: Optional[NDArray[np.floating]],
+    tiles: list[Tile],
+    lay: FlatLayout,
+    dtype: np.dtype,
+    make_state: Optional[Callable[[], _Worker]] = None,
+    after: Optional[Callable[[int, NDArray[np.floating], _Worker], None]] = None,
+    order: Optional[Turnstile] = None,
+) -> NDArray[np.floating]:
+    """The forward tile loop: unfold, one GEMM per tile, junk columns dropped on the way out.
+
+    ``after(t, col, worker)``, if given, runs after tile ``t``'s GEMM with its column
+    tile (C, taps, nb, rows*wq), whose junk columns are then zeros.
+    """
+    out = np.empty(geom.output_shape, dtype=dtype)
+    fn, groups, out_w = geom.filters, geom.groups, geom.out_w
+    bias4 = None if bias is None else bias[None, :, None, None]
+
+    def work(t: int, wk: _Worker) -> None:
+        tile = tiles[t]
+        nb, rows = tile.n1 - tile.n0, tile.row1 - tile.row0
+        col = Convolution._unfold_tile(x, tile, geom, lay, wk)
+        cols = nb * col.shape[3]
+        if after is not None and out_w < lay.wq:  # junk columns: zero, so non-finite junk cannot reach after()
+            col.reshape(col.shape[0], col.shape[1], nb, rows, lay.wq)[..., out_w:] = 0
+        res = wk.res[: fn * cols].reshape(groups, fn // groups, cols)
+        np.matmul(w_mat, col.reshape(groups, -1, cols), out=res)
+        src = res.reshape(fn, nb, rows, lay.wq)[..., :out_w].transpose(1, 0, 2, 3)
+        dst = out[tile.n0:tile.n1, :, tile.row0:tile.row1, :]
+        if bias4 is None:
+            np.copyto(dst, src)
+        else:
+            np.add(src, bias4, out=dst)
+        if after is not None:
+            after(t, col, wk)
+
+    if make_state is None:
+        make_state = lambda: _Worker(lay, geom, dtype, backward=False)  # noqa: E731
+    run_tiles(len(tiles), make_state, work, order)
+    return out
+
+
+def _backward_by_correlation(
+    x: NDArray[np.generic],
+    dout: NDArray[np.generic],
+    geom: ConvGeometry,
+    dtype: np.dtype,
+    w_mat: NDArray[np.floating],
+    pads: tuple[int, int, int, int],
+    tile_bytes: int,
+    W: NDArray[np.generic],
+) -> tuple[NDArray[np.floating], NDArray[np.floating]]:
+    """dx and dW of a stride-1, zero-padded convolution, in one tile loop over dx.
+
+    dx is a forward correlation of dout (padded by ``pads``, see
+    :func:`_correlation_pads`) with the flipped, transposed kernel: every dx pixel is one
+    GEMM column, nothing to fold or scatter.  The same column tile of dout then gives dW:
+    ``dW[f, c, i, j] = sum_p x[c, p] * col[f, (FH-1-i, FW-1-j), p]``, one more GEMM with
+    the tile's own pixels of x (no unfold of x).  dW is summed in tile order.
+    """
+    groups, kh, kw = geom.groups, geom.kernel_h, geom.kernel_w
+    fg, cg = geom.filters_per_group, geom.channels // groups
+    w_flip = np.ascontiguousarray(  # (groups, C/groups, FN/groups, FH, FW), taps reversed
+        w_mat.reshape(groups, fg, cg, kh, kw).transpose(0, 2, 1, 3, 4)[..., ::-1, ::-1]
+    ).reshape(geom.channels, fg, kh, kw)
+    grad = dout.astype(dtype, copy=False)
+    dgeom = plan_geometry(grad.shape, w_flip.shape, 1, pads, geom.dilation, groups, "zeros")
+    tiles = plan_tiles(dgeom, dtype.itemsize, tile_bytes)
+    lay = flat_layout(dgeom, max(t.n1 - t.n0 for t in tiles), max(t.row1 - t.row0 for t in tiles))
+    wq, width, channels = lay.wq, geom.width, geom.channels
+    taps = kh * kw
+    dwp = np.zeros((groups, fg * taps, cg), dtype=dtype)  # dW, flipped taps, transposed
+    order = Turnstile()
+
+    def make_state() -> _Worker:
+        wk = _Worker(lay, dgeom, dtype, backward=False)
+        wk.xg = np.empty(channels * lay.images * lay.rows * wq, dtype=dtype)
+        wk.dw_t = np.empty_like(dwp)
+        return wk
+
+    def after(t: int, col: NDArray[np.floating], wk: _Worker) -> None:
+        tile = tiles[t]
+        nb, rows = tile.n1 - tile.n0, tile.row1 - tile.row0
+        cols = nb * rows * wq
+        xg = wk.xg[: channels * cols].reshape(channels, nb, rows, wq)
+        np.copyto(xg[..., :width], x[tile.n0:tile.n1, :, tile.row0:tile.row1, :].transpose(1, 0, 2, 3))
+        xg[..., width:] = 0
+        np.matmul(col.reshape(groups, -1, cols), xg.reshape(groups, cg, cols).transpose(0, 2, 1), out=wk.dw_t)
+        with order.turn(t):  # in tile order: the same sums whatever the thread count
+            np.add(dwp, wk.dw_t, out=dwp)
+
+    dx = _forward_tiles(grad, dgeom, w_flip.reshape(groups, cg, -1), None, tiles, lay, dtype, make_state, after, order)
+    dW = dwp.reshape(groups, fg, kh, kw, cg)[:, :, ::-1, ::-1, :].transpose(0, 1, 4, 2, 3)
+    return dx, np.ascontiguousarray(dW).reshape(W.shape).astype(_w_dtype(W, dtype), copy=False)
 
 
 def conv2d(
