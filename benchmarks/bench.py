@@ -1,6 +1,6 @@
 """Benchmark convcli's engine against peers and against the book's textbook im2col.
 
-Run (timing runs only; never unset these in tests or CI)::
+Run (where the environment pins OpenBLAS's kernel, unset both variables so it picks this CPU's)::
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/bench.py
     python benchmarks/bench.py --quick --only a,e
@@ -12,7 +12,7 @@ extra): PyTorch CPU ``conv2d`` (float32, 2 threads), OpenCV ``filter2D`` and
 Method: every contestant runs once untimed, then the contestants of a workload run
 round-robin (the order rotates every round) for ``--reps`` rounds.  Times are medians
 over rounds; each ratio ``ours / theirs`` is the median of the per-round ratios, so a
-slow moment of the shared machine hits both sides of a ratio alike.  ratio < 1 means
+slow moment of a busy machine hits both sides of a ratio alike.  ratio < 1 means
 convcli is faster.  A call shorter than 0.1 s is timed right after an untimed call of
 the same contestant ("settle"; ``--no-settle`` turns it off): on 2 cores the previous
 contestant's spinning thread pool (torch's OpenMP threads spin-wait after each call)
