@@ -17,6 +17,7 @@ from typer.core import TyperGroup
 
 from . import __version__
 from .cli_options import (
+    PROGRESS_MIN_VALUES,
     BiasOpt,
     DilationOpt,
     DisplayChoice,
@@ -232,8 +233,9 @@ def apply(
         for note in item.notes:
             report.say(f"convcli: {item.name!r}: {note}")
     protect = protected_files(*inputs, *kernel, bias)
-    with report.progress("filtering", len(loaded)) as on_batch:
-        written = apply_filters(loaded, kernels, options, out_options, protect=protect, on_batch=on_batch)
+    large = sum(item.data.size for item in loaded) >= PROGRESS_MIN_VALUES
+    with report.progress("filtering", len(loaded), show=len(loaded) > 1 or large) as on_progress:
+        written = apply_filters(loaded, kernels, options, out_options, protect=protect, on_progress=on_progress)
     for done in written:
         how = f", display {done.display}" if done.display else ""
         how += f", {done.bits}-bit" if done.bits == 16 else ""

@@ -194,6 +194,10 @@ def layer_options(
     )
 
 
+#: Inputs holding at least this many values get a progress bar even when they are one batch.
+PROGRESS_MIN_VALUES = 4_000_000
+
+
 class Reporter:
     """Messages and progress on stderr; progress only when stderr is a terminal."""
 
@@ -205,8 +209,9 @@ class Reporter:
             typer.echo(message, err=True)
 
     @contextmanager
-    def progress(self, description: str, total: int) -> Iterator[Callable[[int, int], None]]:
-        if self.quiet or total < 2 or not sys.stderr.isatty():
+    def progress(self, description: str, total: int, *, show: bool = True) -> Iterator[Callable[[float, int], None]]:
+        """A ``report(done, total)`` for a rich progress bar; a no-op unless ``show`` and stderr is a terminal."""
+        if self.quiet or not show or not sys.stderr.isatty():
             yield lambda done, total: None
             return
         from rich.console import Console

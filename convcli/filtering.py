@@ -7,6 +7,7 @@ for bad input and writes nothing until every input has been read and checked.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -418,6 +419,11 @@ def _encode(maps: NDArray[np.floating], fmt: str, display: str, bit_depth: int) 
     return encode_png(to_display(maps[0], display), bits=bit_depth)
 
 
+def _batch_progress(report: Callable[[float, int], None], index: int, batches: int, done: int, tiles: int) -> None:
+    """Tile ``done`` of ``tiles`` in batch ``index`` as progress over all batches."""
+    report(index + done / tiles, batches)
+
+
 def apply_filters(
     inputs: Sequence[LoadedInput],
     kernels: Sequence[Kernel],
@@ -425,7 +431,7 @@ def apply_filters(
     output_options: OutputOptions,
     *,
     protect: Sequence[str] = (),
-    on_batch: Optional[Callable[[int, int], None]] = None,
+    on_progress: Optional[Callable[[float, int], None]] = None,
 ) -> list[Written]:
     """Filter every input and write the feature maps.
 
@@ -444,8 +450,9 @@ def apply_filters(
         See :class:`LayerOptions` and :class:`OutputOptions`.
     protect : sequence of str
         Paths never to overwrite (the input files).
-    on_batch : callable(done, total), optional
-        Called after each batch, for progress display.
+    on_progress : callable(done, total), optional
+        Progress for display: ``done`` batches out of ``total``, fractional while a
+        batch's tiles are being computed (called from the engine's worker threads).
 
     Returns
     -------
@@ -495,7 +502,9 @@ def apply_filters(
 
     written: list[Written] = []
     with all_or_nothing(protect) as write:  # a failure part-way leaves none of this run's new files
-        for done, batch in enumerate(batches, start=1):
+        for index, batch in enumerate(batches):
+            if on_progress is not None:
+                batch.layer.progress = functools.partial(_batch_progress, on_progress, index, len(batches))
             with allocation_guard(batch.output_shape, batch.dtype):
                 data = np.concatenate([i.data for i in batch.inputs]) if len(batch.inputs) > 1 else batch.inputs[0].data
                 result = batch.layer.forward(data.astype(batch.dtype, copy=False))
@@ -511,6 +520,4 @@ def apply_filters(
                 written.append(
                     Written(out.path, maps.shape, out.format, display if png else None, bits if png else None)
                 )
-            if on_batch is not None:
-                on_batch(done, len(batches))
     return written

@@ -180,6 +180,39 @@ def check_padding_mode(padding_mode: str) -> str:
     return padding_mode
 
 
+def check_layer_args(
+    stride: object, pad: PadSpec, dilation: object, groups: object, padding_mode: str
+) -> tuple[IntPair, IntPair, int]:
+    """Check the arguments that do not depend on the input's shape.
+
+    A layer runs these when it is built, so a bad stride fails there rather than at its
+    first forward.
+
+    Returns
+    -------
+    tuple
+        ``(stride_hw, dilation_hw, groups)`` normalised.
+
+    Raises
+    ------
+    ParameterError
+        stride or dilation < 1, groups < 1, a negative or unknown pad, an unknown
+        padding mode.
+    """
+    stride_hw = as_pair(stride, "stride")
+    dilation_hw = as_pair(dilation, "dilation")
+    n_groups = _as_int(groups, "groups")
+    check_padding_mode(padding_mode)
+    if min(stride_hw) < 1:
+        raise ParameterError(f"stride must be >= 1, got {stride!r}")
+    if min(dilation_hw) < 1:
+        raise ParameterError(f"dilation must be >= 1, got {dilation!r}")
+    if n_groups < 1:
+        raise ParameterError(f"groups must be >= 1, got {n_groups}")
+    resolve_padding(pad, (1, 1), (1, 1), stride_hw, dilation_hw)  # its form and signs only
+    return stride_hw, dilation_hw, n_groups
+
+
 def plan_geometry(
     x_shape: tuple[int, ...],
     w_shape: tuple[int, ...],
@@ -223,16 +256,7 @@ def plan_geometry(
         raise ShapeError(f"W must be 4-D (FN, C/groups, FH, FW), got {len(w_shape)}-D shape {tuple(w_shape)}")
     n, c, h, w = (int(v) for v in x_shape)
     fn, cg, fh, fw = (int(v) for v in w_shape)
-    stride_hw = as_pair(stride, "stride")
-    dilation_hw = as_pair(dilation, "dilation")
-    n_groups = _as_int(groups, "groups")
-    check_padding_mode(padding_mode)
-    if min(stride_hw) < 1:
-        raise ParameterError(f"stride must be >= 1, got {stride!r}")
-    if min(dilation_hw) < 1:
-        raise ParameterError(f"dilation must be >= 1, got {dilation!r}")
-    if n_groups < 1:
-        raise ParameterError(f"groups must be >= 1, got {n_groups}")
+    stride_hw, dilation_hw, n_groups = check_layer_args(stride, pad, dilation, groups, padding_mode)
     if min(n, c, h, w) < 1:
         raise ShapeError(f"x must have no empty axis, got shape {tuple(x_shape)}")
     if min(fn, cg, fh, fw) < 1:

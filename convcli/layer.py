@@ -24,14 +24,15 @@ Speed (see benchmarks/bench.py and BENCHMARKS.md):
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import Callable, Optional
 
 import numpy as np
 from numpy.typing import NDArray
 
-from .errors import ShapeError
-from .geometry import ConvGeometry, PadSpec, plan_geometry
+from .errors import ParameterError, ShapeError
+from .geometry import ConvGeometry, PadSpec, check_layer_args, plan_geometry
 from .im2col import FlatLayout, FlatTile, band_rows, flat_layout, scatter_band
 from .parallel import Turnstile, get_num_threads, run_tiles, set_num_threads
 
@@ -208,6 +209,7 @@ class Convolution:
         self.groups = groups
         self.padding_mode = padding_mode
         self.tile_bytes = tile_bytes
+        self.progress: Optional[Callable[[int, int], None]] = None
         self.x: Optional[NDArray[np.generic]] = None
         self.dW: Optional[NDArray[np.floating]] = None
         self.db: Optional[NDArray[np.floating]] = None
@@ -220,6 +222,9 @@ class Convolution:
         b = None if self.b is None else np.asarray(self.b)
         if b is not None and b.shape != (W.shape[0],):
             raise ShapeError(f"b must have shape ({W.shape[0]},) to match W's {W.shape[0]} filters, got {b.shape}")
+        check_layer_args(self.stride, self.pad, self.dilation, self.groups, self.padding_mode)
+        if isinstance(self.tile_bytes, bool) or not isinstance(self.tile_bytes, int) or self.tile_bytes < 1:
+            raise ParameterError(f"tile_bytes must be an int >= 1, got {self.tile_bytes!r}")
         return W, b
 
     def geometry(self, x_shape: tuple[int, ...]) -> ConvGeometry:
@@ -275,7 +280,7 @@ class Convolution:
         if x.ndim != 4:
             raise ShapeError(f"x must be 4-D (N, C, H, W), got {x.ndim}-D shape {x.shape}")
         geom, dtype, w_mat, bias, tiles, lay = self._setup(x)
-        out = _forward_tiles(x, geom, w_mat, bias, tiles, lay, dtype)
+        out = _forward_tiles(x, geom, w_mat, bias, tiles, lay, dtype, progress=self.progress)
         self.x = x
         return out
 
@@ -358,6 +363,21 @@ def _bias_grad(
     return db.astype(b.dtype if np.issubdtype(b.dtype, np.floating) else dtype, copy=False)
 
 
+class _Counter:
+    """Counts finished tiles across worker threads and reports ``(done, total)``."""
+
+    def __init__(self, total: int, report: Optional[Callable[[int, int], None]]) -> None:
+        self.total, self.report, self.done = total, report, 0
+        self.lock = threading.Lock()
+
+    def tick(self) -> None:
+        if self.report is None:
+            return
+        with self.lock:
+            self.done += 1
+            self.report(self.done, self.total)
+
+
 def _forward_tiles(
     x: NDArray[np.generic],
     geom: ConvGeometry,
@@ -369,13 +389,16 @@ def _forward_tiles(
     make_state: Optional[Callable[[], _Worker]] = None,
     after: Optional[Callable[[int, NDArray[np.floating], _Worker], None]] = None,
     order: Optional[Turnstile] = None,
+    progress: Optional[Callable[[int, int], None]] = None,
 ) -> NDArray[np.floating]:
     """The forward tile loop: unfold, one GEMM per tile, junk columns dropped on the way out.
 
     ``after(t, col, worker)``, if given, runs after tile ``t``'s GEMM with its column
-    tile (C, taps, nb, rows*wq), whose junk columns are then zeros.
+    tile (C, taps, nb, rows*wq), whose junk columns are then zeros.  ``progress(done,
+    total)``, if given, is called after every tile (from the worker threads).
     """
     out = np.empty(geom.output_shape, dtype=dtype)
+    finished = _Counter(len(tiles), progress)
     fn, groups, out_w = geom.filters, geom.groups, geom.out_w
     bias4 = None if bias is None else bias[None, :, None, None]
 
@@ -396,6 +419,7 @@ def _forward_tiles(
             np.add(src, bias4, out=dst)
         if after is not None:
             after(t, col, wk)
+        finished.tick()
 
     if make_state is None:
         make_state = lambda: _Worker(lay, geom, dtype, backward=False)  # noqa: E731

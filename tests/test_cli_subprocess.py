@@ -217,6 +217,20 @@ def test_progress_bar_only_on_a_terminal_and_only_on_stderr(tmp_path: Path, phot
     assert code == 0 and out == b"" and terminal == b""
 
 
+def test_progress_bar_for_one_large_input(tmp_path: Path) -> None:
+    """One input of 4.2 M values is one batch, but large: its tiles drive the bar."""
+    from convcli.cli_options import PROGRESS_MIN_VALUES
+
+    side = int(PROGRESS_MIN_VALUES**0.5) + 50
+    np.save(tmp_path / "big.npy", np.zeros((side, side), np.float32))
+    code, out, terminal = _run_with_terminal_stderr(["apply", "big.npy", "-k", "box:3", "-o", "o.npy"], tmp_path)
+    assert code == 0 and out == b""
+    assert b"filtering" in terminal and b"convcli: wrote 'o.npy'" in terminal
+    np.save(tmp_path / "small.npy", np.zeros((64, 64), np.float32))
+    code, out, terminal = _run_with_terminal_stderr(["apply", "small.npy", "-k", "box:3", "-o", "s.npy"], tmp_path)
+    assert code == 0 and b"filtering" not in terminal
+
+
 def test_grad_npz_piped_into_info_and_no_warnings_on_stderr(tmp_path: Path) -> None:
     np.save(tmp_path / "x.npy", np.random.default_rng(0).random((1, 1, 6, 7)).astype(np.float32))
     np.save(tmp_path / "w.npy", np.array([[np.inf, -np.inf], [1.0, 2.0]]))  # info's mean: inf - inf

@@ -574,11 +574,47 @@ LAYER_ERRORS: list[tuple[tuple[int, ...], tuple[int, ...], dict[str, object], ty
 def test_forward_refuses(
     x_shape: tuple[int, ...], w_shape: tuple[int, ...], kw: dict[str, object], cls: type, pattern: str
 ) -> None:
+    shape_free = cls is ParameterError and not any(word in pattern for word in ("divide", "reflect"))
+    if shape_free:  # stride, dilation, pad, padding mode: refused when the layer is built
+        with pytest.raises(cls, match=pattern) as info:
+            Convolution(np.ones(w_shape), np.zeros(w_shape[0]), **kw)  # type: ignore[arg-type]
+        assert isinstance(info.value, ConvcliError) and isinstance(info.value, ValueError)
+        return
     layer = Convolution(np.ones(w_shape), np.zeros(w_shape[0]), **kw)  # type: ignore[arg-type]
     with pytest.raises(cls, match=pattern) as info:
         layer.forward(np.ones(x_shape))
     assert isinstance(info.value, ConvcliError) and isinstance(info.value, ValueError)
     assert layer.x is None  # a refused forward leaves no state behind
+
+
+@pytest.mark.parametrize(
+    ("kw", "pattern"),
+    [
+        ({"stride": 0}, "stride must be >= 1"),
+        ({"dilation": (1, 0)}, "dilation must be >= 1"),
+        ({"pad": -1}, "pad must be >= 0"),
+        ({"pad": "full"}, "pad must be an int"),
+        ({"groups": 0}, "groups must be >= 1"),
+        ({"padding_mode": "wrap"}, "padding_mode must be one of"),
+        ({"tile_bytes": 0}, "tile_bytes must be an int >= 1"),
+        ({"tile_bytes": None}, "tile_bytes must be an int >= 1"),
+    ],
+)
+def test_constructor_refuses_shape_free_arguments(kw: dict[str, object], pattern: str) -> None:
+    with pytest.raises(ParameterError, match=pattern):
+        Convolution(np.ones((2, 3, 3, 3)), None, **kw)  # type: ignore[arg-type]
+
+
+def test_progress_reports_every_tile() -> None:
+    x = np.random.default_rng(0).standard_normal((1, 2, 40, 30)).astype(np.float32)
+    layer = Convolution(np.ones((3, 2, 3, 3), np.float32), None, pad=1, tile_bytes=2 * 9 * 32 * 4 * 3)
+    calls: list[tuple[int, int]] = []
+    layer.progress = lambda done, total: calls.append((done, total))
+    out = layer.forward(x)
+    total = calls[-1][1]
+    assert total > 3 and calls == [(k, total) for k in range(1, total + 1)]
+    layer.progress = None
+    np.testing.assert_array_equal(layer.forward(x), out)
 
 
 def test_dout_of_wrong_shape() -> None:
