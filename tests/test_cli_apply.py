@@ -26,9 +26,9 @@ from typing import Any, Optional
 
 import numpy as np
 import pytest
+from cli_helpers import assert_one_line_error, ok, run
 from PIL import Image
 from scipy import ndimage as ndi  # type: ignore[import-untyped]
-from typer.testing import CliRunner, Result
 
 from convcli.cli import app
 from convcli.kernels import SOBEL_X, SOBEL_Y, gaussian_kernel
@@ -44,35 +44,8 @@ KERNELS = {
     "sobel-x": SOBEL_X,
 }
 
-runner = CliRunner()
-
 
 # ---------------------------------------------------------------- helpers
-
-
-def run(*args: Any, input: Optional[bytes] = None) -> Result:
-    return runner.invoke(app, [str(a) for a in args], input=input)
-
-
-def ok(*args: Any, input: Optional[bytes] = None) -> Result:
-    result = run(*args, input=input)
-    assert result.exit_code == 0, (result.stderr, result.exception)
-    assert "Traceback" not in result.stderr
-    return result
-
-
-def assert_one_line_error(result: Result, code: int, *fragments: str) -> str:
-    """Exit ``code``, exactly one 'convcli: error:' line on stderr holding every fragment, nothing on stdout."""
-    assert result.exit_code == code, (result.exit_code, result.stderr, result.exception)
-    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("convcli: error: "), lines[0]
-    assert "Traceback" not in result.stderr
-    for fragment in fragments:
-        assert fragment in lines[0], (fragment, lines[0])
-    assert result.stdout == ""
-    return lines[0]
 
 
 def load_npy(path: Path) -> np.ndarray:

@@ -16,11 +16,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Optional
 
+import cli_helpers
 import numpy as np
 import pytest
 import typer
+from cli_helpers import assert_one_line_error, runner
 from PIL import Image
-from typer.testing import CliRunner, Result
+from typer.testing import Result
 
 from convcli import Convolution
 from convcli.cli import app
@@ -30,35 +32,18 @@ K1 = np.array([[1.0, 2, 4], [8, 16, 32], [64, 128, 256]]) / 100  # distinct taps
 K2 = np.array([[0.5, -1.0, 3.0], [2.0, 0.25, -4.0], [1.5, 6.0, 0.75]])
 K3 = np.array([[-2.0, 1.0, 0.3], [0.7, 5.0, -1.1], [2.2, -0.4, 1.9]])
 
-runner = CliRunner()
 
 
 # ---------------------------------------------------------------- helpers
 
 
 def run(*args: Any, input: Optional[bytes] = None) -> Result:
-    return runner.invoke(app, ["grad", *(str(a) for a in args)], input=input)
+    """``convcli grad ARGS...``."""
+    return cli_helpers.run("grad", *args, input=input)
 
 
 def ok(*args: Any, input: Optional[bytes] = None) -> Result:
-    result = run(*args, input=input)
-    assert result.exit_code == 0, (result.stderr, result.exception)
-    assert "Traceback" not in result.stderr
-    return result
-
-
-def assert_one_line_error(result: Result, code: int, *fragments: str) -> str:
-    """Exit ``code``, exactly one 'convcli: error:' line on stderr holding every fragment, nothing on stdout."""
-    assert result.exit_code == code, (result.exit_code, result.stderr, result.exception)
-    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("convcli: error: "), lines[0]
-    assert "Traceback" not in result.stderr
-    for fragment in fragments:
-        assert fragment in lines[0], (fragment, lines[0])
-    assert result.stdout == ""
-    return lines[0]
+    return cli_helpers.ok("grad", *args, input=input)
 
 
 def randn(shape: tuple[int, ...], seed: int, dtype: Any = np.float64) -> np.ndarray:

@@ -5,40 +5,18 @@ from __future__ import annotations
 import io
 import re
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 import pytest
 import typer.main
+from cli_helpers import assert_one_line_error, ok, run, runner
 from PIL import Image
-from typer.testing import CliRunner, Result
 
 from convcli.cli import app
 from convcli.kernels import BUILTINS, SOBEL_X, gaussian_kernel
 
 SAMPLES = Path(__file__).resolve().parent.parent / "sample_images"
-runner = CliRunner()
-
-
-def run(*args: Any, input: Optional[bytes] = None) -> Result:
-    return runner.invoke(app, [str(a) for a in args], input=input)
-
-
-def ok(*args: Any, input: Optional[bytes] = None) -> Result:
-    result = run(*args, input=input)
-    assert result.exit_code == 0, (result.stderr, result.exception)
-    return result
-
-
-def assert_one_line_error(result: Result, code: int, *fragments: str) -> None:
-    assert result.exit_code == code, (result.exit_code, result.stderr, result.exception)
-    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("convcli: error: "), result.stderr
-    assert "Traceback" not in result.stderr
-    for fragment in fragments:
-        assert fragment in lines[0], (fragment, lines[0])
-    assert result.stdout == ""
 
 
 def matrix(text: str) -> np.ndarray:
