@@ -2,7 +2,7 @@
 
 ``apply`` and ``grad`` take the same layer options (the same options describe the
 same layer): the ``Annotated`` aliases here are their single definition, and
-:func:`layer_options` turns them into a :class:`convcli.filtering.LayerOptions`.
+:func:`layer_options` turns them into a :class:`convcli.layerspec.LayerOptions`.
 """
 
 from __future__ import annotations
@@ -178,8 +178,8 @@ def layer_options(
     normalize: bool,
     dtype: Optional[DtypeChoice],
 ) -> Any:
-    """The shared layer options as a :class:`convcli.filtering.LayerOptions`."""
-    from .filtering import LayerOptions
+    """The shared layer options as a :class:`convcli.layerspec.LayerOptions`."""
+    from .layerspec import LayerOptions
 
     return LayerOptions(
         stride=parse_pair(stride, "--stride"),

@@ -2,7 +2,7 @@
 
 :func:`run_grad` is the whole computation (as :func:`convcli.filtering.apply_filters` is
 ``apply``'s): it picks the compute dtype, builds the layer, loads ``dout`` and runs
-:func:`backward`, which runs the layer that :func:`convcli.filtering.build_layer` describes
+:func:`backward`, which runs the layer that :func:`convcli.layerspec.build_layer` describes
 forward and then backward for an upstream gradient ``dout``, giving ``dx``, ``dW`` and
 ``db`` (the seed's names), and ``dK``, the gradient with respect to the kernels as the
 user gave them (:func:`kernel_gradient`).  :func:`load_dout` reads or generates ``dout``.
@@ -27,9 +27,9 @@ from numpy.typing import NDArray
 from .arrays import load_npy, load_npz, read_source, sniff
 from .bank import kernel_stack, zero_sum_filters
 from .errors import InputFileError, ParameterError, ShapeError
-from .filtering import LayerOptions, build_layer, working_dtype
 from .kernels import Kernel
 from .layer import Convolution, compute_dtype
+from .layerspec import LayerOptions, build_layer, working_dtype
 from .resources import allocation_guard, check_result_size
 
 _RANDN = re.compile(r"^randn(?::(\d+))?$")
@@ -45,7 +45,7 @@ class Gradients:
     dx : ndarray, shape (N, C, H, W)
     dW : ndarray, shape (FN, C/groups, FH, FW)
         With respect to the layer's weights as it runs them (after ``flip`` and
-        ``normalize`` of :class:`~convcli.filtering.LayerOptions`).
+        ``normalize`` of :class:`~convcli.layerspec.LayerOptions`).
     db : ndarray, shape (FN,)
         With respect to the bias (a zero bias when none was given).
     dK : ndarray or None
@@ -185,7 +185,7 @@ def check_dout_shape(got: tuple[int, ...], expected: tuple[int, ...], name: str 
 def build_grad_layer(
     kernels: Sequence[Kernel], channels: int, options: LayerOptions, dtype: np.dtype
 ) -> Convolution:
-    """The layer of :func:`convcli.filtering.build_layer`, with a zero bias when it has none (so db exists)."""
+    """The layer of :func:`convcli.layerspec.build_layer`, with a zero bias when it has none (so db exists)."""
     layer = build_layer(kernels, channels, options, dtype)
     if layer.b is None:
         layer.b = np.zeros(np.asarray(layer.W).shape[0], dtype=dtype)
@@ -343,7 +343,7 @@ def run_grad(x: NDArray[np.generic], kernels: Sequence[Kernel], options: LayerOp
     Parameters
     ----------
     x : ndarray, shape (N, C, H, W)
-        The input; computed in :func:`convcli.filtering.working_dtype` (``options.dtype``,
+        The input; computed in :func:`convcli.layerspec.working_dtype` (``options.dtype``,
         else a float input's own dtype, else float32).
     kernels : sequence of Kernel
     options : LayerOptions

@@ -12,19 +12,12 @@ from typing import Any
 import numpy as np
 import pytest
 
-import convcli.filtering as filtering
+import convcli.layerspec as layerspec
 from convcli.arrays import LoadedInput
 from convcli.errors import OutputFileError, ParameterError
-from convcli.filtering import (
-    LayerOptions,
-    OutputOptions,
-    apply_filters,
-    check_output_options,
-    display_for,
-    layer_weights,
-    resolve_format,
-)
+from convcli.filtering import OutputOptions, apply_filters, check_output_options, display_for, resolve_format
 from convcli.kernelspec import parse_kernel
+from convcli.layerspec import LayerOptions, layer_weights
 
 
 def loaded(data: np.ndarray, name: str, kind: str = "array", bits: Any = None) -> LoadedInput:
@@ -74,13 +67,13 @@ def test_check_output_options() -> None:
 
 def test_a_layer_is_built_once_per_channel_count_and_dtype(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[int] = []
-    real = filtering.filter_bank
+    real = layerspec.filter_bank
 
     def counting(kernels: Any, channels: int, **kw: Any) -> Any:
         calls.append(channels)
         return real(kernels, channels, **kw)
 
-    monkeypatch.setattr(filtering, "filter_bank", counting)
+    monkeypatch.setattr(layerspec, "filter_bank", counting)
     inputs = [
         loaded(np.zeros((1, 1, 6, 7), np.float32), str(tmp_path / "a.npy")),
         loaded(np.zeros((1, 1, 9, 5), np.float32), str(tmp_path / "b.npy")),  # another size, same C and dtype

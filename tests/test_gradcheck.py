@@ -18,10 +18,10 @@ from reference import conv_cases, numerical_gradient
 
 from convcli import Convolution
 from convcli.errors import ParameterError
-from convcli.filtering import LayerOptions
 from convcli.gradcheck import _Probe, _weight_variants, check_options, default_tolerance, gradient_check
 from convcli.gradients import Gradients, kernel_gradient
 from convcli.kernels import Kernel
+from convcli.layerspec import LayerOptions
 
 
 def full_loss_numeric(x: F64, w: F64, b: F64, dout: F64, kw: dict[str, Any]) -> tuple[F64, F64, F64]:

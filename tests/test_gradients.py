@@ -19,10 +19,10 @@ from reference import conv2d_backward, numerical_gradient
 
 from convcli import Convolution
 from convcli.errors import InputFileError, MemoryLimitError, ParameterError, ShapeError
-from convcli.filtering import LayerOptions
 from convcli.gradients import backward, build_grad_layer, kernel_gradient, load_dout, make_dout, run_grad
 from convcli.kernels import Kernel
 from convcli.kernelspec import parse_kernel
+from convcli.layerspec import LayerOptions
 
 
 def prepared(kernel: F64, flip: bool, normalize: bool) -> F64:
