@@ -51,7 +51,7 @@ import sys
 import time
 import tracemalloc
 from dataclasses import dataclass, field
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 
@@ -184,24 +184,22 @@ def have(module: str) -> bool:
 Runner = Callable[[], object]
 
 
-def make_convcli(wl: Workload, x: np.ndarray, W: np.ndarray, b: Optional[np.ndarray], dout) -> Runner:
-    layer = Convolution(W, b, wl.stride, wl.pad, groups=wl.groups)
+def _layer_runner(layer: Any, wl: Workload, x: np.ndarray, dout) -> Runner:
+    """Forward (and backward, for a backward workload) of a layer with the book's interface."""
     if wl.backward:
         def run() -> object:
             layer.forward(x)
             return layer.backward(dout)
         return run
     return lambda: layer.forward(x)
+
+
+def make_convcli(wl: Workload, x: np.ndarray, W: np.ndarray, b: Optional[np.ndarray], dout) -> Runner:
+    return _layer_runner(Convolution(W, b, wl.stride, wl.pad, groups=wl.groups), wl, x, dout)
 
 
 def make_textbook(wl: Workload, x: np.ndarray, W: np.ndarray, b: Optional[np.ndarray], dout) -> Runner:
-    layer = Textbook(W, b, wl.stride, wl.pad, wl.groups)
-    if wl.backward:
-        def run() -> object:
-            layer.forward(x)
-            return layer.backward(dout)
-        return run
-    return lambda: layer.forward(x)
+    return _layer_runner(Textbook(W, b, wl.stride, wl.pad, wl.groups), wl, x, dout)
 
 
 def make_torch(wl: Workload, x: np.ndarray, W: np.ndarray, b: Optional[np.ndarray], dout) -> Runner:

@@ -12,7 +12,8 @@ import io
 import os
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
@@ -112,6 +113,21 @@ def sniff(data: bytes) -> str:
     return "unknown"
 
 
+@contextmanager
+def _untrusted(name: str, kind: str) -> Iterator[None]:
+    """Turn whatever numpy or zipfile raise on untrusted bytes into one :class:`InputFileError`."""
+    try:
+        yield
+    except InputFileError:
+        raise
+    except ValueError as exc:
+        if "pickle" in str(exc).lower():
+            raise _pickled(name) from None
+        raise _corrupt(name, kind, exc) from None
+    except Exception as exc:  # numpy's header parser and zipfile raise many kinds
+        raise _corrupt(name, kind, exc) from None
+
+
 def load_npy(data: bytes, name: str) -> NDArray[Any]:
     """Read ``.npy`` bytes with ``allow_pickle=False``.
 
@@ -134,17 +150,9 @@ def load_npy(data: bytes, name: str) -> NDArray[Any]:
     """
     if not data.startswith(b"\x93NUMPY"):
         raise _unreadable(name, ".npy", "it does not start with the .npy magic bytes")
-    try:
+    with _untrusted(name, ".npy"):
         _check_npy_size(data, name)
         array = np.load(io.BytesIO(data), allow_pickle=False)
-    except InputFileError:
-        raise
-    except ValueError as exc:
-        if "pickle" in str(exc).lower():
-            raise _pickled(name) from None
-        raise _corrupt(name, ".npy", exc) from None
-    except Exception as exc:  # untrusted bytes: numpy's header parser raises many kinds
-        raise _corrupt(name, ".npy", exc) from None
     if not isinstance(array, np.ndarray):
         raise _unreadable(name, ".npy", "it holds no array")
     return array
@@ -196,23 +204,14 @@ def load_npz(data: bytes, name: str) -> dict[str, NDArray[Any]]:
         Not a zip, a corrupt member, or an object (pickled) array.
     """
     arrays: dict[str, NDArray[Any]] = {}
-    try:
-        with np.load(io.BytesIO(data), allow_pickle=False) as archive:
-            if not isinstance(archive, np.lib.npyio.NpzFile):
-                raise _unreadable(name, ".npz", "it is not a zip archive")
-            for key in archive.files:
-                value = archive[key]
-                if not isinstance(value, np.ndarray):  # numpy hands back the raw bytes of a non-.npy member
-                    raise _unreadable(name, ".npz", f"member {key!r} is not a .npy array")
-                arrays[key] = value
-    except InputFileError:
-        raise
-    except ValueError as exc:
-        if "pickle" in str(exc).lower():
-            raise _pickled(name) from None
-        raise _corrupt(name, ".npz", exc) from None
-    except Exception as exc:  # untrusted bytes: zipfile and numpy raise many kinds
-        raise _corrupt(name, ".npz", exc) from None
+    with _untrusted(name, ".npz"), np.load(io.BytesIO(data), allow_pickle=False) as archive:
+        if not isinstance(archive, np.lib.npyio.NpzFile):
+            raise _unreadable(name, ".npz", "it is not a zip archive")
+        for key in archive.files:
+            value = archive[key]
+            if not isinstance(value, np.ndarray):  # numpy hands back the raw bytes of a non-.npy member
+                raise _unreadable(name, ".npz", f"member {key!r} is not a .npy array")
+            arrays[key] = value
     return arrays
 
 
