@@ -83,3 +83,15 @@ def test_check_stdin_once() -> None:
     with pytest.raises(ParameterError, match=r"but -k - \(2 times\) read it"):
         check_stdin_once(("INPUT '-'", 0), ("-k -", 2))
     assert stdin_count("-", " - ", "x.npy", None) == 2
+
+
+def test_choices_match_the_library() -> None:
+    """The CLI's choice enums list exactly what the library accepts."""
+    from convcli.cli_options import DisplayChoice, FormatChoice, PaddingModeChoice
+    from convcli.display import DISPLAY_MODES
+    from convcli.geometry import PADDING_MODES
+    from convcli.outputs import OUTPUT_FORMATS
+
+    assert [c.value for c in PaddingModeChoice] == list(PADDING_MODES)
+    assert [c.value for c in DisplayChoice] == list(DISPLAY_MODES)
+    assert sorted(c.value for c in FormatChoice) == sorted(OUTPUT_FORMATS)
