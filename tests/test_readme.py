@@ -79,7 +79,7 @@ def test_examples(workdir: Path) -> None:
         assert "Traceback" not in result.stderr
     expected = [
         "blurred.png", "sharper.png", "edges.png", "smooth.png", "sharp.png", "edge-strength.png",
-        "gradients.npy", "gradient-0.png", "gradient-1.png", "half.png", "soft.png", "lap16.png",
+        "gradients.npy", "gradient-0.png", "gradient-1.png", "half.png", "soft.png", "lap-dilated.png", "lap16.png",
         "boxed-alpha.png", "boxed-photo.png", "grads.npz", "dx.png", "dk.npy", "g.npz",
     ]
     missing = [name for name in expected if not (workdir / name).is_file()]
