@@ -57,7 +57,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 import convcli  # noqa: E402
-import convcli.layer  # noqa: E402
+import convcli.engine.layer  # noqa: E402
 from convcli import Convolution  # noqa: E402
 
 MiB = 1024 * 1024
@@ -389,7 +389,7 @@ def environment() -> list[str]:
                 f"kernel={info.get('architecture')} threads={info.get('num_threads')} "
                 f"({os.path.basename(path)}, {owner})"
             )
-        lines.append(f"convcli worker threads: {convcli.layer.get_num_threads()}")
+        lines.append(f"convcli worker threads: {convcli.engine.layer.get_num_threads()}")
     else:
         lines.append("threadpoolctl not installed: BLAS kernel unknown")
     env = {k: os.environ[k] for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OMP_NUM_THREADS", "OMP_WAIT_POLICY")
@@ -440,8 +440,9 @@ def e2e(path: str, kernel: str = "gaussian:1:5", reps: int = 3) -> int:
 
     from PIL import Image
 
-    from convcli import display, filtering, images
-    from convcli.kernelspec import parse_kernel
+    from convcli.commands import apply as filtering
+    from convcli.io import display, images
+    from convcli.kernels.spec import parse_kernel
 
     tmp = tempfile.mkdtemp(prefix="convcli-e2e-")
     if not path:

@@ -10,9 +10,9 @@ array([[4., 6., 6., 4.],
        [4., 6., 6., 4.]], dtype=float32)
 """
 
+from .engine.im2col import col2im, im2col
+from .engine.layer import Convolution, conv2d
 from .errors import ConvcliError
-from .im2col import col2im, im2col
-from .layer import Convolution, conv2d
 
 __version__ = "0.1.0"
 

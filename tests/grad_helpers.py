@@ -7,9 +7,9 @@ from typing import Any, Optional
 import numpy as np
 from numpy.typing import NDArray
 
-from convcli.gradients import Gradients, backward, build_grad_layer
-from convcli.kernels import Kernel
-from convcli.layerspec import LayerOptions
+from convcli.commands.grad import Gradients, backward, build_grad_layer
+from convcli.kernels.builtins import Kernel
+from convcli.kernels.layerspec import LayerOptions
 
 F64 = NDArray[np.float64]
 # all taps distinct and non-symmetric, so a missing or extra flip shows; sums far from 0

@@ -1,4 +1,4 @@
-"""convcli.arrays: reading sources, sniffing, .npy/.npz/text, NCHW shapes."""
+"""convcli.io.inputs: reading sources, sniffing, .npy/.npz/text, NCHW shapes."""
 
 from __future__ import annotations
 
@@ -18,8 +18,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 from PIL import Image
 
-from convcli import arrays
-from convcli.arrays import (
+from convcli.errors import InputFileError, ShapeError
+from convcli.io import inputs as arrays
+from convcli.io.images import LUMA_WEIGHTS, encode_png
+from convcli.io.inputs import (
     LoadedInput,
     load_input,
     load_npy,
@@ -30,9 +32,7 @@ from convcli.arrays import (
     sniff,
     to_nchw,
 )
-from convcli.errors import InputFileError, ShapeError
-from convcli.images import LUMA_WEIGHTS, encode_png
-from convcli.outputs import npy_bytes, npz_bytes
+from convcli.io.outputs import npy_bytes, npz_bytes
 
 NOT_ROOT = pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root ignores file permissions")
 
@@ -517,7 +517,7 @@ def test_inputs_carry_the_image_bit_depth(tmp_path: Path) -> None:
 
 
 def test_decode_input_is_load_input_of_bytes(tmp_path: Path) -> None:
-    from convcli.arrays import array_input, decode_input, pick_npz
+    from convcli.io.inputs import array_input, decode_input, pick_npz
 
     data = npz_bytes({"a": np.zeros((2, 2)), "x": np.arange(6.0).reshape(2, 3)})
     got = decode_input(data, "-")

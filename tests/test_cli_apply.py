@@ -31,7 +31,7 @@ from PIL import Image
 from scipy import ndimage as ndi  # type: ignore[import-untyped]
 
 from convcli.cli import app
-from convcli.kernels import SOBEL_X, SOBEL_Y, gaussian_kernel
+from convcli.kernels.builtins import SOBEL_X, SOBEL_Y, gaussian_kernel
 
 SAMPLES = Path(__file__).resolve().parent.parent / "sample_images"
 SCIPY_MODE = {"zeros": "constant", "reflect": "mirror", "replicate": "nearest", "circular": "wrap"}
@@ -947,7 +947,7 @@ def test_one_input_spelled_twice_is_refused_before_writing(tmp_path: Path, gray:
 
 def test_failure_after_some_outputs_removes_them(tmp_path: Path, gray: Path, rgb: Path, monkeypatch: Any) -> None:
     """The second batch fails while computing: the first batch's new file is removed again."""
-    from convcli.layer import Convolution
+    from convcli.engine.layer import Convolution
 
     calls = {"n": 0}
     forward = Convolution.forward
@@ -1043,7 +1043,7 @@ def test_an_output_larger_than_memory_is_refused_before_any_work(tmp_path: Path,
 def test_out_of_memory_names_the_output_and_gives_no_float32_advice_in_float32(
     tmp_path: Path, gray: Path, monkeypatch: Any
 ) -> None:
-    from convcli.layer import Convolution
+    from convcli.engine.layer import Convolution
 
     def failing(self: Convolution, x: np.ndarray) -> np.ndarray:
         raise MemoryError

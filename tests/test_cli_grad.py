@@ -249,7 +249,7 @@ def test_dK_of_builtin_and_inline_kernels_float32(work: Path) -> None:
     ok("rgb.png", "-k", "gaussian:1:3", "-k", "emboss", "-k", "3x3: 1,2,4,8,16,32,64,128,256", "--normalize",
        "--flip", "--dout", "randn:2", "-o", "g.npz")
     got = load_npz("g.npz")
-    from convcli.kernels import EMBOSS, gaussian_kernel
+    from convcli.kernels.builtins import EMBOSS, gaussian_kernel
 
     kernels = np.stack([gaussian_kernel(1.0, 3), EMBOSS, 2.0 ** np.arange(9).reshape(3, 3)])
     want = numeric_dK(image_floats(work / "rgb.png"), kernels, randn((1, 9, 14, 18), 2, np.float32), True, True,
@@ -352,7 +352,7 @@ def test_check_with_quiet_prints_nothing(work: Path) -> None:
 @pytest.mark.parametrize("quiet", [False, True])
 def test_check_fails_on_a_wrong_backward(work: Path, monkeypatch: pytest.MonkeyPatch, quiet: bool) -> None:
     """A layer whose backward returns a wrong dW (flipped, as with a mixed-up correlation) fails the check."""
-    from convcli import layer as layer_module
+    from convcli.engine import layer as layer_module
 
     real = layer_module.Convolution.backward
 

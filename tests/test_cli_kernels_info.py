@@ -14,7 +14,7 @@ from cli_helpers import assert_one_line_error, ok, run, runner
 from PIL import Image
 
 from convcli.cli import app
-from convcli.kernels import BUILTINS, SOBEL_X, gaussian_kernel
+from convcli.kernels.builtins import BUILTINS, SOBEL_X, gaussian_kernel
 
 SAMPLES = Path(__file__).resolve().parent.parent / "sample_images"
 
@@ -295,7 +295,7 @@ def test_kernels_help_mentions_standard_input() -> None:
 
 
 def test_kernels_layer_uses_the_matrix_printer(tmp_path: Path) -> None:
-    from convcli.kernels import format_matrix
+    from convcli.kernels.builtins import format_matrix
 
     w = np.arange(12.0).reshape(3, 1, 2, 2) / 4
     np.save(tmp_path / "w.npy", w)

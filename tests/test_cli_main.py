@@ -26,12 +26,12 @@ def help_text(*command: str) -> str:
 
 
 def test_an_unexpected_exception_is_one_line_not_a_traceback(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import convcli.filtering
+    import convcli.commands.apply
 
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("something\nwent wrong")
 
-    monkeypatch.setattr(convcli.filtering, "apply_filters", broken)
+    monkeypatch.setattr(convcli.commands.apply, "apply_filters", broken)
     np.save(tmp_path / "x.npy", np.ones((4, 4)))
     result = runner.invoke(app, ["apply", str(tmp_path / "x.npy"), "-k", "box:3", "-o", str(tmp_path / "o.npy")])
     assert result.exit_code == 1

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from convcli.cli_options import check_stdin_once, parse_bias, parse_pad, parse_pair, stdin_count
+from convcli.cli.options import check_stdin_once, parse_bias, parse_pad, parse_pair, stdin_count
 from convcli.errors import ConvcliError, InputFileError, ParameterError
 
 
@@ -87,10 +87,10 @@ def test_check_stdin_once() -> None:
 
 def test_choices_match_the_library() -> None:
     """The CLI's choice enums list exactly what the library accepts."""
-    from convcli.cli_options import DisplayChoice, FormatChoice, PaddingModeChoice
-    from convcli.display import DISPLAY_MODES
-    from convcli.geometry import PADDING_MODES
-    from convcli.outputs import OUTPUT_FORMATS
+    from convcli.cli.options import DisplayChoice, FormatChoice, PaddingModeChoice
+    from convcli.engine.geometry import PADDING_MODES
+    from convcli.io.display import DISPLAY_MODES
+    from convcli.io.outputs import OUTPUT_FORMATS
 
     assert [c.value for c in PaddingModeChoice] == list(PADDING_MODES)
     assert [c.value for c in DisplayChoice] == list(DISPLAY_MODES)

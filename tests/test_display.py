@@ -1,4 +1,4 @@
-"""convcli.display: the four display mappings, exact values, NaN/inf, default choice."""
+"""convcli.io.display: the four display mappings, exact values, NaN/inf, default choice."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from convcli.display import DISPLAY_MODES, default_display, to_display
 from convcli.errors import ParameterError, ShapeError
+from convcli.io.display import DISPLAY_MODES, default_display, to_display
 
 VALUES = np.array([[[-2.0, -0.5, 0.0, 0.25, 0.5, 1.0, 3.0]]], dtype=np.float32)
 
@@ -169,7 +169,7 @@ def test_display_modes_constant() -> None:
 
 
 def test_montage_lays_out_cells_each_mapped_alone() -> None:
-    from convcli.display import montage
+    from convcli.io.display import montage
 
     cells = np.zeros((2, 3, 1, 2, 2), np.float32)
     for r in range(2):

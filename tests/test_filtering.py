@@ -1,4 +1,4 @@
-"""convcli.filtering: apply's library layer — output options, layers built once, display, bit depth.
+"""convcli.commands.apply: apply's library layer — output options, layers built once, display, bit depth.
 
 The numbers ``apply`` computes are tested end to end in test_cli_apply.py; here are the decisions
 around them: which format and bit depth, which display, and how often a layer is built.
@@ -12,12 +12,12 @@ from typing import Any
 import numpy as np
 import pytest
 
-import convcli.layerspec as layerspec
-from convcli.arrays import LoadedInput
+import convcli.kernels.layerspec as layerspec
+from convcli.commands.apply import OutputOptions, apply_filters, check_output_options, display_for, resolve_format
 from convcli.errors import OutputFileError, ParameterError
-from convcli.filtering import OutputOptions, apply_filters, check_output_options, display_for, resolve_format
-from convcli.kernelspec import parse_kernel
-from convcli.layerspec import LayerOptions, layer_weights
+from convcli.io.inputs import LoadedInput
+from convcli.kernels.layerspec import LayerOptions, layer_weights
+from convcli.kernels.spec import parse_kernel
 
 
 def loaded(data: np.ndarray, name: str, kind: str = "array", bits: Any = None) -> LoadedInput:

@@ -10,8 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from convcli.errors import ConvcliError, ParameterError, ShapeError
-from convcli.geometry import (
+from convcli.engine.geometry import (
     ConvGeometry,
     as_pair,
     check_padding_mode,
@@ -20,6 +19,7 @@ from convcli.geometry import (
     resolve_padding,
     same_padding,
 )
+from convcli.errors import ConvcliError, ParameterError, ShapeError
 
 # (size, kernel, stride, dilation, pad_before, pad_after, PyTorch's output size), each
 # worked out by hand from floor((size + pads - d*(k-1) - 1) / s) + 1.

@@ -1,4 +1,4 @@
-"""convcli.grad_outputs: naming and checking grad's output files, and their PNG layouts."""
+"""convcli.commands.grad_outputs: naming and checking grad's output files, and their PNG layouts."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from grad_helpers import rng_array
 from hypothesis import given
 from hypothesis import strategies as st
 
+from convcli.commands.grad_outputs import grad_png, plan_outputs
 from convcli.errors import OutputFileError, ParameterError
-from convcli.grad_outputs import grad_png, plan_outputs
 
 
 def test_plan_outputs(tmp_path: Path) -> None:
@@ -62,7 +62,7 @@ def test_grad_png_values_in_unit_range(rows: int, cols: int) -> None:
 
 
 def test_plan_outputs_refuses_an_unwritable_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # every target goes through convcli.outputs.check_target, its writability check included
+    # every target goes through convcli.io.outputs.check_target, its writability check included
     monkeypatch.setattr(os, "access", lambda path, mode: os.fspath(path) != str(tmp_path))
     with pytest.raises(OutputFileError, match=r"cannot write '.*dx\.npy': permission denied \(directory"):
         plan_outputs(None, {"dx": str(tmp_path / "dx.npy"), "dW": None, "db": None}, "x-grad.npz")

@@ -1,4 +1,4 @@
-"""convcli.gradcheck: the numerical gradient check, its local windows and batched perturbations.
+"""convcli.commands.gradcheck: the numerical gradient check, its local windows and batched perturbations.
 
 The windowed differences are compared with central differences of ``L = sum(y * dout)`` over the
 *whole* output (tests/reference.py's :func:`numerical_gradient`); the check must pass on correct
@@ -17,11 +17,11 @@ from hypothesis import HealthCheck, given, settings
 from reference import conv_cases, numerical_gradient
 
 from convcli import Convolution
+from convcli.commands.grad import Gradients, kernel_gradient
+from convcli.commands.gradcheck import _Probe, _weight_variants, check_options, default_tolerance, gradient_check
 from convcli.errors import ParameterError
-from convcli.gradcheck import _Probe, _weight_variants, check_options, default_tolerance, gradient_check
-from convcli.gradients import Gradients, kernel_gradient
-from convcli.kernels import Kernel
-from convcli.layerspec import LayerOptions
+from convcli.kernels.builtins import Kernel
+from convcli.kernels.layerspec import LayerOptions
 
 
 def full_loss_numeric(x: F64, w: F64, b: F64, dout: F64, kw: dict[str, Any]) -> tuple[F64, F64, F64]:
@@ -152,7 +152,7 @@ def test_check_leaves_out_zero_sum_kernels_under_normalize() -> None:
 
 
 def test_check_leaves_out_large_tap_zero_sum_kernels_under_normalize() -> None:
-    from convcli.kernelspec import parse_kernel
+    from convcli.kernels.spec import parse_kernel
 
     log = parse_kernel("log:0.01")  # taps ~1e4, sum ~1e-12: zero-sum by the relative test normalize uses
     x = rng_array((1, 1, 8, 8), 9)

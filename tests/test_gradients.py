@@ -1,9 +1,9 @@
-"""convcli.gradients: backward, dK (the gradient for the kernels as given), dout.
+"""convcli.commands.grad: backward, dK (the gradient for the kernels as given), dout.
 
 References are this file's own: float64 central differences of the loss ``L = sum(y * dout)``
 over the *whole* output, perturbing one entry at a time (tests/reference.py's
 :func:`numerical_gradient`), with layer weights built here from the user's kernels by hand
-(flip, then divide by the sum), not through :func:`convcli.bank.filter_bank`.
+(flip, then divide by the sum), not through :func:`convcli.kernels.bank.filter_bank`.
 """
 
 from __future__ import annotations
@@ -18,11 +18,11 @@ from numpy.typing import NDArray
 from reference import conv2d_backward, numerical_gradient
 
 from convcli import Convolution
+from convcli.commands.grad import backward, build_grad_layer, kernel_gradient, load_dout, make_dout, run_grad
 from convcli.errors import InputFileError, MemoryLimitError, ParameterError, ShapeError
-from convcli.gradients import backward, build_grad_layer, kernel_gradient, load_dout, make_dout, run_grad
-from convcli.kernels import Kernel
-from convcli.kernelspec import parse_kernel
-from convcli.layerspec import LayerOptions
+from convcli.kernels.builtins import Kernel
+from convcli.kernels.layerspec import LayerOptions
+from convcli.kernels.spec import parse_kernel
 
 
 def prepared(kernel: F64, flip: bool, normalize: bool) -> F64:
@@ -238,7 +238,7 @@ def test_run_grad_is_backward_of_the_layer_apply_builds() -> None:
 
 
 def test_run_grad_checks_dout_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import convcli.gradients as gradients
+    import convcli.commands.grad as gradients
 
     calls: list[tuple[Any, ...]] = []
     real = gradients.check_dout_shape

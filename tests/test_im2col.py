@@ -11,9 +11,9 @@ from numpy.typing import NDArray
 from reference import PADDING_MODES, conv2d_forward, conv_cases, im2col_reference, pad_input, position_coded
 
 from convcli import col2im, im2col
+from convcli.engine.geometry import plan_geometry
+from convcli.engine.im2col import band_rows, fold, gather_band, pad_source_index, scatter_band, unfold
 from convcli.errors import ConvcliError, ShapeError
-from convcli.geometry import plan_geometry
-from convcli.im2col import band_rows, fold, gather_band, pad_source_index, scatter_band, unfold
 
 # --------------------------------------------------------------------------- layout
 

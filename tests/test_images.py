@@ -1,4 +1,4 @@
-"""convcli.images: Pillow ⇄ NCHW float, modes, bit depths, alpha, EXIF, errors."""
+"""convcli.io.images: Pillow ⇄ NCHW float, modes, bit depths, alpha, EXIF, errors."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from hypothesis.extra.numpy import arrays
 from PIL import Image
 
 from convcli.errors import InputFileError, OutputFileError, ShapeError
-from convcli.images import (
+from convcli.io.images import (
     LUMA_WEIGHTS,
     encode_png,
     encode_tiff_float,

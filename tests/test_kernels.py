@@ -1,4 +1,4 @@
-"""Tests of convcli.kernels, .kernelspec and .bank: built-ins, the spec parser, kernel files, filter banks."""
+"""Tests of convcli.kernels.builtins, .kernelspec and .bank: built-ins, the spec parser, kernel files, filter banks."""
 
 from __future__ import annotations
 
@@ -14,9 +14,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from convcli.bank import filter_bank, filter_sums, is_zero_sum, kernel_stack, kernel_sum_sign, zero_sum_filters
+from convcli.engine.layer import Convolution
 from convcli.errors import InputFileError, KernelSpecError, ParameterError, ShapeError
-from convcli.kernels import (
+from convcli.kernels.bank import filter_bank, filter_sums, is_zero_sum, kernel_stack, kernel_sum_sign, zero_sum_filters
+from convcli.kernels.builtins import (
     BUILTINS,
     EMBOSS,
     IDENTITY,
@@ -29,8 +30,7 @@ from convcli.kernels import (
     gaussian_kernel,
     log_kernel,
 )
-from convcli.kernelspec import load_kernel_bytes, parse_kernel
-from convcli.layer import Convolution
+from convcli.kernels.spec import load_kernel_bytes, parse_kernel
 
 SOBEL_X_ROWS = [[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]]
 
@@ -845,9 +845,9 @@ def test_kernel_stack() -> None:
 
 
 def test_kernels_docstring_formula_has_the_even_kernel_offset() -> None:
-    import convcli.kernels
+    import convcli.kernels.builtins
 
-    assert "x[i + u - (FH-1)//2, j + v - (FW-1)//2]" in (convcli.kernels.__doc__ or "")
+    assert "x[i + u - (FH-1)//2, j + v - (FW-1)//2]" in (convcli.kernels.builtins.__doc__ or "")
 
 
 @pytest.mark.parametrize(("spec", "fragment"), [

@@ -24,9 +24,9 @@ from reference import (
 )
 
 from convcli import Convolution, conv2d
+from convcli.engine.geometry import plan_geometry
+from convcli.engine.layer import DEFAULT_TILE_BYTES, plan_tiles
 from convcli.errors import ConvcliError, ParameterError, ShapeError
-from convcli.geometry import plan_geometry
-from convcli.layer import DEFAULT_TILE_BYTES, plan_tiles
 
 Case = tuple[tuple[int, int, int, int], tuple[int, int, int, int], dict[str, object]]
 

@@ -1,4 +1,4 @@
-"""convcli.outputs: whole-or-nothing writes, ``-`` for stdout, inputs never overwritten."""
+"""convcli.io.outputs: whole-or-nothing writes, ``-`` for stdout, inputs never overwritten."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from types import SimpleNamespace
 import pytest
 
 from convcli.errors import OutputFileError
-from convcli.outputs import (
+from convcli.io.outputs import (
     all_or_nothing,
     check_target,
     check_targets,

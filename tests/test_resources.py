@@ -1,4 +1,4 @@
-"""convcli.resources: results too large for memory are refused, or reported, with their shape and size."""
+"""convcli.engine.memory: results too large for memory are refused, or reported, with their shape and size."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-import convcli.resources as resources
+import convcli.engine.memory as resources
+from convcli.engine.memory import allocation_guard, check_result_size
 from convcli.errors import MemoryLimitError
-from convcli.resources import allocation_guard, check_result_size
 
 
 def test_check_result_size(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -41,7 +41,10 @@ def test_library_docstrings_name_parameters_not_cli_flags() -> None:
     """The library documents its own parameters (flip=, normalize=), not the CLI's --flip/--normalize."""
     import inspect
 
-    from convcli import bank, filtering, gradcheck, gradients
+    from convcli.commands import apply as filtering
+    from convcli.commands import grad as gradients
+    from convcli.commands import gradcheck
+    from convcli.kernels import bank
 
     for module in (bank, filtering, gradcheck, gradients):
         for name, obj in vars(module).items():

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from convcli import Convolution, col2im, conv2d, im2col
-from convcli import layer as layer_mod
+from convcli.engine import layer as layer_mod
 
 NP_MODES = {"zeros": "constant", "reflect": "reflect", "replicate": "edge", "circular": "wrap"}
 

@@ -21,8 +21,8 @@ from typing import Optional
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from .bank import is_zero_sum
-from .errors import ParameterError, ShapeError
+from ..errors import ParameterError, ShapeError
+from ..kernels.bank import is_zero_sum
 
 DISPLAY_MODES: tuple[str, ...] = ("clip", "abs", "minmax", "offset")
 

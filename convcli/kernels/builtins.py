@@ -25,7 +25,7 @@ from typing import Any, Optional
 import numpy as np
 from numpy.typing import NDArray
 
-from .errors import KernelSpecError, ShapeError
+from ..errors import KernelSpecError, ShapeError
 
 FloatArray = NDArray[np.float64]
 

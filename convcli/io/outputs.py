@@ -21,7 +21,7 @@ from typing import Callable, Optional
 import numpy as np
 from numpy.typing import ArrayLike
 
-from .errors import OutputFileError
+from ..errors import OutputFileError
 
 #: Output formats by file extension (compared case-insensitively).  A format's first
 #: extension here is the one default names get.

@@ -20,7 +20,7 @@ from typing import Any, Optional
 import numpy as np
 from numpy.typing import NDArray
 
-from .errors import InputFileError, ShapeError, one_line
+from ..errors import InputFileError, ShapeError, one_line
 from .images import load_image, luma
 
 STDIN_NAME = "<stdin>"

@@ -14,7 +14,7 @@ import operator
 from dataclasses import dataclass
 from typing import Literal, Union
 
-from .errors import ParameterError, ShapeError
+from ..errors import ParameterError, ShapeError
 
 IntPair = tuple[int, int]
 PadSpec = Union[int, tuple[int, int], tuple[int, int, int, int], str]

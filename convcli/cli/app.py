@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn, Optional
 import typer
 from typer.core import TyperGroup
 
-from . import __version__
-from .cli_options import (
+from .. import __version__
+from ..errors import ConvcliError, one_line
+from .options import (
     PROGRESS_MIN_VALUES,
     BiasOpt,
     DilationOpt,
@@ -42,10 +43,9 @@ from .cli_options import (
     refuse_terminal,
     stdin_count,
 )
-from .errors import ConvcliError, one_line
 
 if TYPE_CHECKING:
-    from .gradcheck import CheckRow
+    from ..commands.gradcheck import CheckRow
 
 # Exit codes: 1 failure, 2 usage (bad option or argument), 3 unreadable input, 4 unwritable output.
 
@@ -209,9 +209,9 @@ def apply(
 
       convcli apply photo.png -k gaussian:2 -o - | convcli apply - -k sobel-x -o edges.png
     """
-    from .arrays import load_input
-    from .filtering import OutputOptions, apply_filters, check_output_options
-    from .kernelspec import parse_kernel
+    from ..commands.apply import OutputOptions, apply_filters, check_output_options
+    from ..io.inputs import load_input
+    from ..kernels.spec import parse_kernel
 
     report = Reporter(quiet)
     check_stdin_once(
@@ -349,11 +349,11 @@ def grad(
     """
     import time
 
-    from .arrays import input_stem, load_input
-    from .grad_outputs import plan_outputs, write_outputs
-    from .gradcheck import check_options, default_tolerance, gradient_check
-    from .gradients import run_grad
-    from .kernelspec import parse_kernel
+    from ..commands.grad import run_grad
+    from ..commands.grad_outputs import plan_outputs, write_outputs
+    from ..commands.gradcheck import check_options, default_tolerance, gradient_check
+    from ..io.inputs import input_stem, load_input
+    from ..kernels.spec import parse_kernel
 
     report = Reporter(quiet)
     if check:
@@ -445,7 +445,7 @@ def kernels(
     from rich.console import Console
     from rich.table import Table
 
-    from .kernels import BUILTINS, format_matrix
+    from ..kernels.builtins import BUILTINS, format_matrix
 
     console = Console()
     if spec is None:
@@ -456,7 +456,7 @@ def kernels(
             table.add_row(builtin.usage, builtin.summary)
         console.print(table)
         return
-    from .kernelspec import parse_kernel  # (not for the list: it brings the file readers, Pillow)
+    from ..kernels.spec import parse_kernel  # (not for the list: it brings the file readers, Pillow)
 
     kern = parse_kernel(spec)
     weights = kern.weights
@@ -484,7 +484,7 @@ def info(
     from rich.measure import Measurement
     from rich.table import Table
 
-    from .arrays import STDIN_NAME, array_input, decode_input, load_npz, pick_npz, read_source, sniff
+    from ..io.inputs import STDIN_NAME, array_input, decode_input, load_npz, pick_npz, read_source, sniff
 
     table = Table()
     for column in ("file", "kind", "shape (N, C, H, W)", "dtype", "min", "max", "mean", "notes"):

@@ -23,7 +23,7 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .errors import InputFileError, OutputFileError, ShapeError, one_line
+from ..errors import InputFileError, OutputFileError, ShapeError, one_line
 
 #: ITU-R 601-2 luma weights (R, G, B), the ones Pillow's ``convert("L")`` uses.
 LUMA_WEIGHTS: tuple[float, float, float] = (0.299, 0.587, 0.114)

@@ -16,8 +16,8 @@ from typing import Any, Optional
 import numpy as np
 from numpy.typing import NDArray
 
-from .errors import KernelSpecError, ParameterError, ShapeError
-from .kernels import FloatArray, Kernel
+from ..errors import KernelSpecError, ParameterError, ShapeError
+from .builtins import FloatArray, Kernel
 
 __all__ = [
     "ZERO_SUM_RTOL", "filter_bank", "filter_sums", "is_zero_sum", "kernel_stack", "kernel_sum_sign", "zero_sum_filters",

@@ -25,7 +25,7 @@ from typing import Optional
 import numpy as np
 from numpy.typing import NDArray
 
-from .errors import ShapeError
+from ..errors import ShapeError
 from .geometry import ConvGeometry, PadSpec, plan_geometry
 
 

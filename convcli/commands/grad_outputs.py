@@ -15,11 +15,11 @@ from typing import Optional
 import numpy as np
 from numpy.typing import NDArray
 
-from .display import check_display, montage
-from .errors import OutputFileError
-from .gradients import Gradients
-from .images import encode_png
-from .outputs import all_or_nothing, check_targets, format_for_path, npy_bytes, npz_bytes
+from ..errors import OutputFileError
+from ..io.display import check_display, montage
+from ..io.images import encode_png
+from ..io.outputs import all_or_nothing, check_targets, format_for_path, npy_bytes, npz_bytes
+from .grad import Gradients
 
 
 @dataclass

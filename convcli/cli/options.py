@@ -17,7 +17,7 @@ from typing import Annotated, Any, Callable, Optional
 
 import typer
 
-from .errors import InputFileError, OutputFileError, ParameterError
+from ..errors import InputFileError, OutputFileError, ParameterError
 
 
 def _numbers(text: str) -> list[str]:
@@ -65,7 +65,7 @@ def parse_bias(text: str) -> Any:
     """
     import numpy as np
 
-    from .arrays import STDIN_NAME, load_npy, read_source
+    from ..io.inputs import STDIN_NAME, load_npy, read_source
 
     usage = "a number, a comma-separated list, a .npy file or '-' (.npy on standard input)"
     name = text.strip()
@@ -179,7 +179,7 @@ def layer_options(
     dtype: Optional[DtypeChoice],
 ) -> Any:
     """The shared layer options as a :class:`convcli.layerspec.LayerOptions`."""
-    from .layerspec import LayerOptions
+    from ..kernels.layerspec import LayerOptions
 
     return LayerOptions(
         stride=parse_pair(stride, "--stride"),

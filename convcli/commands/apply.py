@@ -16,16 +16,24 @@ from typing import Callable, Optional
 import numpy as np
 from numpy.typing import NDArray
 
-from .arrays import LoadedInput
-from .bank import filter_sums
-from .display import check_display, default_display, to_display
-from .errors import OutputFileError, ParameterError
-from .images import encode_png, encode_tiff_float
-from .kernels import Kernel
-from .layer import Convolution
-from .layerspec import LayerOptions, LayerWeights, layer_from_weights, layer_weights, working_dtype
-from .outputs import OUTPUT_FORMATS, all_or_nothing, check_targets, extension_for, format_for_path, npy_bytes, npz_bytes
-from .resources import allocation_guard, check_result_size
+from ..engine.layer import Convolution
+from ..engine.memory import allocation_guard, check_result_size
+from ..errors import OutputFileError, ParameterError
+from ..io.display import check_display, default_display, to_display
+from ..io.images import encode_png, encode_tiff_float
+from ..io.inputs import LoadedInput
+from ..io.outputs import (
+    OUTPUT_FORMATS,
+    all_or_nothing,
+    check_targets,
+    extension_for,
+    format_for_path,
+    npy_bytes,
+    npz_bytes,
+)
+from ..kernels.bank import filter_sums
+from ..kernels.builtins import Kernel
+from ..kernels.layerspec import LayerOptions, LayerWeights, layer_from_weights, layer_weights, working_dtype
 
 
 def display_for(weights: LayerWeights) -> str:

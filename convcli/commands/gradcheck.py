@@ -17,13 +17,13 @@ from typing import Optional
 import numpy as np
 from numpy.typing import NDArray
 
-from .bank import filter_bank, kernel_stack, zero_sum_filters
-from .errors import ParameterError
-from .geometry import ConvGeometry
-from .gradients import Gradients
-from .im2col import band_rows, gather_band, pad_source_index
-from .kernels import Kernel
-from .layer import Convolution
+from ..engine.geometry import ConvGeometry
+from ..engine.im2col import band_rows, gather_band, pad_source_index
+from ..engine.layer import Convolution
+from ..errors import ParameterError
+from ..kernels.bank import filter_bank, kernel_stack, zero_sum_filters
+from ..kernels.builtins import Kernel
+from .grad import Gradients
 
 #: Bytes of float64 output one batched forward of :func:`gradient_check` may allocate.
 CHECK_BYTES = 64 * 1024 * 1024

@@ -14,11 +14,11 @@ from typing import Optional
 import numpy as np
 from numpy.typing import NDArray
 
+from ..engine.geometry import PadSpec
+from ..engine.layer import Convolution
+from ..errors import ShapeError
 from .bank import filter_bank
-from .errors import ShapeError
-from .geometry import PadSpec
-from .kernels import FloatArray, Kernel
-from .layer import Convolution
+from .builtins import FloatArray, Kernel
 
 
 @dataclass

@@ -17,7 +17,7 @@ from typing import Optional
 
 import numpy as np
 
-from .errors import MemoryLimitError
+from ..errors import MemoryLimitError
 
 __all__ = ["allocation_guard", "check_result_size", "physical_memory"]
 

@@ -24,13 +24,13 @@ from typing import Optional
 import numpy as np
 from numpy.typing import NDArray
 
-from .arrays import load_npy, load_npz, read_source, sniff
-from .bank import kernel_stack, zero_sum_filters
-from .errors import InputFileError, ParameterError, ShapeError
-from .kernels import Kernel
-from .layer import Convolution, compute_dtype
-from .layerspec import LayerOptions, build_layer, working_dtype
-from .resources import allocation_guard, check_result_size
+from ..engine.layer import Convolution, compute_dtype
+from ..engine.memory import allocation_guard, check_result_size
+from ..errors import InputFileError, ParameterError, ShapeError
+from ..io.inputs import load_npy, load_npz, read_source, sniff
+from ..kernels.bank import kernel_stack, zero_sum_filters
+from ..kernels.builtins import Kernel
+from ..kernels.layerspec import LayerOptions, build_layer, working_dtype
 
 _RANDN = re.compile(r"^randn(?::(\d+))?$")
 _GENERATOR_LIKE = re.compile(r"^(ones|randn)\b", re.IGNORECASE)

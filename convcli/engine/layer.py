@@ -31,7 +31,7 @@ from typing import Callable, Optional
 import numpy as np
 from numpy.typing import NDArray
 
-from .errors import ParameterError, ShapeError
+from ..errors import ParameterError, ShapeError
 from .geometry import ConvGeometry, PadSpec, check_layer_args, plan_geometry
 from .im2col import FlatLayout, FlatTile, band_rows, flat_layout, scatter_band
 from .parallel import Turnstile, get_num_threads, run_tiles, set_num_threads

@@ -33,9 +33,9 @@ from typing import Any, Optional
 
 import numpy as np
 
-from .arrays import load_npy, load_npz, load_text, parse_row, sniff, stack_rows
-from .errors import InputFileError, KernelSpecError, one_line
-from .kernels import BUILTINS, Kernel, check_bias, check_weights
+from ..errors import InputFileError, KernelSpecError, one_line
+from ..io.inputs import load_npy, load_npz, load_text, parse_row, sniff, stack_rows
+from .builtins import BUILTINS, Kernel, check_bias, check_weights
 
 __all__ = ["KERNEL_FILE_EXTENSIONS", "load_kernel_bytes", "parse_kernel"]
 

@@ -1,0 +1,1 @@
+"""The engine: geometry, tiles, im2col and the Convolution layer."""

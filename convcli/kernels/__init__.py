@@ -1,0 +1,1 @@
+"""Kernels: built-ins, the spec parser, and kernels + options -> a layer."""
