@@ -24,7 +24,8 @@ from typing import Optional
 import numpy as np
 from numpy.typing import NDArray
 
-from ..engine.layer import Convolution, compute_dtype
+from ..engine.dtypes import compute_dtype
+from ..engine.layer import Convolution
 from ..engine.memory import allocation_guard, check_result_size
 from ..errors import InputFileError, ParameterError, ShapeError
 from ..io.inputs import load_npy, load_npz, read_source, sniff

@@ -26,6 +26,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..errors import ShapeError
+from .dtypes import float_dtype
 from .geometry import ConvGeometry, PadSpec, plan_geometry
 
 
@@ -184,10 +185,6 @@ def _image_geometry(
     )
 
 
-def _float_dtype(dtype: np.dtype) -> np.dtype:
-    return dtype if np.issubdtype(dtype, np.floating) else np.dtype(np.float32)
-
-
 def im2col(
     input_data: NDArray[np.generic], filter_h: int, filter_w: int, stride: object = 1,
     pad: PadSpec = 0, *, dilation: object = 1, padding_mode: str = "zeros",
@@ -222,7 +219,7 @@ def im2col(
     """
     x = np.asarray(input_data)
     geom = _image_geometry(x.shape, filter_h, filter_w, stride, pad, dilation, padding_mode)
-    dtype = _float_dtype(x.dtype)
+    dtype = float_dtype(x.dtype)
     n, c = geom.batch, geom.channels
     oh, ow = geom.out_h, geom.out_w
     band = np.empty((c, n, band_rows(geom, oh), geom.padded_hw[1]), dtype=dtype)
@@ -267,7 +264,7 @@ def col2im(
     expected = (n * oh * ow, c * filter_h * filter_w)
     if y.shape != expected:
         raise ShapeError(f"col must have shape {expected} for input_shape {tuple(input_shape)}, got {y.shape}")
-    dtype = _float_dtype(y.dtype)
+    dtype = float_dtype(y.dtype)
     band = np.zeros((c, n, band_rows(geom, oh), geom.padded_hw[1]), dtype=dtype)
     fold(y.reshape(n, oh, ow, c, filter_h, filter_w).transpose(3, 4, 5, 0, 1, 2), band, geom)
     dx = np.zeros((n, c, geom.height, geom.width), dtype=dtype)

@@ -32,6 +32,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..errors import ParameterError, ShapeError
+from .dtypes import compute_dtype, float_dtype
 from .geometry import ConvGeometry, PadSpec, check_layer_args, plan_geometry
 from .im2col import FlatLayout, FlatTile, band_rows, flat_layout, scatter_band
 from .parallel import Turnstile, get_num_threads, run_tiles, set_num_threads
@@ -89,20 +90,6 @@ def _even_split(total: int, most: int) -> list[tuple[int, int]]:
     for i in range(count):
         bounds.append(bounds[-1] + base + (1 if i < extra else 0))
     return list(zip(bounds[:-1], bounds[1:]))
-
-
-def compute_dtype(*arrays: Optional[NDArray[np.generic]]) -> np.dtype:
-    """Float dtype to compute in: numpy's promotion of the float inputs.
-
-    Integer and bool arrays count as float32, so integer images give float32 and a
-    float32 input with float64 weights computes in float64.
-    """
-    dtypes = [
-        a.dtype if np.issubdtype(a.dtype, np.floating) else np.dtype(np.float32)
-        for a in arrays
-        if a is not None
-    ]
-    return np.result_type(*dtypes)
 
 
 class _Worker:
@@ -351,7 +338,7 @@ class Convolution:
 
 
 def _w_dtype(W: NDArray[np.generic], dtype: np.dtype) -> np.dtype:
-    return W.dtype if np.issubdtype(W.dtype, np.floating) else dtype
+    return float_dtype(W.dtype) if np.issubdtype(W.dtype, np.floating) else dtype
 
 
 def _bias_grad(

@@ -14,6 +14,7 @@ from typing import Optional
 import numpy as np
 from numpy.typing import NDArray
 
+from ..engine.dtypes import float_dtype
 from ..engine.geometry import PadSpec
 from ..engine.layer import Convolution
 from ..errors import ShapeError
@@ -57,9 +58,7 @@ class LayerOptions:
 
 def working_dtype(data: NDArray[np.generic], requested: Optional[str]) -> np.dtype:
     """The dtype to compute in: ``requested``, else the input's float dtype, else float32."""
-    if requested is not None:
-        return np.dtype(requested)
-    return data.dtype if data.dtype in (np.float32, np.float64) else np.dtype(np.float32)
+    return np.dtype(requested) if requested is not None else float_dtype(data.dtype)
 
 
 @dataclass
