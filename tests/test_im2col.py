@@ -12,7 +12,8 @@ from reference import PADDING_MODES, conv2d_forward, conv_cases, im2col_referenc
 
 from convcli import col2im, im2col
 from convcli.engine.geometry import plan_geometry
-from convcli.engine.im2col import band_rows, fold, gather_band, pad_source_index, scatter_band, unfold
+from convcli.engine.padding import Lattice, add_window, read_window, source_index, window
+from convcli.engine.tiles import Chunk, Tile, TilePlan, Workspace
 from convcli.errors import ConvcliError, ShapeError
 
 # --------------------------------------------------------------------------- layout
@@ -89,18 +90,19 @@ def test_im2col_padding_modes_hand_computed(mode: str) -> None:
     np.testing.assert_array_equal(col_h, expected)
 
 
-# pad_source_index for size 4, p = -3 .. 6 (np.pad of arange(4) by 3 gives the same)
+# source_index for size 4, p = -3 .. 6 (np.pad of arange(4) by 3 gives the same)
 SOURCE_INDEX = {
     "zeros": [-1, -1, -1, 0, 1, 2, 3, -1, -1, -1],
     "reflect": [3, 2, 1, 0, 1, 2, 3, 2, 1, 0],
     "replicate": [0, 0, 0, 0, 1, 2, 3, 3, 3, 3],
     "circular": [1, 2, 3, 0, 1, 2, 3, 0, 1, 2],
+    "symmetric": [2, 1, 0, 0, 1, 2, 3, 3, 2, 1],
 }
 
 
-@pytest.mark.parametrize("mode", PADDING_MODES)
-def test_pad_source_index(mode: str) -> None:
-    assert [pad_source_index(p, 4, mode) for p in range(-3, 7)] == SOURCE_INDEX[mode]
+@pytest.mark.parametrize("mode", SOURCE_INDEX)
+def test_source_index(mode: str) -> None:
+    assert source_index(np.arange(-3, 7), 4, mode).tolist() == SOURCE_INDEX[mode]
 
 
 def test_corners_follow_np_pad() -> None:
@@ -262,53 +264,78 @@ def test_adjoint_identity_exact_integers(mode: str) -> None:
 # --------------------------------------------------------------------------- tile functions
 
 
-@given(case=conv_cases(max_kernel=4, max_groups=1, max_per_group=3, max_batch=3, max_extra=6), data=st.data())
+@given(case=conv_cases(max_kernel=4, max_groups=2, max_per_group=3, max_batch=3, max_extra=6), data=st.data())
 @settings(max_examples=80, deadline=None)
-def test_tiles_are_slices_of_im2col_and_adjoint(
+def test_items_are_blocks_of_im2col_and_adjoint(
     case: tuple[tuple[int, int, int, int], tuple[int, int, int, int], dict[str, object]], data: st.DataObject
 ) -> None:
-    """gather_band + unfold of any tile (images n0:n1, output rows row0:row1) gives exactly those
-    rows of the full im2col; fold + scatter_band of a tile is its adjoint."""
+    """The columns of any item (a tile of images and output rows × a chunk of channels, kernel rows
+    and columns) are exactly that block of the full im2col, junk columns aside; FlatTile.fold then
+    scatter is their adjoint."""
     x_shape, w_shape, kw = case
     geom = plan_geometry(x_shape, w_shape, **kw)  # type: ignore[arg-type]
-    n0 = data.draw(st.integers(0, geom.batch - 1))
-    n1 = data.draw(st.integers(n0 + 1, geom.batch))
-    row0 = data.draw(st.integers(0, geom.out_h - 1))
-    row1 = data.draw(st.integers(row0 + 1, geom.out_h))
-    nb, rows = n1 - n0, row1 - row0
-    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    draw = data.draw
+    n0 = draw(st.integers(0, geom.batch - 1))
+    n1 = draw(st.integers(n0 + 1, geom.batch))
+    row0 = draw(st.integers(0, geom.out_h - 1))
+    row1 = draw(st.integers(row0 + 1, geom.out_h))
+    k0 = draw(st.integers(0, geom.channels_per_group - 1))
+    k1 = draw(st.integers(k0 + 1, geom.channels_per_group))
+    i0 = draw(st.integers(0, geom.kernel_h - 1))
+    i1 = draw(st.integers(i0 + 1, geom.kernel_h))
+    j0 = draw(st.integers(0, geom.kernel_w - 1))
+    j1 = draw(st.integers(j0 + 1, geom.kernel_w))
+    tile, chunk = Tile(n0, n1, row0, row1), Chunk(k0, k1, i0, i1, j0, j1)
+    plan = TilePlan(geom, [tile], [chunk])
+    lay = plan.layout(chunk)
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
     x = rng.standard_normal(x_shape)
-    c, fh, fw, ow = geom.channels, geom.kernel_h, geom.kernel_w, geom.out_w
 
-    band = np.full((c, nb, band_rows(geom, rows), geom.padded_hw[1]), np.nan)  # every element must be written
-    gather_band(x, n0, n1, row0, rows, geom, band)
-    col = np.full((c, fh, fw, nb, rows, ow), np.nan)
-    unfold(band, col, geom)
+    ws = Workspace(plan, np.dtype(np.float64), grad_window=True)
+    ws.inp[chunk.shape].flat[:] = np.nan  # every element a valid column reads must be written
+    col = ws.columns(x, tile, chunk)  # (G*kc, taps, nb, rows*wq)
+    g, kc, ic, jc = geom.groups, k1 - k0, i1 - i0, j1 - j0
+    ow = geom.out_w
+    got = col.reshape(g, kc, ic, jc, n1 - n0, row1 - row0, lay.wq)[..., :ow]
     args = {k: kw[k] for k in ("stride", "pad", "dilation", "padding_mode")}
-    full = im2col(x, fh, fw, **args).reshape(geom.batch, geom.out_h, ow, c * fh * fw)  # type: ignore[arg-type]
-    tile = col.transpose(3, 4, 5, 0, 1, 2).reshape(nb, rows, ow, c * fh * fw)
-    np.testing.assert_array_equal(tile, full[n0:n1, row0:row1])
-    # the band is the padded input's rows behind the tile
-    padded = pad_input(x, geom.pads, geom.padding_mode)
-    first = row0 * geom.stride[0]
-    np.testing.assert_array_equal(band, padded[n0:n1, :, first:first + band.shape[2]].transpose(1, 0, 2, 3))
+    full = im2col(x, geom.kernel_h, geom.kernel_w, **args)  # type: ignore[arg-type]
+    full = full.reshape(geom.batch, geom.out_h, ow, g, geom.channels_per_group, geom.kernel_h, geom.kernel_w)
+    want = full[n0:n1, row0:row1, :, :, k0:k1, i0:i1, j0:j1].transpose(3, 4, 5, 6, 0, 1, 2)
+    np.testing.assert_array_equal(got, want)
 
     y = rng.standard_normal(col.shape)
-    dband = np.zeros_like(band)
-    fold(y, dband, geom)
+    y.reshape(*col.shape[:3], row1 - row0, lay.wq)[..., ow:] = 0  # junk columns carry no gradient
+    assert ws.grad is not None
+    window = ws.grad[chunk.shape]
+    window.flat.fill(0)
+    window.fold(y)
     dx = np.zeros(x_shape)
-    scatter_band(dband, dx, n0, n1, row0, geom)
+    window.scatter(dx, tile, chunk)
     assert not dx[:n0].any() and not dx[n1:].any()
-    lhs, rhs = float(np.vdot(col, y)), float(np.vdot(x, dx))
-    assert abs(lhs - rhs) <= 1e-12 * float(np.abs(col).ravel() @ np.abs(y).ravel())
+    valid = y.reshape(*col.shape[:3], row1 - row0, lay.wq)[..., :ow]
+    lhs, rhs = float(np.vdot(got, valid)), float(np.vdot(x, dx))
+    assert abs(lhs - rhs) <= 1e-12 * float(np.abs(got).ravel() @ np.abs(valid).ravel())
 
 
-def test_unfold_into_transposed_view() -> None:
-    """unfold accepts any strides (im2col writes into a transposed view)."""
-    x = position_coded((1, 2, 4, 4))
-    geom = plan_geometry(x.shape, (1, 2, 2, 2), stride=2)
-    band = np.empty((2, 1, band_rows(geom, 2), 4))
-    gather_band(x, 0, 1, 0, 2, geom, band)
-    store = np.empty((1, 2, 2, 2, 2, 2))  # (n, oh, ow, c, i, j)
-    unfold(band, store.transpose(3, 4, 5, 0, 1, 2), geom)
-    np.testing.assert_array_equal(store.reshape(4, 8), im2col(x, 2, 2, stride=2))
+@pytest.mark.parametrize("mode", [*PADDING_MODES, "symmetric", "constant"])
+def test_read_window_matches_np_pad_far_beyond_the_image(mode: str) -> None:
+    """Padding larger than the image (a kernel wider than the photo) follows np.pad's periodic
+    extension for the mirror and wrap modes, on a lattice with steps, and add_window is its adjoint."""
+    x = position_coded((1, 2, 3, 4))
+    np_mode = {"zeros": "constant", "reflect": "reflect", "replicate": "edge", "circular": "wrap",
+               "symmetric": "symmetric", "constant": "constant"}[mode]
+    extra = {"constant_values": 7.5} if mode == "constant" else {}
+    padded = np.pad(x, [(0, 0), (0, 0), (9, 10), (11, 8)], mode=np_mode, **extra)  # type: ignore[call-overload]
+    rows, cols = Lattice(-9, 2, 11, 3), Lattice(-11, 3, 8, 4)
+    win = window(rows, cols, mode)
+    out = np.full((1, 2, 11, 8), np.nan)
+    read_window(x, out, win, 7.5)
+    np.testing.assert_array_equal(out, padded[:, :, ::2, ::3][:, :, :11, :8])
+    y = np.random.default_rng(1).standard_normal(out.shape)
+    back = np.zeros_like(x)
+    add_window(back, y, win)
+    if mode == "constant":
+        assert float(np.vdot(out - 7.5 * (padded[:, :, ::2, ::3][:, :, :11, :8] == 7.5), y)) == pytest.approx(
+            float(np.vdot(x, back)))
+    else:
+        assert float(np.vdot(out, y)) == pytest.approx(float(np.vdot(x, back)))

@@ -24,8 +24,9 @@ from reference import (
 )
 
 from convcli import Convolution, conv2d
-from convcli.engine.geometry import plan_geometry
+from convcli.engine.geometry import ConvGeometry, plan_geometry
 from convcli.engine.layer import DEFAULT_TILE_BYTES, plan_tiles
+from convcli.engine.tiles import TilePlan
 from convcli.errors import ConvcliError, ParameterError, ShapeError
 
 Case = tuple[tuple[int, int, int, int], tuple[int, int, int, int], dict[str, object]]
@@ -514,27 +515,62 @@ def test_tiling_random(
         np.testing.assert_array_equal(res[3], whole[3])
 
 
+def _covered_once(plan: TilePlan) -> None:
+    """The tiles partition the output and the chunks the reduction, each exactly once."""
+    geom = plan.geom
+    covered = np.zeros((geom.batch, geom.out_h), int)
+    for t in plan.tiles:
+        covered[t.n0:t.n1, t.row0:t.row1] += 1
+    assert (covered == 1).all()
+    taps = np.zeros((geom.channels_per_group, geom.kernel_h, geom.kernel_w), int)
+    for c in plan.chunks:
+        taps[c.k0:c.k1, c.i0:c.i1, c.j0:c.j1] += 1
+    assert (taps == 1).all()
+
+
 def test_plan_tiles_shapes() -> None:
     geom = plan_geometry((5, 2, 9, 8), (3, 2, 3, 3), pad=1)  # OH = 9, OW = 8
     row_pitch = geom.padded_hw[1]  # stride 1: the GEMM computes W + left + right columns per row
     row_bytes = 2 * 3 * 3 * row_pitch * 4
     image_bytes = row_bytes * geom.out_h
-    smallest = plan_tiles(geom, 4, 1)  # a tile holds at least the kernel's span: 3 output rows
-    assert len(smallest) == 5 * 3
-    assert all(t.n1 - t.n0 == 1 and t.row1 - t.row0 == 3 for t in smallest)
+    span = plan_tiles(geom, 4, row_bytes)  # one row fits: a tile still holds the kernel's span, 3 output rows
+    assert len(span.chunks) == 1 and len(span.tiles) == 5 * 3
+    assert all(t.n1 - t.n0 == 1 and t.row1 - t.row0 == 3 for t in span.tiles)
     odd = plan_tiles(geom, 4, 5 * row_bytes - 1)  # 4 rows fit: evened out to 3 tiles of 3 rows
-    assert [t.row1 - t.row0 for t in odd[:3]] == [3, 3, 3] and len(odd) == 5 * 3
+    assert [t.row1 - t.row0 for t in odd.tiles[:3]] == [3, 3, 3] and len(odd.tiles) == 5 * 3
     uneven = plan_tiles(geom, 4, 6 * row_bytes)  # 6 rows fit: 2 tiles, evened to 5 + 4
-    assert [(t.row0, t.row1) for t in uneven[:2]] == [(0, 5), (5, 9)] and len(uneven) == 5 * 2
+    assert [(t.row0, t.row1) for t in uneven.tiles[:2]] == [(0, 5), (5, 9)] and len(uneven.tiles) == 5 * 2
     multi = plan_tiles(geom, 4, 2 * image_bytes + 5)  # 2 images per tile: 2, 2, 1
-    assert [(t.n0, t.n1, t.row0, t.row1) for t in multi] == [(0, 2, 0, 9), (2, 4, 0, 9), (4, 5, 0, 9)]
+    assert [(t.n0, t.n1, t.row0, t.row1) for t in multi.tiles] == [(0, 2, 0, 9), (2, 4, 0, 9), (4, 5, 0, 9)]
     whole = plan_tiles(geom, 4, 10**12)
-    assert [(t.n0, t.n1, t.row0, t.row1) for t in whole] == [(0, 5, 0, geom.out_h)]
-    for tiles in (smallest, odd, uneven, multi, whole, plan_tiles(geom, 8, 12345)):
-        covered = np.zeros((geom.batch, geom.out_h), int)
-        for t in tiles:
-            covered[t.n0:t.n1, t.row0:t.row1] += 1
-        assert (covered == 1).all()
+    assert [(t.n0, t.n1, t.row0, t.row1) for t in whole.tiles] == [(0, 5, 0, geom.out_h)]
+    for plan in (span, odd, uneven, multi, whole, plan_tiles(geom, 8, 12345)):
+        assert len(plan.chunks) == 1
+        _covered_once(plan)
+
+
+def test_plan_splits_the_reduction_when_one_row_is_too_large() -> None:
+    """Under one row's columns, tiles are single rows and the reduction is cut: whole kernel rows
+    first, then runs of kernel columns, then runs of channels (one tap each)."""
+    geom = plan_geometry((2, 2, 9, 8), (3, 2, 3, 3), pad=1)
+    tap_row = 2 * row_pitch(geom) * 4  # one tap, one output row, both channels
+    rows = plan_tiles(geom, 4, 3 * tap_row)  # one kernel row (3 taps) fits
+    assert [(c.i0, c.i1, c.j0, c.j1, c.k0, c.k1) for c in rows.chunks] == [(0, 1, 0, 3, 0, 2), (1, 2, 0, 3, 0, 2),
+                                                                             (2, 3, 0, 3, 0, 2)]
+    two_rows = plan_tiles(geom, 4, 6 * tap_row)  # two kernel rows fit: split evenly, 2 + 1
+    assert [(c.i0, c.i1) for c in two_rows.chunks] == [(0, 2), (2, 3)]
+    cols = plan_tiles(geom, 4, 2 * tap_row)  # less than a kernel row: runs of columns
+    assert {(c.i1 - c.i0, c.k1 - c.k0) for c in cols.chunks} == {(1, 2)} and len(cols.chunks) > 3
+    channels = plan_tiles(geom, 4, tap_row // 2)  # not even one tap of both channels: one channel at a time
+    assert {c.shape for c in channels.chunks} == {(1, 1, 1)} and len(channels.chunks) == 18
+    for plan in (rows, two_rows, cols, channels):
+        assert all(t.rows == 1 and t.images == 1 for t in plan.tiles) and len(plan.tiles) == 2 * 9
+        assert plan.chunked
+        _covered_once(plan)
+
+
+def row_pitch(geom: ConvGeometry) -> int:
+    return geom.out_w + geom.dilation[1] * (geom.kernel_w - 1) // geom.stride[1]
 
 
 def test_tiling_multi_image_tiles_with_short_last_tile() -> None:
@@ -544,7 +580,7 @@ def test_tiling_multi_image_tiles_with_short_last_tile() -> None:
     geom = plan_geometry(x.shape, W.shape, pad=1, padding_mode="replicate")
     image_bytes = 2 * 9 * geom.padded_hw[1] * geom.out_h * 8  # the GEMM's row pitch is the padded width
     layer = check_layer(x, W, _bias(3), exact=True, pad=1, padding_mode="replicate", tile_bytes=2 * image_bytes)
-    assert len(plan_tiles(geom, 8, layer.tile_bytes)) == 3
+    assert len(plan_tiles(geom, 8, layer.tile_bytes).tiles) == 3
 
 
 # --------------------------------------------------------------------------- argument checks

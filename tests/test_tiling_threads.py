@@ -224,7 +224,7 @@ def test_multi_image_tiles_with_short_last_tile(threads) -> None:
     wq = geom.padded_hw[1]  # the GEMM's row pitch with stride 1
     tile_bytes = 2 * (2 * 9 * wq * geom.out_h * 8)
     tiles = layer_mod.plan_tiles(geom, 8, tile_bytes)
-    assert [t.n1 - t.n0 for t in tiles] == [2, 2, 1]
+    assert [t.n1 - t.n0 for t in tiles.tiles] == [2, 2, 1]
     out, dx, dW, db = _run(x, W, b, tile_bytes, threads, pad=1, padding_mode="replicate")
     np.testing.assert_allclose(out, naive_forward(x, W, b, 1, 1, 1, 1, "replicate"), rtol=1e-10, atol=1e-10)
     rdx, rdW, rdb = naive_backward(x, W, b, 1, 1, 1, 1, "replicate", np.cos(out * 3))

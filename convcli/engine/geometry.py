@@ -22,6 +22,15 @@ PaddingMode = Literal["zeros", "reflect", "replicate", "circular"]
 PADDING_MODES: tuple[str, ...] = ("zeros", "reflect", "replicate", "circular")
 
 
+def ceil_div(a: int, b: int) -> int:
+    """``ceil(a / b)`` for integers, ``b > 0`` (exact: no float rounding).
+
+    >>> ceil_div(7, 2), ceil_div(-7, 2)
+    (4, -3)
+    """
+    return -(-a // b)
+
+
 def _as_int(value: object, name: str) -> int:
     """``value`` as a Python int; bools, floats and strings are refused."""
     if isinstance(value, bool):
@@ -66,7 +75,7 @@ def same_padding(size: int, kernel: int, stride: int, dilation: int) -> IntPair:
     When the total is odd the extra pixel goes after (bottom/right), as PyTorch and
     TensorFlow do.
     """
-    out = -(-size // stride)
+    out = ceil_div(size, stride)
     total = max((out - 1) * stride + dilation * (kernel - 1) + 1 - size, 0)
     return total // 2, total - total // 2
 

@@ -212,16 +212,19 @@ def run_tiles(
     work: Callable[[int, State], None],
     turnstile: Optional[Turnstile] = None,
     threads: Optional[int] = None,
+    *,
+    parallel: bool = True,
 ) -> None:
     """Run ``work(t, state)`` for every tile ``t``, on up to ``threads`` workers.
 
     Each worker calls ``make_state()`` once (its own buffers) and then claims tiles in
     increasing order.  One tile runs on the calling thread, BLAS threading untouched;
     several run with BLAS held at one thread (on the calling thread alone when
-    ``threads`` is 1 or the BLAS cannot be controlled).  The first exception is re-raised after every
+    ``threads`` is 1, ``parallel`` is False - tiles too small to be worth a thread - or
+    the BLAS cannot be controlled).  The first exception is re-raised after every
     worker has stopped.
     """
-    threads = get_num_threads() if threads is None else threads
+    threads = (get_num_threads() if threads is None else threads) if parallel else 1
     workers = min(threads, n_tiles)
 
     def serial() -> None:

@@ -1,0 +1,117 @@
+"""The forward pass: im2col and one GEMM per item, the book's ``np.dot(col, col_W)`` a tile at a time.
+
+The book's forward builds ``col = im2col(x)`` (N*OH*OW × C*FH*FW, all at once) and
+computes ``out = col @ W.T``.  :func:`forward_im2col` does the same product an item at a
+time (see :mod:`convcli.engine.tiles`): the item's columns are gathered and unfolded,
+then ``res = W_chunk @ col`` - transposed with respect to the book (filters × pixels),
+so the columns need no transpose and the output tile comes out channel-first, as NCHW
+wants it.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Callable, Optional
+
+import numpy as np
+from numpy.typing import NDArray
+
+from .parallel import Turnstile, run_tiles
+from .tiles import TilePlan, Workspace
+
+__all__ = ["forward_im2col"]
+
+Progress = Optional[Callable[[int, int], None]]
+
+
+class TileCounter:
+    """Counts finished tiles across worker threads and reports ``(done, total)``."""
+
+    def __init__(self, total: int, report: Progress) -> None:
+        self.total, self.report, self.done = total, report, 0
+        self.lock = threading.Lock()
+
+    def tick(self) -> None:
+        if self.report is None:
+            return
+        with self.lock:
+            self.done += 1
+            self.report(self.done, self.total)
+
+
+def forward_im2col(
+    x: NDArray[np.generic],
+    plan: TilePlan,
+    weights: list[NDArray[np.floating]],
+    bias: Optional[NDArray[np.floating]],
+    dtype: np.dtype,
+    *,
+    value: float = 0.0,
+    progress: Progress = None,
+) -> NDArray[np.floating]:
+    """``out = W * x + b`` over the plan's items.
+
+    Parameters
+    ----------
+    x : ndarray, shape (N, C, H, W)
+        Any real dtype; each item's window is converted to ``dtype`` as it is read.
+    plan : TilePlan
+    weights : list of ndarray, shape (groups, FN/groups, kc*ic*jc)
+        :meth:`TilePlan.weights` in ``dtype``: one block per chunk.
+    bias : ndarray, shape (FN,), or None
+    dtype : numpy.dtype
+        The compute dtype.
+    value : float
+        The padding value of the "constant" mode.
+    progress : callable(done, total), optional
+        Called after every finished tile, from the worker threads.
+
+    Returns
+    -------
+    out : ndarray, shape (N, FN, OH, OW)
+        ``OH = floor((H + top + bottom - dh*(FH-1) - 1) / sh) + 1``, likewise OW.
+
+    Notes
+    -----
+    With one chunk, every item writes its own part of ``out``.  With several, an
+    output tile is the sum of its chunks' GEMMs, added in item order (a
+    :class:`~convcli.engine.parallel.Turnstile`), so results do not depend on the
+    number of threads.
+    """
+    g = plan.geom
+    out = np.empty(g.output_shape, dtype=dtype)
+    bias4 = None if bias is None else bias[None, :, None, None]
+    order = Turnstile() if plan.chunked else None
+    finished = TileCounter(len(plan.tiles), progress)
+
+    def work(index: int, ws: Workspace) -> None:
+        tile, chunk, first = plan.item(index)
+        col = ws.columns(x, tile, chunk, value)  # im2col of the item: (C', taps, nb, rows*wq)
+        res = ws.result(tile, chunk, g.filters)  # (FN, nb, rows, wq)
+        cols = tile.images * col.shape[3]
+        np.matmul(weights[index % len(plan.chunks)], col.reshape(g.groups, -1, cols),
+                  out=res.reshape(g.groups, g.filters_per_group, cols))  # the GEMM
+        src = res[..., : g.out_w].transpose(1, 0, 2, 3)  # junk columns stay behind
+        dst = out[tile.n0:tile.n1, :, tile.row0:tile.row1, :]
+        if order is None:
+            _store(dst, src, bias4)
+            finished.tick()
+            return
+        last = index % len(plan.chunks) == len(plan.chunks) - 1
+        with order.turn(index):  # partial sums in item order: the same whatever the thread count
+            if first:
+                _store(dst, src, bias4)
+            else:
+                np.add(dst, src, out=dst)
+        if last:
+            finished.tick()
+
+    run_tiles(len(plan), lambda: Workspace(plan, dtype), work, order, parallel=plan.worth_threads)
+    return out
+
+
+def _store(dst: NDArray[np.floating], src: NDArray[np.floating], bias4: Optional[NDArray[np.floating]]) -> None:
+    if bias4 is None:
+        np.copyto(dst, src)
+    else:
+        np.add(src, bias4, out=dst)
