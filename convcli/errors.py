@@ -73,6 +73,12 @@ class OutputFileError(ConvcliError):
     exit_code = 4
 
 
+class GradientCheckError(ConvcliError):
+    """A numerical gradient check failed (the message names each tensor and its error)."""
+
+    exit_code = 1
+
+
 class MemoryLimitError(ConvcliError):
     """The result would not fit in memory (the message gives its shape and size)."""
 

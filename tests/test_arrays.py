@@ -20,18 +20,9 @@ from PIL import Image
 
 from convcli.errors import InputFileError, ShapeError
 from convcli.io import inputs as arrays
+from convcli.io.arrays import load_npy, load_npz, load_text, parse_row
 from convcli.io.images import LUMA_WEIGHTS, encode_png
-from convcli.io.inputs import (
-    LoadedInput,
-    load_input,
-    load_npy,
-    load_npz,
-    load_text,
-    parse_row,
-    read_source,
-    sniff,
-    to_nchw,
-)
+from convcli.io.inputs import LoadedInput, load_input, read_source, sniff, to_nchw
 from convcli.io.outputs import npy_bytes, npz_bytes
 
 NOT_ROOT = pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root ignores file permissions")

@@ -295,7 +295,7 @@ def test_kernels_help_mentions_standard_input() -> None:
 
 
 def test_kernels_layer_uses_the_matrix_printer(tmp_path: Path) -> None:
-    from convcli.kernels.builtins import format_matrix
+    from convcli.commands.kernels import format_matrix
 
     w = np.arange(12.0).reshape(3, 1, 2, 2) / 4
     np.save(tmp_path / "w.npy", w)

@@ -12,11 +12,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-import convcli.kernels.layerspec as layerspec
+import convcli.kernels.bank as bank
 from convcli.commands.apply import OutputOptions, apply_filters, check_output_options, display_for, resolve_format
 from convcli.errors import OutputFileError, ParameterError
 from convcli.io.inputs import LoadedInput
-from convcli.kernels.layerspec import LayerOptions, layer_weights
+from convcli.kernels.bank import LayerOptions, layer_weights
 from convcli.kernels.spec import parse_kernel
 
 
@@ -67,13 +67,13 @@ def test_check_output_options() -> None:
 
 def test_a_layer_is_built_once_per_channel_count_and_dtype(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[int] = []
-    real = layerspec.filter_bank
+    real = bank.filter_bank
 
     def counting(kernels: Any, channels: int, **kw: Any) -> Any:
         calls.append(channels)
         return real(kernels, channels, **kw)
 
-    monkeypatch.setattr(layerspec, "filter_bank", counting)
+    monkeypatch.setattr(bank, "filter_bank", counting)
     inputs = [
         loaded(np.zeros((1, 1, 6, 7), np.float32), str(tmp_path / "a.npy")),
         loaded(np.zeros((1, 1, 9, 5), np.float32), str(tmp_path / "b.npy")),  # another size, same C and dtype

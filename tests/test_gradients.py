@@ -18,10 +18,11 @@ from numpy.typing import NDArray
 from reference import conv2d_backward, numerical_gradient
 
 from convcli import Convolution
-from convcli.commands.grad import backward, build_grad_layer, kernel_gradient, load_dout, make_dout, run_grad
+from convcli.commands.grad import backward, build_grad_layer, load_dout, make_dout, run_grad
 from convcli.errors import InputFileError, MemoryLimitError, ParameterError, ShapeError
-from convcli.kernels.builtins import Kernel
-from convcli.kernels.layerspec import LayerOptions
+from convcli.kernels.bank import LayerOptions
+from convcli.kernels.gradient import kernel_gradient
+from convcli.kernels.kernel import Kernel
 from convcli.kernels.spec import parse_kernel
 
 

@@ -14,9 +14,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+from convcli.commands.kernels import format_matrix
 from convcli.engine.layer import Convolution
 from convcli.errors import InputFileError, KernelSpecError, ParameterError, ShapeError
-from convcli.kernels.bank import filter_bank, filter_sums, is_zero_sum, kernel_stack, kernel_sum_sign, zero_sum_filters
+from convcli.kernels.bank import filter_bank, kernel_stack
 from convcli.kernels.builtins import (
     BUILTINS,
     EMBOSS,
@@ -25,11 +26,10 @@ from convcli.kernels.builtins import (
     SOBEL_X,
     SOBEL_Y,
     BuiltinKernel,
-    Kernel,
-    format_matrix,
     gaussian_kernel,
     log_kernel,
 )
+from convcli.kernels.kernel import Kernel, filter_sums, is_zero_sum, kernel_sum_sign, zero_sum_filters
 from convcli.kernels.spec import load_kernel_bytes, parse_kernel
 
 SOBEL_X_ROWS = [[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]]

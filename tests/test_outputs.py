@@ -12,15 +12,8 @@ from types import SimpleNamespace
 import pytest
 
 from convcli.errors import OutputFileError
-from convcli.io.outputs import (
-    all_or_nothing,
-    check_target,
-    check_targets,
-    extension_for,
-    first_repeated,
-    format_for_path,
-    write_output,
-)
+from convcli.io.formats import extension_for, format_for_path
+from convcli.io.outputs import all_or_nothing, check_target, check_targets, first_repeated, write_output
 
 NOT_ROOT = pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root ignores file permissions")
 

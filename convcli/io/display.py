@@ -22,18 +22,13 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from ..errors import ParameterError, ShapeError
-from ..kernels.bank import is_zero_sum
+from ..kernels.kernel import is_zero_sum
+from .formats import DISPLAY_MODES, check_display
 
-DISPLAY_MODES: tuple[str, ...] = ("clip", "abs", "minmax", "offset")
+__all__ = ["CONSTANT_EPS", "DISPLAY_MODES", "check_display", "default_display", "montage", "to_display"]
 
 #: A map whose range is at most this many float eps of its magnitude counts as constant in ``minmax``.
 CONSTANT_EPS = 64
-
-
-def check_display(mode: str, name: str = "--display") -> None:
-    """Raise :class:`ParameterError` naming ``name`` unless ``mode`` is one of :data:`DISPLAY_MODES`."""
-    if mode not in DISPLAY_MODES:
-        raise ParameterError(f"{name} must be one of {', '.join(DISPLAY_MODES)}, got {mode!r}")
 
 
 def _minmax(maps: NDArray[np.floating]) -> NDArray[np.floating]:

@@ -34,8 +34,10 @@ from typing import Any, Optional
 import numpy as np
 
 from ..errors import InputFileError, KernelSpecError, one_line
-from ..io.inputs import load_npy, load_npz, load_text, parse_row, sniff, stack_rows
-from .builtins import BUILTINS, Kernel, check_bias, check_weights
+from ..io.arrays import choose_member, load_npy, load_npz, load_text, parse_row, stack_rows
+from ..io.inputs import sniff
+from .builtins import BUILTINS
+from .kernel import Kernel, check_bias, check_weights
 
 __all__ = ["KERNEL_FILE_EXTENSIONS", "load_kernel_bytes", "parse_kernel"]
 
@@ -123,15 +125,13 @@ def _kernel_format(data: bytes) -> str:
 
 
 def _read_npz(data: bytes, where: str) -> tuple[np.ndarray, Optional[np.ndarray]]:
-    """Arrays ``W`` and the optional ``b`` of an ``.npz``; any other name is refused."""
+    """Arrays ``W`` and the optional ``b`` of an ``.npz``; any other name is refused.
+
+    The rule is :func:`~convcli.io.arrays.choose_member`'s, with ``companions=("b",)``.
+    """
     arrays = load_npz(data, where)
-    extra = [n for n in arrays if n not in ("W", "b")]
-    if "W" not in arrays or extra:
-        has = ", ".join(arrays) or "nothing"
-        raise KernelSpecError(
-            f"{where} must hold an array named 'W' and optionally 'b' (np.savez(path, W=..., b=...)); it has {has}"
-        )
-    return arrays["W"], arrays.get("b")
+    weights = choose_member(arrays, ("W",), where, companions=("b",), error=KernelSpecError)
+    return arrays[weights], arrays.get("b")
 
 
 def _json_shape(obj: Any, where: str, path: str) -> tuple[int, ...]:
