@@ -1,4 +1,4 @@
-"""Shared set-up of the grad tests (test_gradients, test_gradcheck, test_grad_outputs): kernels, arrays, gradients."""
+"""Shared set-up of the grad tests (commands/test_grad*.py, kernels/test_gradient.py): kernels, arrays, gradients."""
 
 from __future__ import annotations
 

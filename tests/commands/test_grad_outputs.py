@@ -1,4 +1,4 @@
-"""convcli.commands.grad_outputs: naming and checking grad's output files, and their PNG layouts."""
+"""convcli.commands.grad, its outputs: naming and checking grad's output files, and their PNG layouts."""
 
 from __future__ import annotations
 

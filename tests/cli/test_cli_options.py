@@ -1,4 +1,4 @@
-"""Parsing of the options apply and grad share (--stride, --dilation, --pad, --bias)."""
+"""Parsing of the options apply and grad share (--stride, --dilation, --pad), standard input read once, the choices."""
 
 from __future__ import annotations
 
@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 
 from convcli.cli.options import check_stdin_once, parse_pad, parse_pair, stdin_count
-from convcli.errors import ConvcliError, InputFileError, ParameterError
-from convcli.kernels.bank import parse_bias
+from convcli.errors import ParameterError
 
 
 @pytest.mark.parametrize(
@@ -40,39 +39,9 @@ def test_parse_pad_refuses(text: str, message: str) -> None:
         parse_pad(text)
 
 
-def test_parse_bias_numbers_and_file(tmp_path: Path) -> None:
-    np.testing.assert_array_equal(parse_bias("0.5"), [0.5])
-    np.testing.assert_array_equal(parse_bias("0.1,-2;3"), [0.1, -2.0, 3.0])
-    path = tmp_path / "b.npy"
-    np.save(path, np.array([[1, 2], [3, 4]], dtype=np.int16))
-    got = parse_bias(str(path))
-    assert got.dtype == np.float64
-    np.testing.assert_array_equal(got, [1, 2, 3, 4])
-
-
-@pytest.mark.parametrize("text", ["nan", "1,inf", "abc", "missing.npy"])
-def test_parse_bias_refuses(text: str) -> None:
-    with pytest.raises(ConvcliError, match="--bias"):
-        parse_bias(text)
-
-
 @pytest.mark.parametrize("text", ["2X3", "2×3", " 2 x 3 "])
 def test_parse_pair_accepts_every_pair_separator(text: str) -> None:
     assert parse_pair(text, "--stride") == (2, 3)
-
-
-def test_parse_bias_from_standard_input(monkeypatch: pytest.MonkeyPatch) -> None:
-    import io
-    import sys
-    from types import SimpleNamespace
-
-    buffer = io.BytesIO()
-    np.save(buffer, np.array([0.5, -1.0], np.float32))
-    monkeypatch.setattr(sys, "stdin", SimpleNamespace(buffer=io.BytesIO(buffer.getvalue())))
-    np.testing.assert_array_equal(parse_bias("-"), [0.5, -1.0])
-    monkeypatch.setattr(sys, "stdin", SimpleNamespace(buffer=io.BytesIO(b"0.5")))
-    with pytest.raises(InputFileError, match=r"cannot read '<stdin>' as \.npy"):
-        parse_bias("-")
 
 
 def test_check_stdin_once() -> None:

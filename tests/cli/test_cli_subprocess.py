@@ -26,7 +26,7 @@ from convcli.io.display import to_display
 from convcli.io.images import encode_png, load_image
 from convcli.kernels.builtins import SOBEL_X, gaussian_kernel
 
-SAMPLES = Path(__file__).resolve().parent.parent / "sample_images"
+SAMPLES = Path(__file__).resolve().parents[2] / "sample_images"
 BASH = shutil.which("bash")
 
 
