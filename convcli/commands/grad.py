@@ -68,7 +68,7 @@ class Gradients:
     dx : ndarray, shape (N, C, H, W)
     dW : ndarray, shape (FN, C/groups, FH, FW)
         With respect to the layer's weights as it runs them (after ``flip`` and
-        ``normalize`` of :class:`~convcli.layerspec.LayerOptions`).
+        ``normalize`` of :class:`~convcli.kernels.bank.LayerOptions`).
     db : ndarray, shape (FN,)
         With respect to the bias (a zero bias when none was given).
     dK : ndarray or None
@@ -81,7 +81,7 @@ class Gradients:
     seconds : float
         Time of forward + backward.
     kernels, options
-        What the layer was built from (:func:`convcli.gradcheck.gradient_check` rebuilds it to check dK).
+        What the layer was built from (:func:`convcli.commands.gradcheck.gradient_check` rebuilds it to check dK).
     """
 
     dx: NDArray[np.floating]
@@ -200,7 +200,7 @@ def check_dout_shape(got: tuple[int, ...], expected: tuple[int, ...], name: str 
 def build_grad_layer(
     kernels: Sequence[Kernel], channels: int, options: LayerOptions, dtype: np.dtype
 ) -> Convolution:
-    """The layer of :func:`convcli.layerspec.build_layer`, with a zero bias when it has none (so db exists)."""
+    """The layer of :func:`convcli.kernels.bank.build_layer`, with a zero bias when it has none (so db exists)."""
     layer = build_layer(kernels, channels, options, dtype)
     if layer.b is None:
         layer.b = np.zeros(np.asarray(layer.W).shape[0], dtype=dtype)
@@ -302,7 +302,7 @@ def run_grad(x: NDArray[np.generic], kernels: Sequence[Kernel], options: LayerOp
     Parameters
     ----------
     x : ndarray, shape (N, C, H, W)
-        The input; computed in :func:`convcli.layerspec.working_dtype` (``options.dtype``,
+        The input; computed in :func:`convcli.kernels.bank.working_dtype` (``options.dtype``,
         else a float input's own dtype, else float32).
     kernels : sequence of Kernel
     options : LayerOptions
@@ -400,7 +400,7 @@ def plan_outputs(
     ------
     OutputFileError
         A bad extension, two outputs to one path or to standard output, or a path
-        :func:`convcli.outputs.check_target` refuses (an input, a missing or
+        :func:`convcli.io.outputs.check_target` refuses (an input, a missing or
         unwritable directory, a directory as output).
     """
     targets: list[GradOutput] = []

@@ -173,7 +173,7 @@ class LoadedInput:
         One-line messages for the user, without the name (the caller prefixes it).
     bits : int or None
         Images: 8 or 16, the PNG depth that keeps the source's precision
-        (:attr:`convcli.images.LoadedImage.bits`); None for arrays.
+        (:attr:`convcli.io.images.LoadedImage.bits`); None for arrays.
     """
 
     data: NDArray[Any]
@@ -231,7 +231,7 @@ def load_input(source: str, *, gray: bool = False, keep_alpha: bool = False) -> 
     """Read a file (or ``-``) as an NCHW array, whatever its format: :func:`decode_input` of its bytes.
 
     The format comes from the magic bytes (:func:`sniff`), not the extension: .npy,
-    .npz (the array named ``x``, or the only one), or an image (:func:`~convcli.images.load_image`).
+    .npz (the array named ``x``, or the only one), or an image (:func:`~convcli.io.images.load_image`).
     Data with no magic is read as a text array when the name ends in .txt/.csv, or,
     on standard input, when it is plain ASCII.
 

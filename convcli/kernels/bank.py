@@ -104,7 +104,7 @@ def _layer(kernels: list[Kernel], channels: int, groups: Optional[int]) -> tuple
 
 def filter_bank(kernels: Sequence[Kernel], channels: int, *, groups: Optional[int] = None,
                 flip: bool = False, normalize: bool = False) -> tuple[FloatArray, Optional[FloatArray], int]:
-    """Stack kernels into the weights of one :class:`~convcli.layer.Convolution`.
+    """Stack kernels into the weights of one :class:`~convcli.engine.layer.Convolution`.
 
     Parameters
     ----------
@@ -241,7 +241,7 @@ class LayerWeights:
 def layer_weights(kernels: Sequence[Kernel], channels: int, options: LayerOptions) -> LayerWeights:
     """The float64 weights, bias and groups the kernels and options give a ``channels``-channel input.
 
-    See :func:`convcli.bank.filter_bank`; ``options.bias``, when given, replaces the
+    See :func:`convcli.kernels.bank.filter_bank`; ``options.bias``, when given, replaces the
     kernels' file biases (:func:`expand_bias`).
     """
     weights, file_bias, groups = filter_bank(

@@ -36,7 +36,7 @@ def kernel_gradient(
     * flip (true convolution): ``dK`` is flipped back (rotated 180°).
     * normalize: each filter is ``w = k / s`` with ``s = sum(k)``, so
       ``dL/dk = (g - <g, w>) / s`` for its gradient ``g``; a zero-sum kernel
-      (:func:`convcli.bank.is_zero_sum`, the test normalize uses) is not normalized and
+      (:func:`convcli.kernels.kernel.is_zero_sum`, the test normalize uses) is not normalized and
       keeps ``g``.
 
     Parameters
@@ -44,7 +44,7 @@ def kernel_gradient(
     dW : ndarray, shape (FN, C/groups, FH, FW)
         Gradient with respect to the layer's weights.
     kernels : sequence of Kernel
-        All 2-D or all 4-D, as given to :func:`convcli.bank.filter_bank`.
+        All 2-D or all 4-D, as given to :func:`convcli.kernels.bank.filter_bank`.
     channels : int
         Input channels C.
     options : LayerOptions
