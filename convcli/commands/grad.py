@@ -522,7 +522,15 @@ class CheckReport:
 
 
 def check_gradients(run: GradRun, options: CheckOptions) -> CheckReport:
-    """:func:`~convcli.commands.gradcheck.gradient_check` of a :func:`run_grad` result, timed and captioned."""
+    """:func:`~convcli.commands.gradcheck.gradient_check` of a :func:`run_grad` result, timed and captioned.
+
+    Returns
+    -------
+    CheckReport
+        The rows, the tolerance used (``options.tolerance``, else the compute dtype's
+        default) and a caption (eps, seed, seconds; what dK is, when there is one).
+        Its :meth:`~CheckReport.verdict` raises when a row failed.
+    """
     tolerance = default_tolerance(run.dtype) if options.tolerance is None else options.tolerance
     start = time.perf_counter()
     rows = gradient_check(run.x, run.grads, run.dout, samples=options.samples, eps=options.eps, seed=options.seed,

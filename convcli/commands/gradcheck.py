@@ -386,9 +386,29 @@ def compare(
 ) -> CheckRow:
     """Judge the analytic values at ``entries`` against ``numeric``: the relative error of each, its maximum.
 
-    The relative error of an entry is ``|analytic - numeric| / max(|analytic|, |numeric|, floor)``
-    with ``floor = 1e-6 * max(max |numeric|, unit)`` (``unit``: one term of the gradient's
-    sums), so entries that should be 0 are judged in absolute terms.  A NaN fails.
+    Parameters
+    ----------
+    name : str
+        The tensor ("dx", "dW", "db", "dK").
+    analytic : ndarray, any shape
+        The gradient as computed; read flat.
+    numeric : ndarray, shape (S,), float64
+        The central differences at ``entries``.
+    entries : ndarray of intp, shape (S,)
+        Flat indices into ``analytic``.
+    unit : float
+        One term of the gradient's sums (:func:`_scale`), for the absolute floor.
+    tolerance : float
+        Largest relative error that passes.
+    note : str
+        Carried into the row.
+
+    Returns
+    -------
+    CheckRow
+        ``max_rel`` is the largest ``|analytic - numeric| / max(|analytic|, |numeric|, floor)``
+        with ``floor = 1e-6 * max(max |numeric|, unit)``, so entries that should be 0 are
+        judged in absolute terms; NaN fails.
     """
     got = np.asarray(analytic, dtype=np.float64).reshape(-1)[entries]
     diff = np.abs(got - numeric)
