@@ -72,7 +72,7 @@ class Gradients:
     db : ndarray, shape (FN,)
         With respect to the bias (a zero bias when none was given).
     dK : ndarray or None
-        With respect to the kernels as the user gave them (see :func:`kernel_gradient`):
+        With respect to the kernels as the user gave them (:func:`~convcli.kernels.gradient.kernel_gradient`):
         shape (FH, FW) for one 2-D kernel, (M, FH, FW) for M, (FN, C/groups, FH, FW)
         for layer kernels with ``flip`` or ``normalize``; None for layer kernels
         otherwise (dW is then already that gradient).
