@@ -122,3 +122,30 @@ def test_16_bit_inputs_give_16_bit_one_map_pngs(tmp_path: Path) -> None:
     assert bits([rgb16]) == [8]  # three maps in one RGB PNG: Pillow writes no 16-bit colour PNG
     assert bits([g16], bit_depth=8) == [8]
     assert bits([g8], bit_depth=16) == [16]
+
+
+# ---------------------------------------------------------------- apply_command: the command as a library call
+
+
+def test_apply_command_reads_filters_and_writes_with_library_options(tmp_path: Path) -> None:
+    from convcli.commands.apply import apply_command
+    from convcli.commands.common import LayerJob
+
+    np.save(tmp_path / "x.npy", np.ones((1, 2, 5, 5)))
+    said: list[str] = []
+
+    class Collect:
+        def say(self, message: str) -> None:
+            said.append(message)
+
+        def progress(self, description: str, total: int, *, show: bool = True) -> Any:
+            import contextlib
+
+            return contextlib.nullcontext(lambda done, total: None)
+
+    shared = LayerJob(LayerOptions(pad="valid"), bias="0.5")
+    out = OutputOptions(output=str(tmp_path / "y.npy"))
+    written = apply_command([str(tmp_path / "x.npy")], ["box:3"], shared, out, Collect())
+    assert [w.path for w in written] == [str(tmp_path / "y.npy")]
+    np.testing.assert_allclose(np.load(tmp_path / "y.npy"), np.full((1, 2, 3, 3), 1.5))
+    assert said == [f"wrote {str(tmp_path / 'y.npy')!r} (npy, 1×2×3×3)"]

@@ -153,3 +153,25 @@ def test_run_grad_refuses_an_output_larger_than_memory_before_making_dout() -> N
     expected = r"output of shape \(1, 3, 2000006, 2000006\) \(float32\) needs 43.7 TiB"
     with pytest.raises(MemoryLimitError, match=expected):
         run_grad(rng_array((1, 3, 8, 8), 0, np.float32), [Kernel(K1)], LayerOptions(pad=1_000_000), "ones")
+
+
+# ---------------------------------------------------------------- grad_command: the command as a library call
+
+
+def test_grad_command_writes_the_default_npz_and_stops_on_a_failed_check(tmp_path: Path) -> None:
+    from convcli.commands.common import LayerJob
+    from convcli.commands.grad import CheckOptions, GradOutputOptions, default_output, grad_command
+    from convcli.errors import GradientCheckError
+
+    source = str(tmp_path / "x.npy")
+    np.save(source, rng_array((1, 1, 6, 6)))
+    assert default_output(source) == str(tmp_path / "x-grad.npz") and default_output("-") == "stdin-grad.npz"
+    written = grad_command(source, ["box:3"], "ones", LayerJob(), GradOutputOptions(), CheckOptions(samples=5))
+    assert [(t.what, t.path) for t, _ in written] == [("npz", str(tmp_path / "x-grad.npz"))]
+    with np.load(tmp_path / "x-grad.npz") as archive:
+        assert sorted(archive.files) == ["dK", "dW", "db", "dx"]
+    shown = []
+    with pytest.raises(GradientCheckError, match=r"^gradient check failed: .* > tolerance 1e-30; nothing written$"):
+        grad_command(source, ["box:3"], "randn", LayerJob(), GradOutputOptions(output=str(tmp_path / "no.npz")),
+                     CheckOptions(eps=0.5, tolerance=1e-30), show_check=shown.append)
+    assert len(shown) == 1 and shown[0].failed and not (tmp_path / "no.npz").exists()
