@@ -24,7 +24,7 @@ contestant the wake-up of an idle vCPU).
 ``--e2e [PNG]`` instead times the stages of ``convcli apply IMAGE -k gaussian:1:5 -o
 OUT.png`` (read, decode, convert, convolve, map, encode, write), Pillow's PNG encoder
 at each zlib level, and the whole command; without a PNG it makes a 4096x4096
-photo-like one.
+photo-like one (256x256, each stage timed once, with ``--quick``).
 
 The textbook baseline is the book's seed code, written again here: float64 column
 matrix ``np.zeros((N, C, FH, FW, OH, OW))`` filled tap by tap from an ``np.pad``-ed
@@ -57,7 +57,6 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 import convcli  # noqa: E402
-import convcli.engine.layer  # noqa: E402
 from convcli import Convolution  # noqa: E402
 
 MiB = 1024 * 1024
@@ -389,7 +388,7 @@ def environment() -> list[str]:
                 f"kernel={info.get('architecture')} threads={info.get('num_threads')} "
                 f"({os.path.basename(path)}, {owner})"
             )
-        lines.append(f"convcli worker threads: {convcli.engine.layer.get_num_threads()}")
+        lines.append(f"convcli worker threads: {convcli.get_num_threads()}")
     else:
         lines.append("threadpoolctl not installed: BLAS kernel unknown")
     env = {k: os.environ[k] for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OMP_NUM_THREADS", "OMP_WAIT_POLICY")
@@ -432,22 +431,26 @@ def make_photo(path: str, size: int = 4096) -> None:
     Image.fromarray((np.clip(img, 0, 1) * 255).round().astype(np.uint8)).save(path)
 
 
-def e2e(path: str, kernel: str = "gaussian:1:5", reps: int = 3) -> int:
-    """Time the stages of ``convcli apply IMAGE -k KERNEL -o OUT.png``, then the CLI as a whole."""
+def e2e(path: str, kernel: str = "gaussian:1:5", reps: int = 3, size: int = 4096) -> int:
+    """Time the stages of ``convcli apply IMAGE -k KERNEL -o OUT.png``, then the CLI as a whole.
+
+    Without ``path``, a photo-like ``size`` x ``size`` PNG is made; each stage is timed ``reps`` times.
+    """
     import io
+    import shutil
     import subprocess
     import tempfile
 
     from PIL import Image
 
-    from convcli.commands import apply as filtering
     from convcli.io import display, images
+    from convcli.kernels.bank import LayerOptions, build_layer
     from convcli.kernels.spec import parse_kernel
 
     tmp = tempfile.mkdtemp(prefix="convcli-e2e-")
     if not path:
-        path = os.path.join(tmp, "photo4096.png")
-        make_photo(path)
+        path = os.path.join(tmp, f"photo{size}.png")
+        make_photo(path, size)
     out_path = os.path.join(tmp, "out.png")
     for line in environment():
         print(line)
@@ -472,7 +475,7 @@ def e2e(path: str, kernel: str = "gaussian:1:5", reps: int = 3) -> int:
     rows.append(("  (load_image: decode + convert + checks)", t))
     x = loaded.data  # type: ignore[attr-defined]
     k = parse_kernel(kernel)
-    layer = filtering.build_layer([k], x.shape[1], filtering.LayerOptions(), np.dtype(np.float32))
+    layer = build_layer([k], x.shape[1], LayerOptions(), np.dtype(np.float32))
     t, y = timed(lambda: layer.forward(x))
     rows.append((f"convolve ({kernel}, depthwise)", t))
     sums = np.asarray(layer.W).reshape(y.shape[1], -1).sum(axis=1)  # type: ignore[union-attr]
@@ -515,12 +518,14 @@ def e2e(path: str, kernel: str = "gaussian:1:5", reps: int = 3) -> int:
         walls.append(time.perf_counter() - t0)
     print(f"\n`convcli apply {os.path.basename(path)} -k {kernel} -o out.png` wall time: "
           f"median {statistics.median(walls):.2f} s ({', '.join(f'{w:.2f}' for w in walls)})")
+    shutil.rmtree(tmp, ignore_errors=True)
     return 0
 
 
 def main(argv: Optional[list[str]] = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--quick", action="store_true", help="smaller sizes, 3 rounds (smoke test)")
+    ap.add_argument("--quick", action="store_true",
+                    help="smaller sizes, 3 rounds (with --e2e: a 256x256 image, one round) (smoke test)")
     ap.add_argument("--only", default="", help="comma-separated workload keys, e.g. a,e")
     ap.add_argument("--reps", type=int, default=0, help="rounds per workload (default: per workload)")
     ap.add_argument("--no-textbook", action="store_true", help="skip the textbook baseline")
@@ -545,7 +550,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     if args.omp_passive:
         os.environ["OMP_WAIT_POLICY"] = "PASSIVE"  # read by libgomp when torch loads it
     if args.e2e is not None:
-        return e2e(args.e2e)
+        return e2e(args.e2e, reps=1 if args.quick else 3, size=256 if args.quick else 4096)
 
     for line in environment():
         print(line)

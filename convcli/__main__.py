@@ -1,4 +1,4 @@
-"""``python -m convcli``: the command-line tool."""
+"""``python -m convcli``: the command-line tool (:mod:`convcli.cli`)."""
 
 from .cli import main
 

@@ -3,7 +3,7 @@
 Every error convcli raises for bad input is a :class:`ConvcliError`.  It is also a
 ``ValueError``, so library users can catch it the usual way, and it carries the exit
 code the command-line tool ends with.  The message names the parameter and the
-actual numbers, in one line, so the CLI can print it as it is.
+actual numbers, in one line, so the CLI (:mod:`convcli.cli.app`) can print it as it is.
 """
 
 from __future__ import annotations
@@ -71,6 +71,12 @@ class OutputFileError(ConvcliError):
     """An output cannot be written (bad format, would overwrite an input...)."""
 
     exit_code = 4
+
+
+class GradientCheckError(ConvcliError):
+    """A numerical gradient check failed (the message names each tensor and its error)."""
+
+    exit_code = 1
 
 
 class MemoryLimitError(ConvcliError):

@@ -1,4 +1,4 @@
-"""Shared set-up of the grad tests (test_gradients, test_gradcheck, test_grad_outputs): kernels, arrays, gradients."""
+"""Shared set-up of the grad tests (commands/test_grad*.py, kernels/test_gradient.py): kernels, arrays, gradients."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from convcli.commands.grad import Gradients, backward, build_grad_layer
-from convcli.kernels.builtins import Kernel
-from convcli.kernels.layerspec import LayerOptions
+from convcli.kernels.bank import LayerOptions
+from convcli.kernels.kernel import Kernel
 
 F64 = NDArray[np.float64]
 # all taps distinct and non-symmetric, so a missing or extra flip shows; sums far from 0

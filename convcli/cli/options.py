@@ -1,23 +1,58 @@
-"""Options shared by convcli's commands, defined once, and their parsing.
+"""The CLI's options, declared once: ``Annotated`` aliases, the shared layer options, their text parsers.
 
-``apply`` and ``grad`` take the same layer options (the same options describe the
-same layer): the ``Annotated`` aliases here are their single definition, and
-:func:`layer_options` turns them into a :class:`convcli.layerspec.LayerOptions`.
+``apply`` and ``grad`` take the same eleven layer options (the same options describe the
+same layer).  They are declared here once, in :data:`SHARED_OPTIONS`, and
+:func:`shared_layer_options` adds them to a command: the command declares one parameter
+``layer: LayerArgs`` and receives them collected into a :class:`LayerArgs`, which the
+library turns into a :class:`~convcli.kernels.bank.LayerOptions` once the outputs are
+checked (:meth:`LayerArgs.layer_options`).  The choices (padding modes, display modes,
+output formats) are built from the library's own tuples, never copied.
+
+This module imports neither numpy nor the library's commands, so ``convcli --help`` stays quick.
+
+Neighbours: the Typer app and its one-line errors are :mod:`convcli.cli.app`; each command
+is :mod:`convcli.cli.apply`, :mod:`convcli.cli.grad`, :mod:`convcli.cli.info`,
+:mod:`convcli.cli.kernels`; what the commands do is :mod:`convcli.commands`.
 """
 
 from __future__ import annotations
 
-import os
+import functools
+import inspect
 import re
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
-from enum import Enum
-from typing import Annotated, Any, Callable, Optional
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated, Any, Callable, Literal, Optional, TypeVar, cast
 
 import typer
 
-from ..errors import InputFileError, OutputFileError, ParameterError
+from ..engine.geometry import PADDING_MODES
+from ..errors import ParameterError
+from ..io.formats import DISPLAY_MODES, OUTPUT_FORMATS
+
+if TYPE_CHECKING:
+    from ..kernels.bank import LayerOptions
+
+#: The compute dtypes the CLI offers: the two the engine computes in (convcli.engine.dtypes); the
+#: library's ``LayerOptions.dtype`` takes any numpy float dtype name.
+COMPUTE_DTYPES: tuple[str, ...] = ("float32", "float64")
+
+# Typer offers a Literal's values as a choice; the Literals are built from the library's tuples.
+if TYPE_CHECKING:
+    PaddingModeName = str
+    DisplayName = str
+    FormatName = str
+    DtypeName = str
+else:
+    PaddingModeName = Literal[PADDING_MODES]
+    DisplayName = Literal[DISPLAY_MODES]
+    FormatName = Literal[OUTPUT_FORMATS]
+    DtypeName = Literal[COMPUTE_DTYPES]
+
+
+# ---------------------------------------------------------------- text parsers
 
 
 def _numbers(text: str) -> list[str]:
@@ -57,67 +92,30 @@ def parse_pad(text: str) -> Any:
     raise ParameterError(f"--pad takes 1, 2 or 4 integers, got {len(values)} in {text!r}")
 
 
-def parse_bias(text: str) -> Any:
-    """--bias: a number, a comma-separated list ('0.1,0.2'), a .npy file (any shape, flattened) or '-'.
+def check_stdin_once(*uses: tuple[str, int]) -> None:
+    """Refuse to read standard input twice: ``uses`` are (option as typed, how many times it reads '-').
 
-    Numbers are tried first, so a file is read when the text ends in .npy or is no list of numbers;
-    '-' reads .npy bytes from standard input.
+    Raises
+    ------
+    ParameterError
+        Naming every reader: "standard input can be read once only, but INPUT '-' and -k - read it".
     """
-    import numpy as np
-
-    from ..io.inputs import STDIN_NAME, load_npy, read_source
-
-    usage = "a number, a comma-separated list, a .npy file or '-' (.npy on standard input)"
-    name = text.strip()
-    values: Any = None
-    if name != "-" and not name.lower().endswith(".npy"):
-        try:
-            values = np.array([float(v) for v in name.replace(";", ",").split(",")], dtype=np.float64)
-        except ValueError:
-            if not os.path.isfile(name):
-                raise ParameterError(f"--bias must be {usage}, got {text!r}") from None
-    if values is None:
-        if name != "-" and not os.path.exists(name):
-            raise InputFileError(f"--bias file {name!r} not found; expected {usage}")
-        where = "--bias from standard input" if name == "-" else f"--bias file {name!r}"
-        array = load_npy(read_source(name), STDIN_NAME if name == "-" else name)
-        if array.dtype.kind not in "biuf":
-            raise ParameterError(f"{where} holds {array.dtype} values; expected real numbers")
-        if array.size == 0:
-            raise ParameterError(f"{where} is empty (shape {array.shape}); expected at least one value")
-        values = array.astype(np.float64).ravel()
-    if not np.all(np.isfinite(values)):
-        raise ParameterError(f"--bias values must be finite (no nan or inf), got {text!r}")
-    return values
+    readers = [(name, count) for name, count in uses if count]
+    if sum(count for _, count in readers) > 1:
+        named = " and ".join(name if count == 1 else f"{name} ({count} times)" for name, count in readers)
+        raise ParameterError(
+            f"standard input can be read once only, but {named} read it; give the others as files"
+        )
 
 
-class PaddingModeChoice(str, Enum):
-    zeros = "zeros"
-    reflect = "reflect"
-    replicate = "replicate"
-    circular = "circular"
+def stdin_count(*values: Optional[str]) -> int:
+    """How many of ``values`` (option values as given; None when not given) are '-'."""
+    return sum(1 for v in values if v is not None and v.strip() == "-")
 
 
-class DtypeChoice(str, Enum):
-    float32 = "float32"
-    float64 = "float64"
+# ---------------------------------------------------------------- options, declared once
 
 
-class DisplayChoice(str, Enum):
-    clip = "clip"
-    abs = "abs"
-    minmax = "minmax"
-    offset = "offset"
-
-
-class FormatChoice(str, Enum):
-    png = "png"
-    tiff = "tiff"
-    npy = "npy"
-    npz = "npz"
-
-
-# Options shared by apply and grad, defined once: the same options describe the same layer.
 KernelOpt = Annotated[
     list[str],
     typer.Option(
@@ -150,14 +148,14 @@ GroupsOpt = Annotated[
     typer.Option(help="Channel groups of a 4-D kernel (default 1). 2-D kernels are always depthwise.", min=1),
 ]
 PaddingModeOpt = Annotated[
-    PaddingModeChoice, typer.Option("--padding-mode", help="What the padding holds.", case_sensitive=False)
+    PaddingModeName, typer.Option("--padding-mode", help="What the padding holds.", case_sensitive=False)
 ]
 FlipOpt = Annotated[bool, typer.Option("--flip", help="True convolution: rotate kernels 180° (default: correlation).")]
 NormalizeOpt = Annotated[
     bool, typer.Option("--normalize", help="Divide each kernel by its sum (left alone when the sum is 0).")
 ]
 DtypeOpt = Annotated[
-    Optional[DtypeChoice],
+    Optional[DtypeName],
     typer.Option(help="Compute dtype. Default: a float array's own dtype; images and integers use float32."),
 ]
 GrayOpt = Annotated[bool, typer.Option("--gray", help="Convert inputs to one luma channel first.")]
@@ -166,47 +164,110 @@ KeepAlphaOpt = Annotated[
 ]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")]
 
-
-def layer_options(
-    bias: Optional[str],
-    stride: str,
-    pad: str,
-    dilation: str,
-    groups: Optional[int],
-    padding_mode: PaddingModeChoice,
-    flip: bool,
-    normalize: bool,
-    dtype: Optional[DtypeChoice],
-) -> Any:
-    """The shared layer options as a :class:`convcli.layerspec.LayerOptions`."""
-    from ..kernels.layerspec import LayerOptions
-
-    return LayerOptions(
-        stride=parse_pair(stride, "--stride"),
-        pad=parse_pad(pad),
-        dilation=parse_pair(dilation, "--dilation"),
-        groups=groups,
-        padding_mode=padding_mode.value,
-        flip=flip,
-        normalize=normalize,
-        dtype=None if dtype is None else dtype.value,
-        bias=None if bias is None else parse_bias(bias),
-    )
+#: The options apply and grad share, in the order their --help lists them: (parameter, type, default).
+SHARED_OPTIONS: tuple[tuple[str, Any, Any], ...] = (
+    ("bias", BiasOpt, None),
+    ("stride", StrideOpt, "1"),
+    ("pad", PadOpt, "same"),
+    ("dilation", DilationOpt, "1"),
+    ("groups", GroupsOpt, None),
+    ("padding_mode", PaddingModeOpt, "zeros"),
+    ("flip", FlipOpt, False),
+    ("normalize", NormalizeOpt, False),
+    ("dtype", DtypeOpt, None),
+    ("gray", GrayOpt, False),
+    ("keep_alpha", KeepAlphaOpt, False),
+)
 
 
-#: Inputs holding at least this many values get a progress bar even when they are one batch.
-PROGRESS_MIN_VALUES = 4_000_000
+@dataclass
+class LayerArgs:
+    """The shared options as typed (:data:`SHARED_OPTIONS`); the library's ``SharedOptions``.
+
+    :meth:`layer_options` parses them when the library asks, after the outputs are checked,
+    so a bad output name is reported before ``--bias`` reads a file.
+    """
+
+    bias: Optional[str] = None
+    stride: str = "1"
+    pad: str = "same"
+    dilation: str = "1"
+    groups: Optional[int] = None
+    padding_mode: str = "zeros"
+    flip: bool = False
+    normalize: bool = False
+    dtype: Optional[str] = None
+    gray: bool = False
+    keep_alpha: bool = False
+
+    def layer_options(self) -> LayerOptions:
+        """The options as a :class:`~convcli.kernels.bank.LayerOptions`, the bias read."""
+        from ..kernels.bank import LayerOptions, parse_bias
+
+        return LayerOptions(
+            stride=parse_pair(self.stride, "--stride"),
+            pad=parse_pad(self.pad),
+            dilation=parse_pair(self.dilation, "--dilation"),
+            groups=self.groups,
+            padding_mode=self.padding_mode,
+            flip=self.flip,
+            normalize=self.normalize,
+            dtype=self.dtype,
+            bias=None if self.bias is None else parse_bias(self.bias),
+        )
+
+
+#: The default of a command's ``layer`` parameter (never used: :func:`shared_layer_options` fills it).
+LAYER = LayerArgs()
+
+_Command = TypeVar("_Command", bound=Callable[..., Any])
+
+
+def shared_layer_options(command: _Command) -> _Command:
+    """Give a command the shared options in place of its ``layer: LayerArgs`` parameter.
+
+    Typer reads a command's options from ``inspect.signature`` and its annotations; the
+    wrapper's signature has the eleven :data:`SHARED_OPTIONS` where the command has
+    ``layer``, and the wrapper collects their values into the :class:`LayerArgs` it passes
+    as ``layer``.
+    """
+    signature = inspect.signature(command, eval_str=True)
+    if "layer" not in signature.parameters:
+        raise TypeError(f"{command.__name__} has no 'layer' parameter to put the shared options in")
+    parameters: list[inspect.Parameter] = []
+    for parameter in signature.parameters.values():
+        if parameter.name != "layer":
+            parameters.append(parameter)
+            continue
+        parameters.extend(
+            inspect.Parameter(name, parameter.kind, default=default, annotation=annotation)
+            for name, annotation, default in SHARED_OPTIONS
+        )
+
+    @functools.wraps(command)
+    def with_shared_options(*args: Any, **kwargs: Any) -> Any:
+        shared = {name: kwargs.pop(name) for name, _, _ in SHARED_OPTIONS}
+        return command(*args, layer=LayerArgs(**shared), **kwargs)
+
+    with_shared_options.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
+    with_shared_options.__annotations__ = {p.name: p.annotation for p in parameters}
+    with_shared_options.__annotations__["return"] = signature.return_annotation
+    return cast(_Command, with_shared_options)
+
+
+# ---------------------------------------------------------------- messages
 
 
 class Reporter:
-    """Messages and progress on stderr; progress only when stderr is a terminal."""
+    """Messages and progress on stderr (the library's ``Reporter``); progress only when stderr is a terminal."""
 
     def __init__(self, quiet: bool) -> None:
         self.quiet = quiet
 
     def say(self, message: str) -> None:
+        """``convcli: MESSAGE`` on stderr, unless quiet."""
         if not self.quiet:
-            typer.echo(message, err=True)
+            typer.echo(f"convcli: {message}", err=True)
 
     @contextmanager
     def progress(self, description: str, total: int, *, show: bool = True) -> Iterator[Callable[[float, int], None]]:
@@ -220,44 +281,3 @@ class Reporter:
         with Progress(console=Console(stderr=True), transient=True) as bar:
             task = bar.add_task(description, total=total)
             yield lambda done, total: bar.update(task, completed=done, total=total)  # the caller's count wins
-
-
-def check_stdin_once(*uses: tuple[str, int]) -> None:
-    """Refuse to read standard input twice: ``uses`` are (option as typed, how many times it reads '-').
-
-    Raises
-    ------
-    ParameterError
-        Naming every reader: "standard input can be read once only, but INPUT '-' and -k - read it".
-    """
-    readers = [(name, count) for name, count in uses if count]
-    if sum(count for _, count in readers) > 1:
-        named = " and ".join(name if count == 1 else f"{name} ({count} times)" for name, count in readers)
-        raise ParameterError(
-            f"standard input can be read once only, but {named} read it; give the others as files"
-        )
-
-
-def stdin_count(*values: Optional[str]) -> int:
-    """How many of ``values`` (option values as given; None when not given) are '-'."""
-    return sum(1 for v in values if v is not None and v.strip() == "-")
-
-
-def protected_files(*sources: Optional[str]) -> list[str]:
-    """The files among ``sources`` (inputs, --dout, kernel and --bias specs) that outputs must never overwrite.
-
-    None (an option not given), ``-`` and specs that name no file (a built-in kernel, a
-    generator, a number) are left out.
-    """
-    names = [s.strip() for s in sources if s is not None]
-    return [name for name in names if name != "-" and os.path.isfile(name)]
-
-
-def refuse_terminal(what: str) -> None:
-    """Raise :class:`OutputFileError` when standard output, which ``what`` writes binary data to, is a terminal."""
-    if sys.stdout.isatty():
-        raise OutputFileError(f"{what} writes binary data, not to a terminal; redirect it to a file or a pipe")
-
-
-def format_shape(shape: Sequence[int]) -> str:
-    return "×".join(str(s) for s in shape)

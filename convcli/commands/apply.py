@@ -1,8 +1,17 @@
-"""What ``convcli apply`` does, as a library: kernels + inputs -> layer -> feature maps -> files.
+"""``convcli apply``: kernels + inputs -> layer -> feature maps -> files.
 
-The CLI turns options into a :class:`LayerOptions` and an :class:`OutputOptions` and
-calls :func:`apply_filters`; everything here raises :class:`~convcli.errors.ConvcliError`
-for bad input and writes nothing until every input has been read and checked.
+:func:`apply_command` is the whole command: it checks the output options, reads the
+kernels and inputs, and calls :func:`apply_filters`, which groups inputs into batches,
+builds each layer once, names every output file (:func:`resolve_format`, the default
+names ``STEM-KERNEL.png``, ``{stem}``/``{map}`` templates, one file per map or per image
+where a format needs it) and checks them all, then computes and writes them all or
+nothing.  Everything here raises :class:`~convcli.errors.ConvcliError` for bad input and
+writes nothing until every input has been read and checked.
+
+Neighbours: kernels + options -> the layer is :mod:`convcli.kernels.bank`; reading inputs
+:mod:`convcli.io.inputs`; floats -> pixels :mod:`convcli.io.display`; PNG encoding
+:mod:`convcli.io.images`; atomic writes :mod:`convcli.io.outputs`; the Typer command
+:mod:`convcli.cli.apply`.
 """
 
 from __future__ import annotations
@@ -19,25 +28,27 @@ from numpy.typing import NDArray
 from ..engine.layer import Convolution
 from ..engine.memory import allocation_guard, check_result_size
 from ..errors import OutputFileError, ParameterError
-from ..io.display import check_display, default_display, to_display
+from ..io.display import default_display, to_display
+from ..io.formats import OUTPUT_FORMATS, check_display, extension_for, format_for_path
 from ..io.images import encode_png, encode_tiff_float
-from ..io.inputs import LoadedInput
-from ..io.outputs import (
-    OUTPUT_FORMATS,
-    all_or_nothing,
-    check_targets,
-    extension_for,
-    format_for_path,
-    npy_bytes,
-    npz_bytes,
-)
-from ..kernels.bank import filter_sums
-from ..kernels.builtins import Kernel
-from ..kernels.layerspec import LayerOptions, LayerWeights, layer_from_weights, layer_weights, working_dtype
+from ..io.inputs import STDIN_NAME, LoadedInput, load_input
+from ..io.outputs import all_or_nothing, check_targets, npy_bytes, npz_bytes, protected_files, refuse_terminal
+from ..kernels.bank import LayerOptions, LayerWeights, layer_from_weights, layer_weights, working_dtype
+from ..kernels.kernel import Kernel, filter_sums
+from ..kernels.spec import parse_kernel
+from .common import QUIET, Reporter, SharedOptions, format_shape, target_name
+
+__all__ = [
+    "PROGRESS_MIN_VALUES", "OutputOptions", "Written", "apply_command", "apply_filters", "check_output_options",
+    "display_for", "resolve_format",
+]
+
+#: Inputs holding at least this many values get a progress bar even when they are one batch.
+PROGRESS_MIN_VALUES = 4_000_000
 
 
 def display_for(weights: LayerWeights) -> str:
-    """The default PNG display of a layer: :func:`convcli.display.default_display` of its float64 filters.
+    """The default PNG display of a layer: :func:`convcli.io.display.default_display` of its float64 filters.
 
     Decided from the float64 weights after flip and normalize (as the layer runs them),
     never from a float32 copy, whose rounding would make a zero-sum kernel look positive.
@@ -241,7 +252,7 @@ def _plan_outputs(batches: list[_Batch], fixed: Optional[str], options: OutputOp
             if into_folder:
                 directory = str(options.output)
             else:
-                directory = os.path.dirname(item.name) if item.name != "<stdin>" else ""
+                directory = os.path.dirname(item.name) if item.name != STDIN_NAME else ""
             if fmt in ("png", "tiff") and n > 1:  # image formats hold one image: one file per image
                 units.extend(
                     unit(batch, start + k, start + k + 1, f"{item.stem}-{k}", directory, fmt) for k in range(n)
@@ -310,7 +321,7 @@ def apply_filters(
     inputs : sequence of LoadedInput
         Each with data of shape (N_i, C, H, W).
     kernels : sequence of Kernel
-        Stacked into one filter bank (see :func:`convcli.bank.filter_bank`).
+        Stacked into one filter bank (see :func:`convcli.kernels.bank.filter_bank`).
     layer_options, output_options
         See :class:`LayerOptions` and :class:`OutputOptions`.
     protect : sequence of str
@@ -385,4 +396,50 @@ def apply_filters(
                 written.append(
                     Written(out.path, maps.shape, out.format, display if png else None, bits if png else None)
                 )
+    return written
+
+
+def apply_command(
+    inputs: Sequence[str],
+    kernels: Sequence[str],
+    shared: SharedOptions,
+    output_options: OutputOptions,
+    report: Reporter = QUIET,
+) -> list[Written]:
+    """``convcli apply``: read the kernels and inputs, filter, write; every output checked before any input is read.
+
+    Parameters
+    ----------
+    inputs : sequence of str
+        Paths or ``-`` (:func:`convcli.io.inputs.load_input`).
+    kernels : sequence of str
+        Kernel specs (:func:`convcli.kernels.spec.parse_kernel`).
+    shared : SharedOptions
+        The layer options and how inputs are read.
+    output_options : OutputOptions
+    report : Reporter
+        Told each input's notes, progress (for several inputs or large ones) and each file written.
+
+    Returns
+    -------
+    list of Written
+        As :func:`apply_filters`.
+    """
+    check_output_options(output_options)  # a bad name or option is reported before any input is read
+    if output_options.output == "-":
+        refuse_terminal("-o -")
+    options = shared.layer_options()
+    parsed = [parse_kernel(spec) for spec in kernels]
+    loaded = [load_input(source, gray=shared.gray, keep_alpha=shared.keep_alpha) for source in inputs]
+    for item in loaded:
+        for note in item.notes:
+            report.say(f"{item.name!r}: {note}")
+    protect = protected_files(*inputs, *kernels, shared.bias)
+    large = sum(item.data.size for item in loaded) >= PROGRESS_MIN_VALUES
+    with report.progress("filtering", len(loaded), show=len(loaded) > 1 or large) as on_progress:
+        written = apply_filters(loaded, parsed, options, output_options, protect=protect, on_progress=on_progress)
+    for done in written:
+        how = f", display {done.display}" if done.display else ""
+        how += f", {done.bits}-bit" if done.bits == 16 else ""
+        report.say(f"wrote {target_name(done.path)} ({done.format}, {format_shape(done.shape)}{how})")
     return written

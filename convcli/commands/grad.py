@@ -1,15 +1,23 @@
-"""What ``convcli grad`` computes, as a library: the backward pass and the upstream gradient.
+"""``convcli grad``: the backward pass of the layer ``apply`` runs, its check, and its files.
 
-:func:`run_grad` is the whole computation (as :func:`convcli.filtering.apply_filters` is
-``apply``'s): it picks the compute dtype, builds the layer, loads ``dout`` and runs
-:func:`backward`, which runs the layer that :func:`convcli.layerspec.build_layer` describes
+:func:`grad_command` is the whole command: it names and checks every output first
+(:func:`plan_outputs`; the default is ``STEM-grad.npz`` beside the input), reads the kernels
+and the input, runs :func:`run_grad` (compute dtype, layer, upstream gradient, forward and
+backward), optionally checks the gradients numerically (:func:`check_gradients`, whose
+verdict stops the command before anything is written), then writes every output or none
+(:func:`write_outputs`).
+
+:func:`backward` runs the layer that :func:`convcli.kernels.bank.build_layer` describes
 forward and then backward for an upstream gradient ``dout``, giving ``dx``, ``dW`` and
 ``db`` (the seed's names), and ``dK``, the gradient with respect to the kernels as the
-user gave them (:func:`kernel_gradient`).  :func:`load_dout` reads or generates ``dout``.
-Its numerical check is :mod:`convcli.gradcheck`; its files, :mod:`convcli.grad_outputs`.
+user gave them (:func:`convcli.kernels.gradient.kernel_gradient`).  :func:`load_dout`
+reads or generates ``dout``.  The loss behind ``dout`` is ``L = sum(y * dout)``, whose
+gradient with respect to the output ``y`` is ``dout`` itself; ``dout = y`` is the gradient
+of ``½‖y‖²``.
 
-The loss behind ``dout`` is ``L = sum(y * dout)``, whose gradient with respect to the
-output ``y`` is ``dout`` itself; ``dout = y`` is the gradient of ``½‖y‖²``.
+Neighbours: the numerical check itself is :mod:`convcli.commands.gradcheck`; dK is
+:mod:`convcli.kernels.gradient`; floats -> pixels :mod:`convcli.io.display`; atomic writes
+:mod:`convcli.io.outputs`; the Typer command :mod:`convcli.cli.grad`.
 """
 
 from __future__ import annotations
@@ -17,9 +25,9 @@ from __future__ import annotations
 import os
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Callable, Optional
 
 import numpy as np
 from numpy.typing import NDArray
@@ -27,11 +35,25 @@ from numpy.typing import NDArray
 from ..engine.dtypes import compute_dtype
 from ..engine.layer import Convolution
 from ..engine.memory import allocation_guard, check_result_size
-from ..errors import InputFileError, ParameterError, ShapeError
-from ..io.inputs import load_npy, load_npz, read_source, sniff
-from ..kernels.bank import kernel_stack, zero_sum_filters
-from ..kernels.builtins import Kernel
-from ..kernels.layerspec import LayerOptions, build_layer, working_dtype
+from ..errors import GradientCheckError, InputFileError, OutputFileError, ParameterError, ShapeError
+from ..io.arrays import choose_member, load_npy, load_npz
+from ..io.display import montage
+from ..io.formats import check_display, format_for_path
+from ..io.images import encode_png
+from ..io.inputs import input_stem, load_input, read_source, sniff
+from ..io.outputs import all_or_nothing, check_targets, npy_bytes, npz_bytes, protected_files, refuse_terminal
+from ..kernels.bank import LayerOptions, build_layer, working_dtype
+from ..kernels.gradient import kernel_gradient
+from ..kernels.kernel import Kernel
+from ..kernels.spec import parse_kernel
+from .common import QUIET, Reporter, SharedOptions, format_shape, target_name
+from .gradcheck import CheckRow, check_options, default_tolerance, gradient_check
+
+__all__ = [
+    "CheckOptions", "CheckReport", "GradOutput", "GradOutputOptions", "GradRun", "Gradients", "backward",
+    "build_grad_layer", "check_dout_shape", "check_gradients", "default_output", "grad_command", "grad_png",
+    "load_dout", "make_dout", "output_bytes", "plan_outputs", "run_grad", "write_outputs",
+]
 
 _RANDN = re.compile(r"^randn(?::(\d+))?$")
 _GENERATOR_LIKE = re.compile(r"^(ones|randn)\b", re.IGNORECASE)
@@ -46,11 +68,11 @@ class Gradients:
     dx : ndarray, shape (N, C, H, W)
     dW : ndarray, shape (FN, C/groups, FH, FW)
         With respect to the layer's weights as it runs them (after ``flip`` and
-        ``normalize`` of :class:`~convcli.layerspec.LayerOptions`).
+        ``normalize`` of :class:`~convcli.kernels.bank.LayerOptions`).
     db : ndarray, shape (FN,)
         With respect to the bias (a zero bias when none was given).
     dK : ndarray or None
-        With respect to the kernels as the user gave them (see :func:`kernel_gradient`):
+        With respect to the kernels as the user gave them (:func:`~convcli.kernels.gradient.kernel_gradient`):
         shape (FH, FW) for one 2-D kernel, (M, FH, FW) for M, (FN, C/groups, FH, FW)
         for layer kernels with ``flip`` or ``normalize``; None for layer kernels
         otherwise (dW is then already that gradient).
@@ -59,7 +81,7 @@ class Gradients:
     seconds : float
         Time of forward + backward.
     kernels, options
-        What the layer was built from (:func:`convcli.gradcheck.gradient_check` rebuilds it to check dK).
+        What the layer was built from (:func:`convcli.commands.gradcheck.gradient_check` rebuilds it to check dK).
     """
 
     dx: NDArray[np.floating]
@@ -149,15 +171,7 @@ def load_dout(spec: str, shape: tuple[int, ...], dtype: np.dtype) -> NDArray[np.
     data = read_source(spec)
     if sniff(data) == "npz":
         arrays = load_npz(data, name)
-        picked = next((arrays[k] for k in ("dout", "y") if k in arrays), None)
-        if picked is None and len(arrays) == 1:
-            picked = next(iter(arrays.values()))
-        if picked is None:
-            raise InputFileError(
-                f"--dout {name!r} holds {', '.join(sorted(arrays)) or 'no arrays'}; expected an array named "
-                "dout or y, or a single array"
-            )
-        array = picked
+        array = arrays[choose_member(arrays, ("dout", "y"), f"--dout {name!r}")]
     else:
         array = load_npy(data, name)
     if array.dtype.kind not in "biuf":
@@ -186,67 +200,11 @@ def check_dout_shape(got: tuple[int, ...], expected: tuple[int, ...], name: str 
 def build_grad_layer(
     kernels: Sequence[Kernel], channels: int, options: LayerOptions, dtype: np.dtype
 ) -> Convolution:
-    """The layer of :func:`convcli.layerspec.build_layer`, with a zero bias when it has none (so db exists)."""
+    """The layer of :func:`convcli.kernels.bank.build_layer`, with a zero bias when it has none (so db exists)."""
     layer = build_layer(kernels, channels, options, dtype)
     if layer.b is None:
         layer.b = np.zeros(np.asarray(layer.W).shape[0], dtype=dtype)
     return layer
-
-
-def kernel_gradient(
-    dW: NDArray[np.floating], kernels: Sequence[Kernel], channels: int, options: LayerOptions
-) -> Optional[NDArray[np.floating]]:
-    """Gradient with respect to the kernels as the user gave them, from the layer's ``dW``.
-
-    The layer runs ``W = normalize(flip(stack(kernels)))``; the chain rule back through it:
-
-    * stack: M 2-D kernels become the depthwise weights (C*M, 1, FH, FW), filter
-      ``c*M + m`` being kernel m on channel c, so ``dK[m] = sum_c dW[c*M + m, 0]``.
-      Layer kernels are concatenated along FN: dK is dW, cut nowhere.
-    * flip (true convolution): ``dK`` is flipped back (rotated 180°).
-    * normalize: each filter is ``w = k / s`` with ``s = sum(k)``, so
-      ``dL/dk = (g - <g, w>) / s`` for its gradient ``g``; a zero-sum kernel
-      (:func:`convcli.bank.is_zero_sum`, the test normalize uses) is not normalized and
-      keeps ``g``.
-
-    Parameters
-    ----------
-    dW : ndarray, shape (FN, C/groups, FH, FW)
-        Gradient with respect to the layer's weights.
-    kernels : sequence of Kernel
-        All 2-D or all 4-D, as given to :func:`convcli.bank.filter_bank`.
-    channels : int
-        Input channels C.
-    options : LayerOptions
-        Its ``flip`` and ``normalize``.
-
-    Returns
-    -------
-    ndarray or None
-        2-D kernels: shape (FH, FW) for one kernel, (M, FH, FW) for M.  Layer
-        kernels: (FN, C/groups, FH, FW) with ``flip`` or ``normalize``, else None (dW
-        is already the gradient with respect to them).  dW's dtype.
-    """
-    layers = any(k.is_layer for k in kernels)
-    if layers and not (options.flip or options.normalize):
-        return None
-    fh, fw = dW.shape[2:]
-    if layers:
-        grads = dW
-    else:
-        grads = dW.reshape(channels, len(kernels), fh, fw).sum(axis=0)  # filter c*M + m is kernel m
-    raws = kernel_stack(kernels)
-    zero = zero_sum_filters(raws)
-    result = np.empty_like(grads)
-    for index, raw in enumerate(raws):
-        g = grads[index]
-        if options.flip:
-            g = g[..., ::-1, ::-1]
-        if options.normalize and not zero[index]:
-            total = float(raw.sum())
-            g = (g - np.sum(g * (raw / total))) / total
-        result[index] = g
-    return result[0] if not layers and len(kernels) == 1 else result
 
 
 def backward(
@@ -344,7 +302,7 @@ def run_grad(x: NDArray[np.generic], kernels: Sequence[Kernel], options: LayerOp
     Parameters
     ----------
     x : ndarray, shape (N, C, H, W)
-        The input; computed in :func:`convcli.layerspec.working_dtype` (``options.dtype``,
+        The input; computed in :func:`convcli.kernels.bank.working_dtype` (``options.dtype``,
         else a float input's own dtype, else float32).
     kernels : sequence of Kernel
     options : LayerOptions
@@ -376,3 +334,309 @@ def run_grad(x: NDArray[np.generic], kernels: Sequence[Kernel], options: LayerOp
         upstream = load_dout(dout, expected, dtype)
         grads = _backward(layer, xs, upstream, kernels, options)
     return GradRun(xs, upstream, grads)
+
+
+# ---------------------------------------------------------------- outputs: named first, written all or nothing
+
+
+@dataclass
+class GradOutput:
+    """One file (or stream) ``grad`` writes.
+
+    Attributes
+    ----------
+    what : str
+        "npz" (dx, dW, db and dK) or one of "dx", "dW", "db".
+    path : str
+        A path or ``-``.
+    format : str
+        npz, npy or png.
+    """
+
+    what: str
+    path: str
+    format: str
+
+
+def _format_of(path: str, what: str) -> str:
+    """The format of output ``what`` (npz, dx, dW or db) at ``path``: from its extension, ``-`` the default."""
+    fmt = format_for_path(path)
+    if what == "npz":
+        if path == "-" or fmt == "npz":
+            return "npz"
+        raise OutputFileError(
+            f"-o {path!r}: grad writes an .npz archive (dx, dW, db); name it .npz, or write single arrays "
+            "with --dx/--dw/--db"
+        )
+    allowed = ("npy",) if what == "db" else ("npy", "png")
+    if path == "-":
+        return "npy"
+    if fmt is not None and fmt in allowed:
+        return fmt
+    expected = " or ".join(f".{f}" for f in allowed)
+    raise OutputFileError(f"--{what.lower()} {path!r}: expected a {expected} name, or '-' for standard output")
+
+
+def plan_outputs(
+    output: Optional[str],
+    singles: Mapping[str, Optional[str]],
+    default: str,
+    protect: Sequence[str] = (),
+) -> list[GradOutput]:
+    """Name and check every output before anything is computed.
+
+    Parameters
+    ----------
+    output : str or None
+        ``-o``: an .npz path or ``-``.
+    singles : dict
+        ``{"dx": path, "dW": path, "db": path}`` (None where not asked for).
+    default : str
+        The .npz written when neither ``-o`` nor any single output is given.
+    protect : sequence of str
+        Files read (input, dout, kernel and bias files): never overwritten.
+
+    Raises
+    ------
+    OutputFileError
+        A bad extension, two outputs to one path or to standard output, or a path
+        :func:`convcli.io.outputs.check_target` refuses (an input, a missing or
+        unwritable directory, a directory as output).
+    """
+    targets: list[GradOutput] = []
+    for what, path in singles.items():
+        if path is not None:
+            targets.append(GradOutput(what, path, _format_of(path, what)))
+    if output is not None or not targets:
+        path = default if output is None else output
+        targets.insert(0, GradOutput("npz", path, _format_of(path, "npz")))
+    if sum(t.path == "-" for t in targets) > 1:
+        raise OutputFileError("only one output can go to standard output '-'; write the others to files")
+    check_targets([t.path for t in targets], protect, subject="two outputs", hint="give each its own name")
+    return targets
+
+
+def grad_png(value: NDArray[np.floating], what: str, display: str) -> NDArray[np.float32]:
+    """Pixels (C, H, W) in [0, 1] of a gradient, through apply's display mapping.
+
+    dx (N, C, H, W): one row per image, in colour when C is 3 or 4 (as apply writes
+    RGB), else one gray map per channel.  Weights: dW/dK (FN, C/groups, FH, FW) as an
+    FN x C/groups grid of gray maps, (M, FH, FW) as a row of M, (FH, FW) alone.
+    Each map (each colour image) is mapped on its own; maps are 1 pixel apart.
+    """
+    check_display(display)
+    array = np.asarray(value)
+    if what == "dx" and array.shape[1] in (3, 4):
+        cells = array[:, None]
+    elif array.ndim == 2:
+        cells = array[None, None, None]
+    elif array.ndim == 3:
+        cells = array[None, :, None]
+    else:
+        cells = array[:, :, None]
+    return montage(cells, display)
+
+
+def output_bytes(target: GradOutput, grads: Gradients, display: str) -> tuple[bytes, tuple[int, ...]]:
+    """The bytes of one output and the shape of what it holds."""
+    if target.what == "npz":
+        arrays = {"dx": grads.dx, "dW": grads.dW, "db": grads.db}
+        if grads.dK is not None:
+            arrays["dK"] = grads.dK
+        return npz_bytes(arrays), ()
+    value = {"dx": grads.dx, "dW": grads.dW if grads.dK is None else grads.dK, "db": grads.db}[target.what]
+    if target.format == "png":
+        return encode_png(grad_png(value, target.what, display)), tuple(value.shape)
+    return npy_bytes(value), tuple(value.shape)
+
+
+def write_outputs(
+    targets: Sequence[GradOutput], grads: Gradients, display: str, protect: Sequence[str] = ()
+) -> list[tuple[GradOutput, tuple[int, ...]]]:
+    """Encode every output, then write them; when a write fails, remove the files this call created.
+
+    Returns
+    -------
+    list of (GradOutput, shape)
+        What was written.
+    """
+    encoded = [(t, *output_bytes(t, grads, display)) for t in targets]
+    done = []
+    with all_or_nothing(protect) as write:
+        for target, data, shape in encoded:
+            write(target.path, data)
+            done.append((target, shape))
+    return done
+
+
+# ---------------------------------------------------------------- the check and its verdict
+
+
+@dataclass
+class CheckOptions:
+    """How :func:`check_gradients` samples and judges.
+
+    Checked when made (:func:`~convcli.commands.gradcheck.check_options`), so a bad value is
+    reported before anything is read.
+
+    Attributes
+    ----------
+    samples : int
+        Entries per tensor, >= 1.
+    eps : float
+        Central-difference step, > 0.
+    seed : int
+        Seed of the entries drawn, >= 0.
+    tolerance : float or None
+        Largest relative error that passes; None: :func:`~convcli.commands.gradcheck.default_tolerance`
+        of the compute dtype.
+    """
+
+    samples: int = 20
+    eps: float = 1e-3
+    seed: int = 0
+    tolerance: Optional[float] = None
+
+    def __post_init__(self) -> None:
+        check_options(self.samples, self.eps, self.seed, self.tolerance)
+
+
+@dataclass
+class CheckReport:
+    """The outcome of :func:`check_gradients`: one row per tensor, the tolerance used and a caption."""
+
+    rows: list[CheckRow]
+    tolerance: float
+    caption: str
+
+    @property
+    def failed(self) -> list[CheckRow]:
+        """The rows over the tolerance."""
+        return [row for row in self.rows if not row.passed]
+
+    def verdict(self) -> None:
+        """Raise :class:`~convcli.errors.GradientCheckError` (exit 1) naming every failed tensor, if any."""
+        if self.failed:
+            worst = "; ".join(f"{row.name} max rel error {row.max_rel:.3g}" for row in self.failed)
+            raise GradientCheckError(f"gradient check failed: {worst} > tolerance {self.tolerance:g}; nothing written")
+
+
+def check_gradients(run: GradRun, options: CheckOptions) -> CheckReport:
+    """:func:`~convcli.commands.gradcheck.gradient_check` of a :func:`run_grad` result, timed and captioned.
+
+    Returns
+    -------
+    CheckReport
+        The rows, the tolerance used (``options.tolerance``, else the compute dtype's
+        default) and a caption (eps, seed, seconds; what dK is, when there is one).
+        Its :meth:`~CheckReport.verdict` raises when a row failed.
+    """
+    tolerance = default_tolerance(run.dtype) if options.tolerance is None else options.tolerance
+    start = time.perf_counter()
+    rows = gradient_check(run.x, run.grads, run.dout, samples=options.samples, eps=options.eps, seed=options.seed,
+                          tolerance=tolerance)
+    caption = f"eps {options.eps:g}, seed {options.seed}, {time.perf_counter() - start:.2f} s"
+    if run.grads.dK is not None:
+        caption = f"dK: for the kernels as given; {caption}"
+    return CheckReport(rows, tolerance, caption)
+
+
+# ---------------------------------------------------------------- the command
+
+
+@dataclass
+class GradOutputOptions:
+    """Where and how ``grad`` writes.
+
+    Attributes
+    ----------
+    output : str or None
+        An .npz of dx, dW, db (and dK), or ``-``; None: :func:`default_output` unless a
+        single output is asked for.
+    dx, dw, db : str or None
+        Single arrays: ``.npy``, ``.png`` (not db) or ``-``.  ``dw`` is dK when there is one.
+    display : str
+        How PNGs map gradients to pixels (:data:`convcli.io.formats.DISPLAY_MODES`).
+    """
+
+    output: Optional[str] = None
+    dx: Optional[str] = None
+    dw: Optional[str] = None
+    db: Optional[str] = None
+    display: str = "minmax"
+
+
+def default_output(source: str) -> str:
+    """The .npz ``grad`` writes when no output is named: ``STEM-grad.npz`` beside the input (here for ``-``)."""
+    return os.path.join("" if source == "-" else os.path.dirname(source), f"{input_stem(source)}-grad.npz")
+
+
+def grad_command(
+    source: str,
+    kernels: Sequence[str],
+    dout: str,
+    shared: SharedOptions,
+    output_options: GradOutputOptions,
+    check: Optional[CheckOptions] = None,
+    report: Reporter = QUIET,
+    show_check: Optional[Callable[[CheckReport], None]] = None,
+) -> list[tuple[GradOutput, tuple[int, ...]]]:
+    """``convcli grad``: name the outputs, read, run forward and backward, check, write.
+
+    Parameters
+    ----------
+    source : str
+        The input: a path or ``-``.
+    kernels : sequence of str
+        Kernel specs (:func:`convcli.kernels.spec.parse_kernel`).
+    dout : str
+        The upstream gradient (:func:`load_dout`).
+    shared : SharedOptions
+        The layer options and how the input is read: the same as ``apply``'s give the same layer.
+    output_options : GradOutputOptions
+    check : CheckOptions, optional
+        Check the gradients numerically; a failure raises before anything is written.
+    report : Reporter
+        Told the input's notes, a summary (shapes, norms, time) and each file written.
+    show_check : callable(CheckReport), optional
+        Shown the check's report before its verdict.
+
+    Returns
+    -------
+    list of (GradOutput, shape)
+        What was written (:func:`write_outputs`).
+
+    Raises
+    ------
+    GradientCheckError
+        The check failed (nothing written).
+    """
+    protect = protected_files(source, dout, *kernels, shared.bias)
+    singles = {"dx": output_options.dx, "dW": output_options.dw, "db": output_options.db}
+    targets = plan_outputs(output_options.output, singles, default_output(source), protect)
+    if any(t.path == "-" for t in targets):
+        refuse_terminal("'-'")
+    options = shared.layer_options()
+    parsed = [parse_kernel(spec) for spec in kernels]
+    item = load_input(source, gray=shared.gray, keep_alpha=shared.keep_alpha)
+    for note in item.notes:
+        report.say(f"{item.name!r}: {note}")
+    run = run_grad(item.data, parsed, options, dout)
+    grads = run.grads
+    norms = ", ".join(f"|{name}| {norm:.6g} ({format_shape(shape)})" for name, norm, shape in grads.norms())
+    report.say(f"x {format_shape(run.x.shape)} -> y {format_shape(run.output_shape)} ({run.dtype}); {norms}; "
+               f"forward+backward {grads.seconds * 1000:.1f} ms")
+    if check is not None:
+        outcome = check_gradients(run, check)
+        if show_check is not None:
+            show_check(outcome)
+        outcome.verdict()
+    written = write_outputs(targets, grads, output_options.display, protect)
+    for target, shape in written:
+        if target.what == "npz":
+            members = "dx, dW, db" + (", dK" if grads.dK is not None else "")
+            report.say(f"wrote {target_name(target.path)} (npz: {members})")
+        else:
+            name = "dK" if target.what == "dW" and grads.dK is not None else target.what
+            report.say(f"wrote {name} to {target_name(target.path)} ({target.format}, {format_shape(shape)})")
+    return written

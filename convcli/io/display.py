@@ -2,7 +2,7 @@
 
 A convolution's output is not an image: an edge filter gives values around 0, both signs;
 a blur keeps [0, 1]; a layer gives anything.  :func:`to_display` maps values to [0, 1] in
-one of four ways before :func:`convcli.images.encode_png` rounds them to integers:
+one of four ways before :func:`convcli.io.images.encode_png` rounds them to integers:
 
 ========  ==============================================================================
 clip      ``v`` clipped to [0, 1]: for filters that keep the image's range (blur, sharpen)
@@ -12,6 +12,12 @@ offset    ``0.5 + v`` clipped to [0, 1]: signed responses, 0 is mid-gray
 ========  ==============================================================================
 
 NaN shows as 0 in every mode; +inf as 1 and -inf as 0 (in ``abs``, both infinities as 1).
+:func:`default_display` picks the mode that suits a filter bank (through the one zero-sum
+test, :func:`convcli.kernels.kernel.is_zero_sum`); :func:`montage` lays maps out as a grid.
+
+Neighbours: the modes' names are :mod:`convcli.io.formats`; PNG encoding is
+:mod:`convcli.io.images`; which display ``apply`` and ``grad`` use is theirs
+(:mod:`convcli.commands.apply`, :mod:`convcli.commands.grad`).
 """
 
 from __future__ import annotations
@@ -22,18 +28,13 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from ..errors import ParameterError, ShapeError
-from ..kernels.bank import is_zero_sum
+from ..kernels.kernel import is_zero_sum
+from .formats import DISPLAY_MODES, check_display
 
-DISPLAY_MODES: tuple[str, ...] = ("clip", "abs", "minmax", "offset")
+__all__ = ["CONSTANT_EPS", "DISPLAY_MODES", "check_display", "default_display", "montage", "to_display"]
 
 #: A map whose range is at most this many float eps of its magnitude counts as constant in ``minmax``.
 CONSTANT_EPS = 64
-
-
-def check_display(mode: str, name: str = "--display") -> None:
-    """Raise :class:`ParameterError` naming ``name`` unless ``mode`` is one of :data:`DISPLAY_MODES`."""
-    if mode not in DISPLAY_MODES:
-        raise ParameterError(f"{name} must be one of {', '.join(DISPLAY_MODES)}, got {mode!r}")
 
 
 def _minmax(maps: NDArray[np.floating]) -> NDArray[np.floating]:
@@ -109,7 +110,7 @@ def default_display(kernel_sums: ArrayLike, magnitudes: Optional[ArrayLike] = No
         Sum of each filter's taps, as the layer runs them (after flip and normalize).
     magnitudes : sequence of float, optional
         Sum of the absolute values of each filter's taps, for the zero-sum test
-        (:func:`convcli.bank.is_zero_sum`: ``|sum| <= 1e-12 * max(1, magnitude)``);
+        (:func:`convcli.kernels.kernel.is_zero_sum`: ``|sum| <= 1e-12 * max(1, magnitude)``);
         default ``|sum|``, an absolute test.
 
     Returns

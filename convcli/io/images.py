@@ -6,8 +6,12 @@ is applied, palettes are expanded, alpha is dropped unless asked for, and anythi
 should know about (alpha dropped, a 16-bit colour PNG that Pillow reads as 8-bit) comes
 back as a note rather than a warning.
 
-Writing goes the other way: :func:`encode_png` rounds [0, 1] floats to 8- or 16-bit
-integers, :func:`encode_tiff_float` keeps float32 values exactly.
+Writing goes the other way: :func:`encode_png` (PNG encoding) rounds [0, 1] floats to 8-
+or 16-bit integers, :func:`encode_tiff_float` keeps float32 values exactly.
+
+Neighbours: telling an image from an array and reading files is :mod:`convcli.io.inputs`;
+floats -> [0, 1] pixels before encoding is :mod:`convcli.io.display`; writing the bytes is
+:mod:`convcli.io.outputs`.
 """
 
 from __future__ import annotations

@@ -1,26 +1,29 @@
-"""Reading arrays: .npy/.npz/text arrays, ``-`` for stdin, sniffing by magic bytes.
+"""Where inputs come from and what they are: files and ``-``, sniffing, and NCHW inputs.
 
-Inputs are recognised by their first bytes, never by their extension (a PNG named
-``x.npy`` still loads as a PNG); only text arrays, which have no magic bytes, are told by
-a ``.txt``/``.csv`` extension (or, on standard input, by being plain text).  ``.npy`` and
-``.npz`` are always read with ``allow_pickle=False``.  Writing is :mod:`convcli.outputs`.
+:func:`load_input` reads a file (or standard input, ``-``) and returns a :class:`LoadedInput`
+of shape (N, C, H, W), whatever the format.  Inputs are recognised by their first bytes
+(:func:`sniff`), never by their extension (a PNG named ``x.npy`` still loads as a PNG);
+only text arrays, which have no magic bytes, are told by a ``.txt``/``.csv`` extension (or,
+on standard input, by being plain text).
+
+Neighbours: decoding ``.npy``/``.npz``/text bytes into arrays (and which ``.npz`` member is
+read) is :mod:`convcli.io.arrays`; decoding images is :mod:`convcli.io.images`; writing is
+:mod:`convcli.io.outputs`.
 """
 
 from __future__ import annotations
 
-import io
 import os
-import re
 import sys
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
 import numpy as np
 from numpy.typing import NDArray
 
-from ..errors import InputFileError, ShapeError, one_line
+from ..errors import InputFileError, ShapeError
+from .arrays import NPY_MAGIC, NPZ_MAGIC, choose_member, load_npy, load_npz, load_text
 from .images import load_image, luma
 
 STDIN_NAME = "<stdin>"
@@ -38,10 +41,6 @@ _IMAGE_MAGIC = (
     b"MM\x00+",
 )
 _ACCEPTED_SHAPES = "(H, W), (C, H, W) or (N, C, H, W)"
-_VALUE_SEP = re.compile(r"\s*,\s*|\s+")
-_PICKLED = (
-    "holds Python objects (pickled data), which convcli never loads (allow_pickle=False); save a numeric array instead"
-)
 
 
 def _display_name(source: str) -> str:
@@ -104,212 +103,13 @@ def sniff(data: bytes) -> str:
         "npy" (``\\x93NUMPY``), "npz" (a zip: ``PK\\x03\\x04``, or ``PK\\x05\\x06`` when
         empty), "image" (PNG, JPEG, GIF, BMP, TIFF or WebP), else "unknown".
     """
-    if data.startswith(b"\x93NUMPY"):
+    if data.startswith(NPY_MAGIC):
         return "npy"
-    if data.startswith((b"PK\x03\x04", b"PK\x05\x06")):
+    if data.startswith(NPZ_MAGIC):
         return "npz"
     if data.startswith(_IMAGE_MAGIC) or (data[:4] == b"RIFF" and data[8:12] == b"WEBP"):
         return "image"
     return "unknown"
-
-
-@contextmanager
-def _untrusted(name: str, kind: str) -> Iterator[None]:
-    """Turn whatever numpy or zipfile raise on untrusted bytes into one :class:`InputFileError`."""
-    try:
-        yield
-    except InputFileError:
-        raise
-    except ValueError as exc:
-        if "pickle" in str(exc).lower():
-            raise _pickled(name) from None
-        raise _corrupt(name, kind, exc) from None
-    except Exception as exc:  # numpy's header parser and zipfile raise many kinds
-        raise _corrupt(name, kind, exc) from None
-
-
-def load_npy(data: bytes, name: str) -> NDArray[Any]:
-    """Read ``.npy`` bytes with ``allow_pickle=False``.
-
-    Parameters
-    ----------
-    data : bytes
-        The file's bytes.
-    name : str
-        Source name for messages.
-
-    Returns
-    -------
-    ndarray
-        Any shape, the file's dtype.
-
-    Raises
-    ------
-    InputFileError
-        Not ``.npy``, corrupt or truncated, or an object (pickled) array.
-    """
-    if not data.startswith(b"\x93NUMPY"):
-        raise _unreadable(name, ".npy", "it does not start with the .npy magic bytes")
-    with _untrusted(name, ".npy"):
-        _check_npy_size(data, name)
-        array = np.load(io.BytesIO(data), allow_pickle=False)
-    if not isinstance(array, np.ndarray):
-        raise _unreadable(name, ".npy", "it holds no array")
-    return array
-
-
-def _check_npy_size(data: bytes, name: str) -> None:
-    """Refuse a .npy whose header promises more bytes than follow (before numpy allocates them)."""
-    stream = io.BytesIO(data)
-    version = np.lib.format.read_magic(stream)
-    if version == (1, 0):
-        shape, _, dtype = np.lib.format.read_array_header_1_0(stream)
-    else:
-        shape, _, dtype = np.lib.format.read_array_header_2_0(stream)
-    if dtype.hasobject:
-        raise _pickled(name)
-    needed = int(np.prod(shape, dtype=np.float64)) * dtype.itemsize
-    present = len(data) - stream.tell()
-    if needed > present:
-        raise _unreadable(
-            name, ".npy", f"it is truncated (shape {tuple(shape)} of {dtype} needs {needed} bytes of data, "
-            f"{present} found)"
-        )
-
-
-def _unreadable(name: str, kind: str, reason: str) -> InputFileError:
-    """``cannot read 'NAME' as KIND: REASON``, keeping REASON as the error's ``reason``."""
-    return InputFileError(f"cannot read {name!r} as {kind}: {reason}", reason)
-
-
-def _pickled(name: str) -> InputFileError:
-    return InputFileError(f"{name!r} {_PICKLED}", f"it {_PICKLED}")
-
-
-def _corrupt(name: str, kind: str, exc: BaseException) -> InputFileError:
-    return _unreadable(name, kind, one_line(exc, 120))
-
-
-def load_npz(data: bytes, name: str) -> dict[str, NDArray[Any]]:
-    """Read every array of ``.npz`` bytes with ``allow_pickle=False``.
-
-    Returns
-    -------
-    dict of str to ndarray
-        Keyed by the names given to ``np.savez`` (without ``.npy``), in file order.
-
-    Raises
-    ------
-    InputFileError
-        Not a zip, a corrupt member, or an object (pickled) array.
-    """
-    arrays: dict[str, NDArray[Any]] = {}
-    with _untrusted(name, ".npz"), np.load(io.BytesIO(data), allow_pickle=False) as archive:
-        if not isinstance(archive, np.lib.npyio.NpzFile):
-            raise _unreadable(name, ".npz", "it is not a zip archive")
-        for key in archive.files:
-            value = archive[key]
-            if not isinstance(value, np.ndarray):  # numpy hands back the raw bytes of a non-.npy member
-                raise _unreadable(name, ".npz", f"member {key!r} is not a .npy array")
-            arrays[key] = value
-    return arrays
-
-
-def parse_row(text: str, row: str) -> list[float]:
-    """The numbers of one row of text, separated by commas and/or white space.
-
-    Parameters
-    ----------
-    text : str
-        The row, e.g. ``"1, 2 3"``.
-    row : str
-        How messages name the row ("line 3", "row 2").
-
-    Returns
-    -------
-    list of float
-
-    Raises
-    ------
-    ValueError
-        An empty value (``1,,2``) or one that is not a number; the message names the row
-        and the value's place, not the source (callers add it).
-    """
-    compact = "".join(text.split())  # an empty value shows here as a leading, trailing or doubled comma
-    if compact and compact[0] != "," and compact[-1] != "," and ",," not in compact:
-        try:
-            return [float(token) for token in text.replace(",", " ").split()]
-        except ValueError:
-            pass
-    out = []  # the slow way, that says which value is wrong
-    for i, token in enumerate(_VALUE_SEP.split(text.strip()), 1):
-        if token == "":
-            raise ValueError(f"empty value in {row} (value {i}); separate numbers by one ',' or spaces")
-        try:
-            out.append(float(token))
-        except ValueError:
-            raise ValueError(f"{token!r} is not a number ({row}, value {i})") from None
-    return out
-
-
-def stack_rows(rows: Sequence[list[float]], names: Sequence[str]) -> NDArray[np.float64]:
-    """Rows from :func:`parse_row` as one matrix.
-
-    Parameters
-    ----------
-    rows : sequence of list of float
-        At least one row.
-    names : sequence of str
-        The rows' names for messages, as given to :func:`parse_row`.
-
-    Returns
-    -------
-    ndarray, shape (len(rows), len(rows[0])), float64
-
-    Raises
-    ------
-    ValueError
-        Rows of different lengths (the message names the first that differs).
-    """
-    for values, name in zip(rows, names):
-        if len(values) != len(rows[0]):
-            count = f"{len(values)} value" if len(values) == 1 else f"{len(values)} values"
-            raise ValueError(f"{name} has {count} but {names[0]} has {len(rows[0])}; every row needs the same number")
-    return np.array(rows, dtype=np.float64)
-
-
-def load_text(data: bytes, name: str) -> NDArray[np.float64]:
-    """Read a text array: one row per line, values separated by commas and/or white space.
-
-    ``#`` starts a comment, to the end of the line; blank lines are skipped.
-
-    Returns
-    -------
-    ndarray, shape (rows, columns), float64
-
-    Raises
-    ------
-    InputFileError
-        Not UTF-8 text, no numbers, ragged rows, or a value that is not a number (its
-        line and place named).
-    """
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise _unreadable(name, "a text array", "it is not UTF-8 text") from None
-    rows: list[list[float]] = []
-    names: list[str] = []
-    try:
-        for lineno, line in enumerate(text.splitlines(), 1):
-            line = line.split("#", 1)[0].strip()
-            if line:
-                names.append(f"line {lineno}")
-                rows.append(parse_row(line, names[-1]))
-        if not rows:
-            raise ValueError("it is empty (no numbers, only blank lines or comments)")
-        return stack_rows(rows, names)
-    except ValueError as exc:
-        raise _unreadable(name, "a text array", str(exc)) from None
 
 
 def to_nchw(array: NDArray[Any], name: str) -> NDArray[Any]:
@@ -373,7 +173,7 @@ class LoadedInput:
         One-line messages for the user, without the name (the caller prefixes it).
     bits : int or None
         Images: 8 or 16, the PNG depth that keeps the source's precision
-        (:attr:`convcli.images.LoadedImage.bits`); None for arrays.
+        (:attr:`convcli.io.images.LoadedImage.bits`); None for arrays.
     """
 
     data: NDArray[Any]
@@ -384,22 +184,17 @@ class LoadedInput:
     bits: Optional[int] = None
 
 
-def pick_npz(arrays: dict[str, NDArray[Any]], name: str) -> NDArray[Any]:
+def pick_npz(arrays: Mapping[str, NDArray[Any]], name: str) -> NDArray[Any]:
     """The array of an .npz that is read as one input: the one named ``x``, or the only one.
+
+    :func:`convcli.io.arrays.choose_member` with ``preferred=("x",)``.
 
     Raises
     ------
     InputFileError
         An empty archive, or several arrays and none named ``x``.
     """
-    if "x" in arrays:
-        return arrays["x"]
-    if len(arrays) == 1:
-        return next(iter(arrays.values()))
-    if not arrays:
-        raise InputFileError(f"{name!r} is an empty .npz archive")
-    names = ", ".join(sorted(arrays))
-    raise InputFileError(f"{name!r} holds several arrays ({names}) and none named 'x'; expected 'x' or a single array")
+    return arrays[choose_member(arrays, ("x",), repr(name))]
 
 
 def _gray_array(data: NDArray[Any], name: str) -> NDArray[Any]:
@@ -436,7 +231,7 @@ def load_input(source: str, *, gray: bool = False, keep_alpha: bool = False) -> 
     """Read a file (or ``-``) as an NCHW array, whatever its format: :func:`decode_input` of its bytes.
 
     The format comes from the magic bytes (:func:`sniff`), not the extension: .npy,
-    .npz (the array named ``x``, or the only one), or an image (:func:`~convcli.images.load_image`).
+    .npz (the array named ``x``, or the only one), or an image (:func:`~convcli.io.images.load_image`).
     Data with no magic is read as a text array when the name ends in .txt/.csv, or,
     on standard input, when it is plain ASCII.
 

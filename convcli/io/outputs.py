@@ -2,9 +2,14 @@
 
 :func:`write_output` writes atomically (a temporary file in the target's directory, then
 ``os.replace``) and refuses to write over an input file; :func:`check_targets` checks every
-output of a run before the first is written; :func:`npy_bytes` and :func:`npz_bytes` encode
-arrays as ``.npy`` and ``.npz`` file bytes; :data:`FORMAT_BY_EXTENSION` is the one table of
-output formats and their file extensions.
+output of a run before the first is written, and :func:`all_or_nothing` removes a run's new
+files when one write fails; :func:`protected_files` says which of a run's sources are files
+never to overwrite; :func:`refuse_terminal` keeps binary data off a terminal;
+:func:`npy_bytes` and :func:`npz_bytes` encode arrays as ``.npy`` and ``.npz`` file bytes.
+
+Neighbours: the output formats by name and extension are :mod:`convcli.io.formats`; PNG and
+TIFF encoding is :mod:`convcli.io.images`, floats -> pixels :mod:`convcli.io.display`; how
+each command names its outputs is its own module in :mod:`convcli.commands`.
 """
 
 from __future__ import annotations
@@ -22,29 +27,6 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from ..errors import OutputFileError
-
-#: Output formats by file extension (compared case-insensitively).  A format's first
-#: extension here is the one default names get.
-FORMAT_BY_EXTENSION: dict[str, str] = {".png": "png", ".tif": "tiff", ".tiff": "tiff", ".npy": "npy", ".npz": "npz"}
-
-#: The output formats, in the order of :data:`FORMAT_BY_EXTENSION`.
-OUTPUT_FORMATS: tuple[str, ...] = tuple(dict.fromkeys(FORMAT_BY_EXTENSION.values()))
-
-
-def format_for_path(path: str) -> Optional[str]:
-    """Output format named by a path's extension (case-insensitive).
-
-    Returns
-    -------
-    str or None
-        "png" for .png, "tiff" for .tif/.tiff, "npy" for .npy, "npz" for .npz; None otherwise.
-    """
-    return FORMAT_BY_EXTENSION.get(os.path.splitext(path)[1].lower())
-
-
-def extension_for(fmt: str) -> str:
-    """The extension default output names of format ``fmt`` get (".png", ".tif", ".npy", ".npz")."""
-    return next(ext for ext, named in FORMAT_BY_EXTENSION.items() if named == fmt)
 
 
 def npy_bytes(array: ArrayLike) -> bytes:
@@ -295,3 +277,24 @@ def _write_error(path: str, exc: OSError) -> OutputFileError:
     if exc.errno == errno.ENOSPC:
         return OutputFileError(f"cannot write {path!r}: no space left on device")
     return OutputFileError(f"cannot write {path!r}: {exc.strerror or exc}")
+
+
+def protected_files(*sources: Optional[str]) -> list[str]:
+    """The files among ``sources`` (inputs, ``dout``, kernel and bias specs) that outputs must never overwrite.
+
+    None (an option not given), ``-`` and specs that name no file (a built-in kernel, a
+    generator, a number) are left out.
+
+    Returns
+    -------
+    list of str
+        The stripped specs that are existing files, in order.
+    """
+    names = [s.strip() for s in sources if s is not None]
+    return [name for name in names if name != "-" and os.path.isfile(name)]
+
+
+def refuse_terminal(what: str) -> None:
+    """Raise :class:`OutputFileError` when standard output, which ``what`` writes binary data to, is a terminal."""
+    if sys.stdout.isatty():
+        raise OutputFileError(f"{what} writes binary data, not to a terminal; redirect it to a file or a pipe")

@@ -1,75 +1,42 @@
-"""Kernels into a layer: the weights, bias and groups of one :class:`~convcli.layer.Convolution`.
+"""Kernels + options -> a layer: the weights, bias and groups of one :class:`~convcli.engine.layer.Convolution`.
 
-:func:`filter_bank` stacks parsed :class:`~convcli.kernels.Kernel` objects: M 2-D kernels
-become a depthwise bank (groups = C), 4-D layer kernels are concatenated along FN.
-:func:`is_zero_sum` is convcli's one test of a zero-sum filter: ``normalize`` leaves such a
-filter alone, the default PNG display offsets its output, and the kernel gradient skips the
-normalisation's chain rule for it.  :func:`kernel_sum_sign` tells from the kernels' sums how
-their output is best shown.
+:func:`filter_bank` stacks parsed :class:`~convcli.kernels.kernel.Kernel` objects: M 2-D
+kernels become a depthwise bank (groups = C), 4-D layer kernels are concatenated along FN.
+:class:`LayerOptions` holds the options ``apply`` and ``grad`` share, and :func:`build_layer`
+turns kernels and those options into the :class:`~convcli.engine.layer.Convolution` for an
+input of C channels, so the same options always describe the same layer.  Bias handling
+lives here, all of it: :func:`parse_bias` reads a bias given as text or a ``.npy`` file,
+:func:`expand_bias` spreads it over the layer's filters.
+
+Neighbours: the kernel type and the zero-sum test that ``normalize`` uses are
+:mod:`convcli.kernels.kernel`; the way back, from the layer's ``dW`` to the kernels as
+given (dK), is :mod:`convcli.kernels.gradient`; the engine that runs the layer is
+:mod:`convcli.engine`.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Optional
 
 import numpy as np
 from numpy.typing import NDArray
 
-from ..errors import KernelSpecError, ParameterError, ShapeError
-from .builtins import FloatArray, Kernel
+from ..engine.dtypes import float_dtype
+from ..engine.geometry import PadSpec
+from ..engine.layer import Convolution
+from ..errors import InputFileError, KernelSpecError, ParameterError, ShapeError
+from .kernel import FloatArray, Kernel, filter_sums, is_zero_sum
 
 __all__ = [
-    "ZERO_SUM_RTOL", "filter_bank", "filter_sums", "is_zero_sum", "kernel_stack", "kernel_sum_sign", "zero_sum_filters",
+    "LayerOptions", "LayerWeights", "build_layer", "expand_bias", "filter_bank", "kernel_stack", "layer_from_weights",
+    "layer_weights", "parse_bias", "working_dtype",
 ]
 
-#: A filter is zero-sum when ``|sum| <= ZERO_SUM_RTOL * max(1, sum |w|)``: relative to the size of
-#: its taps, so the rounding noise of large taps (``log:0.01``, taps ~1e4, sum ~1e-12) counts as 0.
-ZERO_SUM_RTOL = 1e-12
 
-
-def is_zero_sum(total: Any, l1: Any = None) -> Any:
-    """True where a filter's sum is zero up to rounding: ``|total| <= ZERO_SUM_RTOL * max(1, l1)``.
-
-    Parameters
-    ----------
-    total : float or ndarray
-        Sums of the filters' taps.
-    l1 : float or ndarray, optional
-        Sums of the absolute values of the taps (same shape as ``total``); default
-        ``|total|``, which makes the test absolute (``|total| <= 1e-12``).
-
-    Returns
-    -------
-    bool or ndarray of bool
-        Elementwise; a NaN sum is not zero.
-    """
-    total = np.asarray(total, dtype=np.float64)
-    size = np.abs(total) if l1 is None else np.asarray(l1, dtype=np.float64)
-    result = np.abs(total) <= ZERO_SUM_RTOL * np.maximum(1.0, size)
-    return bool(result) if result.ndim == 0 else result
-
-
-def filter_sums(weights: Any) -> tuple[FloatArray, FloatArray]:
-    """Sum and sum of absolute values of each filter, in float64.
-
-    Parameters
-    ----------
-    weights : ndarray, shape (F, ...)
-        One filter per entry of the first axis: a stack of 2-D kernels (M, FH, FW) or a
-        layer's weights (FN, C/groups, FH, FW).
-
-    Returns
-    -------
-    sums, l1 : ndarray, shape (F,), float64
-    """
-    flat = np.asarray(weights, dtype=np.float64).reshape(len(weights), -1)
-    return flat.sum(axis=1), np.abs(flat).sum(axis=1)
-
-
-def zero_sum_filters(weights: Any) -> NDArray[np.bool_]:
-    """:func:`is_zero_sum` of each filter of ``weights``, shape (F, ...): ndarray of bool, shape (F,)."""
-    return np.asarray(is_zero_sum(*filter_sums(weights)), dtype=bool).reshape(-1)
+# ---------------------------------------------------------------- the filter bank
 
 
 def kernel_stack(kernels: Sequence[Kernel]) -> FloatArray:
@@ -137,7 +104,7 @@ def _layer(kernels: list[Kernel], channels: int, groups: Optional[int]) -> tuple
 
 def filter_bank(kernels: Sequence[Kernel], channels: int, *, groups: Optional[int] = None,
                 flip: bool = False, normalize: bool = False) -> tuple[FloatArray, Optional[FloatArray], int]:
-    """Stack kernels into the weights of one :class:`~convcli.layer.Convolution`.
+    """Stack kernels into the weights of one :class:`~convcli.engine.layer.Convolution`.
 
     Parameters
     ----------
@@ -212,27 +179,199 @@ def filter_bank(kernels: Sequence[Kernel], channels: int, *, groups: Optional[in
     return weights, bias, groups
 
 
-def kernel_sum_sign(kernels: Sequence[Kernel], *, normalize: bool = False) -> int:
-    """Sign shared by the sums of all filters, to choose a display mapping.
+# ---------------------------------------------------------------- the layer
 
-    Parameters
+
+@dataclass
+class LayerOptions:
+    """The layer ``apply`` and ``grad`` build from kernels: the same options give the same layer.
+
+    Attributes
     ----------
-    kernels : sequence of Kernel
-        A layer kernel counts each of its filters (summed over C, FH, FW).
+    stride, dilation : int or (h, w)
+    pad : int, (h, w), "same" or "valid"
+    groups : int or None
+        None: depthwise for 2-D kernels, 1 for layers.
+    padding_mode : str
+    flip : bool
+        Rotate kernels 180° (true convolution instead of cross-correlation).
     normalize : bool
-        Whether the bank will be normalised (non-zero sums then become 1).
+        Divide each kernel by its sum (left alone when the sum is 0).
+    dtype : str or None
+        "float32" or "float64"; None keeps a float input's dtype (others become float32).
+    bias : ndarray, shape (), (M,) or (FN,), or None
+        Replaces any bias a kernel file carries.  A scalar applies to every map; M
+        values (one per 2-D kernel) repeat over the input channels; one value per
+        4-D layer kernel applies to each of its filters; FN values, one per map.
+    """
+
+    stride: object = 1
+    pad: PadSpec = "same"
+    dilation: object = 1
+    groups: Optional[int] = None
+    padding_mode: str = "zeros"
+    flip: bool = False
+    normalize: bool = False
+    dtype: Optional[str] = None
+    bias: Optional[NDArray[np.floating]] = None
+
+
+def working_dtype(data: NDArray[np.generic], requested: Optional[str]) -> np.dtype:
+    """The dtype to compute in: ``requested``, else the input's float dtype, else float32."""
+    return np.dtype(requested) if requested is not None else float_dtype(data.dtype)
+
+
+@dataclass
+class LayerWeights:
+    """A layer's parameters in float64, before they are cast to the compute dtype.
+
+    Attributes
+    ----------
+    W : ndarray, shape (FN, C/groups, FH, FW), float64
+        After flip and normalize, as the layer runs them.
+    b : ndarray, shape (FN,), float64, or None
+    groups : int
+    """
+
+    W: FloatArray
+    b: Optional[NDArray[np.floating]]
+    groups: int
+
+
+def layer_weights(kernels: Sequence[Kernel], channels: int, options: LayerOptions) -> LayerWeights:
+    """The float64 weights, bias and groups the kernels and options give a ``channels``-channel input.
+
+    See :func:`convcli.kernels.bank.filter_bank`; ``options.bias``, when given, replaces the
+    kernels' file biases (:func:`expand_bias`).
+    """
+    weights, file_bias, groups = filter_bank(
+        kernels, channels, groups=options.groups, flip=options.flip, normalize=options.normalize
+    )
+    bias: Optional[NDArray[np.floating]] = file_bias
+    if options.bias is not None:
+        per_kernel = [k.filters for k in kernels] if kernels[0].is_layer else None
+        bias = expand_bias(options.bias, weights.shape[0], len(kernels), channels, per_kernel=per_kernel)
+    return LayerWeights(weights, bias, groups)
+
+
+def layer_from_weights(weights: LayerWeights, options: LayerOptions, dtype: np.dtype) -> Convolution:
+    """The Convolution of ``weights`` cast to ``dtype``, with the options' geometry."""
+    return Convolution(
+        weights.W.astype(dtype),
+        None if weights.b is None else np.asarray(weights.b, dtype=dtype),
+        options.stride,
+        options.pad,
+        dilation=options.dilation,
+        groups=weights.groups,
+        padding_mode=options.padding_mode,
+    )
+
+
+def build_layer(kernels: Sequence[Kernel], channels: int, options: LayerOptions, dtype: np.dtype) -> Convolution:
+    """Build the Convolution the kernels and options describe for a ``channels``-channel input.
 
     Returns
     -------
-    int
-        +1 when every sum is > 0 (smoothing-like: clip the output), -1 when every
-        sum is < 0, 0 when any filter is zero-sum (:func:`is_zero_sum`; sobel,
-        laplacian, log) or the signs are mixed (offset the output).
+    Convolution
+        With W of shape (FN, C/groups, FH, FW) in ``dtype``: (C*M, 1, FH, FW) and
+        groups=C for M 2-D kernels (output channel c*M + m).
     """
-    signs = set()
-    for k in kernels:
-        sums, l1 = filter_sums(k.weights.reshape(k.filters, -1))
-        if np.any(is_zero_sum(sums, l1)):
-            return 0
-        signs.update({1} if normalize else {int(s) for s in np.sign(sums)})
-    return signs.pop() if len(signs) == 1 else 0
+    return layer_from_weights(layer_weights(kernels, channels, options), options, dtype)
+
+
+def expand_bias(
+    bias: NDArray[np.floating],
+    n_filters: int,
+    n_kernels: int,
+    channels: int,
+    *,
+    per_kernel: Optional[Sequence[int]] = None,
+) -> NDArray[np.floating]:
+    """Bias of shape (FN,) from a scalar, one value per kernel, or FN values.
+
+    Parameters
+    ----------
+    bias : ndarray, any shape
+        The values, flattened.
+    n_filters : int
+        FN, the layer's output maps.
+    n_kernels : int
+        How many kernels (``-k``) make the bank.
+    channels : int
+        Input channels C.
+    per_kernel : sequence of int, optional
+        For 4-D layer kernels, the filters each one contributes (they sum to FN): one
+        value per kernel is repeated over that kernel's filters.  None for M 2-D
+        kernels, where FN = C*M and value m goes to every output map c*M + m.
+
+    Returns
+    -------
+    ndarray, shape (FN,), float64
+    """
+    values = np.asarray(bias, dtype=np.float64).ravel()
+    if values.size == 1:
+        return np.full(n_filters, values[0])
+    if values.size == n_filters:
+        return values
+    if values.size == n_kernels:
+        if per_kernel is not None:
+            return np.repeat(values, list(per_kernel))  # kernel k's filters all get value k
+        if n_filters == n_kernels * channels:
+            return np.tile(values, channels)  # output channel c*M + m gets value m
+    raise ShapeError(
+        f"--bias has {values.size} values; expected 1, one per kernel ({n_kernels}) or one per output map ({n_filters})"
+    )
+
+
+def parse_bias(text: str, name: str = "--bias") -> NDArray[np.float64]:
+    """A bias given as text: a number, a comma-separated list ('0.1,0.2'), a .npy file or '-'.
+
+    Numbers are tried first, so a file is read when the text ends in .npy or is no list of
+    numbers; '-' reads .npy bytes from standard input (through :mod:`convcli.io`, with
+    ``allow_pickle=False``).  :func:`expand_bias` then fits the values to a layer.
+
+    Parameters
+    ----------
+    text : str
+        The bias as the user wrote it.
+    name : str
+        How messages name it.
+
+    Returns
+    -------
+    ndarray, shape (K,), float64
+        The values, flattened (a file of any shape); K >= 1, all finite.
+
+    Raises
+    ------
+    ParameterError
+        Text that is neither numbers nor a file, a file of non-numeric values or no values,
+        NaN or inf.
+    InputFileError
+        A file that is missing or cannot be read as ``.npy``.
+    """
+    from ..io.arrays import load_npy
+    from ..io.inputs import STDIN_NAME, read_source
+
+    usage = "a number, a comma-separated list, a .npy file or '-' (.npy on standard input)"
+    source = text.strip()
+    values: Any = None
+    if source != "-" and not source.lower().endswith(".npy"):
+        try:
+            values = np.array([float(v) for v in source.replace(";", ",").split(",")], dtype=np.float64)
+        except ValueError:
+            if not os.path.isfile(source):
+                raise ParameterError(f"{name} must be {usage}, got {text!r}") from None
+    if values is None:
+        if source != "-" and not os.path.exists(source):
+            raise InputFileError(f"{name} file {source!r} not found; expected {usage}")
+        where = f"{name} from standard input" if source == "-" else f"{name} file {source!r}"
+        array = load_npy(read_source(source), STDIN_NAME if source == "-" else source)
+        if array.dtype.kind not in "biuf":
+            raise ParameterError(f"{where} holds {array.dtype} values; expected real numbers")
+        if array.size == 0:
+            raise ParameterError(f"{where} is empty (shape {array.shape}); expected at least one value")
+        values = array.astype(np.float64).ravel()
+    if not np.all(np.isfinite(values)):
+        raise ParameterError(f"{name} values must be finite (no nan or inf), got {text!r}")
+    return values

@@ -1,11 +1,15 @@
-"""Built-in kernels (named constants behind one registry) and the :class:`Kernel` type.
+"""Built-in kernels: named constants behind one registry.
 
 The fixed kernels are module-level read-only arrays (``SOBEL_X``, ``LAPLACIAN``...), as
 in scikit-image's ``filters/edges.py``; parameterised ones are functions
 (:func:`gaussian_kernel`, :func:`log_kernel`...).  All of them are reached through
-one registry, :data:`BUILTINS`, by name: ``sobel-x``, ``gaussian:2``, ``box:5``
-(:func:`convcli.kernelspec.parse_kernel` reads such specs, inline matrices and kernel
-files; :func:`convcli.bank.filter_bank` stacks kernels into a layer's weights).
+one registry, :data:`BUILTINS`, by name: ``sobel-x``, ``gaussian:2``, ``box:5``.
+
+Neighbours: the :class:`~convcli.kernels.kernel.Kernel` type and the zero-sum test are
+:mod:`convcli.kernels.kernel`; :func:`convcli.kernels.spec.parse_kernel` reads such specs,
+inline matrices and kernel files; :func:`convcli.kernels.bank.filter_bank` stacks kernels
+into a layer's weights; ``convcli kernels`` (the listing and :func:`~convcli.commands.kernels.format_matrix`)
+is :mod:`convcli.commands.kernels`.
 
 Every kernel is applied as a cross-correlation (as PyTorch and the book's layer do); with
 ``pad="same"`` and stride 1, ``out[i, j] = sum_{u,v} K[u, v] * x[i + u - (FH-1)//2, j + v - (FW-1)//2]``
@@ -23,17 +27,14 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 import numpy as np
-from numpy.typing import NDArray
 
-from ..errors import KernelSpecError, ShapeError
-
-FloatArray = NDArray[np.float64]
+from ..errors import KernelSpecError
+from .kernel import FloatArray
 
 __all__ = [
     "BUILTINS", "EMBOSS", "IDENTITY", "LAPLACIAN", "LAPLACIAN_8", "MAX_BUILTIN_SIZE", "PREWITT_X", "PREWITT_Y",
-    "SCHARR_X", "SCHARR_Y", "SHARPEN", "SOBEL_X", "SOBEL_Y", "BuiltinKernel", "Kernel", "box_kernel",
-    "check_bias", "check_weights", "format_matrix", "gaussian_kernel", "identity_kernel", "log_kernel",
-    "unsharp_kernel",
+    "SCHARR_X", "SCHARR_Y", "SHARPEN", "SOBEL_X", "SOBEL_Y", "BuiltinKernel", "box_kernel", "gaussian_kernel",
+    "identity_kernel", "log_kernel", "unsharp_kernel",
 ]
 
 #: Largest side of a built-in kernel (a guard against ``gaussian:1000``).
@@ -68,152 +69,6 @@ LAPLACIAN_8 = _const([[1, 1, 1], [1, -8, 1], [1, 1, 1]])
 SHARPEN = _const([[0, -1, 0], [-1, 5, -1], [0, -1, 0]])
 #: Emboss; brighter where the image brightens toward the bottom-right; sums to 1.
 EMBOSS = _const([[-2, -1, 0], [-1, 1, 1], [0, 1, 2]])
-
-
-# ---------------------------------------------------------------- kernel values
-
-
-def _check_numeric(arr: np.ndarray, where: str, what: str = "values") -> None:
-    kind = arr.dtype.kind
-    if kind not in "biuf":
-        raise KernelSpecError(f"{where}: {what} must be real numbers, got dtype {arr.dtype}")
-
-
-def check_weights(data: Any, where: str) -> FloatArray:
-    """Check kernel weights and return them as a read-only float64 copy.
-
-    Parameters
-    ----------
-    data : array_like, shape (FH, FW) or (FN, C/groups, FH, FW)
-        Real numbers; 0-D becomes 1×1 and 1-D of length N one row (1, N).
-    where : str
-        How messages name the source ("kernel file 'k.npy'", "inline kernel '1,2'").
-
-    Returns
-    -------
-    ndarray, shape (FH, FW) or (FN, C/groups, FH, FW), float64, read-only
-
-    Raises
-    ------
-    KernelSpecError
-        Non-numeric values, another rank (3-D...), an empty kernel, nan or inf.
-    """
-    arr = np.asarray(data)
-    _check_numeric(arr, where)
-    if arr.ndim == 0:
-        arr = arr.reshape(1, 1)
-    elif arr.ndim == 1:
-        arr = arr.reshape(1, -1)
-    if arr.ndim not in (2, 4):
-        raise KernelSpecError(
-            f"{where}: a {arr.ndim}-D array of shape {arr.shape} is not a kernel; expected 2-D (FH, FW), one kernel "
-            "applied to every channel, or 4-D (FN, C/groups, FH, FW), a layer that mixes channels"
-        )
-    if arr.size == 0:
-        raise KernelSpecError(f"{where}: the kernel is empty (shape {arr.shape})")
-    out = np.array(arr, dtype=np.float64)
-    bad = ~np.isfinite(out)
-    if bad.any():
-        first = tuple(int(i) for i in np.argwhere(bad)[0])
-        raise KernelSpecError(
-            f"{where}: the kernel holds {int(bad.sum())} non-finite value(s) (nan or inf), the first at index {first}"
-        )
-    out.setflags(write=False)
-    return out
-
-
-def check_bias(data: Any, weights: FloatArray, where: str) -> FloatArray:
-    """Check a bias against its weights and return it as a read-only float64 copy.
-
-    Parameters
-    ----------
-    data : array_like, shape (FN,), or a scalar
-        One value per filter; a 2-D kernel is one filter, so one number.
-    weights : ndarray, shape (FH, FW) or (FN, C/groups, FH, FW)
-        The checked weights (see :func:`check_weights`).
-    where : str
-        How messages name the source.
-
-    Returns
-    -------
-    ndarray, shape (FN,), float64, read-only
-
-    Raises
-    ------
-    KernelSpecError
-        Non-numeric values, a shape other than (FN,), nan or inf.
-    """
-    arr = np.asarray(data)
-    _check_numeric(arr, where, "bias values")
-    filters = 1 if weights.ndim == 2 else weights.shape[0]
-    if arr.ndim == 0:
-        arr = arr.reshape(1)
-    if arr.shape != (filters,):
-        if weights.ndim == 2:
-            raise KernelSpecError(
-                f"{where}: a 2-D kernel is one filter, so its bias b must be one number, got shape {arr.shape}"
-            )
-        raise KernelSpecError(
-            f"{where}: bias b must have shape ({filters},), one per filter of W {weights.shape}, got {arr.shape}"
-        )
-    out = np.array(arr, dtype=np.float64)
-    if not np.isfinite(out).all():
-        raise KernelSpecError(f"{where}: bias b holds non-finite values (nan or inf)")
-    out.setflags(write=False)
-    return out
-
-
-@dataclass(frozen=True, eq=False)
-class Kernel:
-    """One parsed kernel: weights, an optional bias, and a label for file names.
-
-    Parameters
-    ----------
-    weights : ndarray, shape (FH, FW) or (FN, C/groups, FH, FW)
-        A 2-D kernel (applied to every channel on its own) or a 4-D layer.  Stored
-        as a read-only float64 copy; 0-D and 1-D input become (1, 1) and (1, N).
-    bias : ndarray, shape (FN,), or None
-        Only kernel files carry a bias; for a 2-D kernel FN is 1.
-    label : str
-        Short, file-name-safe name used in output suffixes ("sobel-x", "gaussian-2",
-        "inline", a file's stem).
-
-    Raises
-    ------
-    KernelSpecError
-        For a 3-D (or other unsupported) shape, an empty kernel, nan/inf, or a bias
-        that does not match the filters.
-
-    Notes
-    -----
-    Equality is identity (``eq=False``): arrays have no single truth value.
-    """
-
-    weights: FloatArray
-    bias: Optional[FloatArray] = None
-    label: str = "kernel"
-
-    def __post_init__(self) -> None:
-        where = f"kernel '{self.label}'"
-        weights = check_weights(self.weights, where)
-        object.__setattr__(self, "weights", weights)
-        if self.bias is not None:
-            object.__setattr__(self, "bias", check_bias(self.bias, weights, where))
-
-    @property
-    def is_layer(self) -> bool:
-        """True for a 4-D layer kernel (FN, C/groups, FH, FW)."""
-        return self.weights.ndim == 4
-
-    @property
-    def filters(self) -> int:
-        """Number of filters: 1 for a 2-D kernel, FN for a layer."""
-        return 1 if self.weights.ndim == 2 else int(self.weights.shape[0])
-
-    @property
-    def size(self) -> tuple[int, int]:
-        """Spatial size (FH, FW)."""
-        return int(self.weights.shape[-2]), int(self.weights.shape[-1])
 
 
 # ---------------------------------------------------------------- parameterised built-ins
@@ -542,45 +397,3 @@ def _builtins() -> dict[str, BuiltinKernel]:
 
 #: The built-in kernels by name, in the order ``convcli kernels`` lists them.
 BUILTINS: dict[str, BuiltinKernel] = _builtins()
-
-
-def _format_number(value: float, precision: int) -> str:
-    return "0" if value == 0 else f"{value:.{precision}g}"
-
-
-def format_matrix(weights: NDArray[np.generic], *, precision: int = 6) -> str:
-    """A kernel as aligned text, for ``convcli kernels NAME``.
-
-    Parameters
-    ----------
-    weights : ndarray, shape (FH, FW), (FW,) or (FN, C/groups, FH, FW)
-        A layer prints one ``[f, c]`` block per filter and channel.
-    precision : int
-        Significant digits (0.0625 stays 0.0625, 1/3 prints 0.333333).
-
-    Returns
-    -------
-    str
-        Rows on lines, each column aligned on its decimal point, no trailing newline.
-    """
-    arr = np.asarray(weights, dtype=np.float64)
-    if arr.ndim == 4:
-        blocks = [
-            f"[{f}, {c}]\n" + format_matrix(arr[f, c], precision=precision)
-            for f in range(arr.shape[0])
-            for c in range(arr.shape[1])
-        ]
-        return "\n".join(blocks)
-    if arr.ndim == 1:
-        arr = arr[None, :]
-    if arr.ndim != 2:
-        raise ShapeError(f"format_matrix needs a 2-D (FH, FW) or 4-D kernel, got shape {arr.shape}")
-    cells = [[_format_number(float(v), precision).partition(".") for v in row] for row in arr]
-    columns = list(zip(*cells))
-    left = [max(len(c[0]) for c in col) for col in columns]
-    right = [max(len(c[1] + c[2]) for c in col) for col in columns]
-    lines = [
-        "  ".join(c[0].rjust(lw) + (c[1] + c[2]).ljust(rw) for c, lw, rw in zip(row, left, right)).rstrip()
-        for row in cells
-    ]
-    return "\n".join(lines)

@@ -1,4 +1,4 @@
-"""The kernel-spec parser: what a user writes after ``--kernel``, read into a :class:`~convcli.kernels.Kernel`.
+"""The kernel-spec parser: what a user writes after ``--kernel``, read into a :class:`~convcli.kernels.kernel.Kernel`.
 
 :func:`parse_kernel` understands, in this order:
 
@@ -7,7 +7,7 @@
 ``PATH.npy``, ``.npz``, ``.txt``, ``.csv``, ``.json``
     A kernel file (see :func:`load_kernel_bytes`); missing is an error.
 ``NAME[:ARG[:ARG]]``
-    A built-in from :data:`convcli.kernels.BUILTINS`, e.g. ``sobel-x``, ``gaussian:2``,
+    A built-in from :data:`convcli.kernels.builtins.BUILTINS`, e.g. ``sobel-x``, ``gaussian:2``,
     ``box:5``.  Names are case-insensitive and ``_`` may stand for ``-``.
 ``WxH: v,v,...`` or ``N: v,v,...``
     ImageMagick's form: W columns, H rows, values row by row (``N`` means N×N).
@@ -16,10 +16,14 @@ An existing file
 ``1,2,1;2,4,2;1,2,1``
     An inline matrix: rows separated by ``;``, values by ``,`` or spaces.
 
-Kernel files are read with :mod:`convcli.arrays`' readers (``.npy`` and ``.npz`` always
-with ``allow_pickle=False``).  A kernel file that is missing, a directory or unreadable is an
-:class:`~convcli.errors.InputFileError` (exit code 3, like any input); bad content is a
-:class:`~convcli.errors.KernelSpecError` naming the kernel file.
+Kernel files are read with :mod:`convcli.io.arrays`' readers (``.npy`` and ``.npz`` always
+with ``allow_pickle=False``; an ``.npz`` holds ``W`` and optionally ``b``).  A kernel file that
+is missing, a directory or unreadable is an :class:`~convcli.errors.InputFileError` (exit code
+3, like any input); bad content is a :class:`~convcli.errors.KernelSpecError` naming the
+kernel file.
+
+Neighbours: the built-in names are :mod:`convcli.kernels.builtins`; the checks every kernel
+passes, :mod:`convcli.kernels.kernel`; stacking kernels into a layer, :mod:`convcli.kernels.bank`.
 """
 
 from __future__ import annotations
@@ -34,13 +38,15 @@ from typing import Any, Optional
 import numpy as np
 
 from ..errors import InputFileError, KernelSpecError, one_line
-from ..io.inputs import load_npy, load_npz, load_text, parse_row, sniff, stack_rows
-from .builtins import BUILTINS, Kernel, check_bias, check_weights
+from ..io.arrays import choose_member, load_npy, load_npz, load_text, parse_row, stack_rows
+from ..io.inputs import sniff
+from .builtins import BUILTINS
+from .kernel import Kernel, check_bias, check_weights
 
 __all__ = ["KERNEL_FILE_EXTENSIONS", "load_kernel_bytes", "parse_kernel"]
 
 # Kernel-file formats by extension: what -k reads, a different set from the output formats
-# (text and JSON, no images), so kept here rather than in convcli.outputs.
+# (text and JSON, no images), so kept here rather than in convcli.io.formats.
 _FORMAT_BY_EXTENSION = {".npy": "npy", ".npz": "npz", ".txt": "text", ".csv": "text", ".json": "json"}
 
 #: File extensions read as kernel files (compared case-insensitively).
@@ -56,7 +62,7 @@ _NOT_FORMAT = {"npy": "no NumPy header", "npz": "not a zip archive"}
 
 
 def _numbers(text: str, where: str, row: str) -> list[float]:
-    """:func:`~convcli.arrays.parse_row`, its message after ``where``."""
+    """:func:`~convcli.io.arrays.parse_row`, its message after ``where``."""
     try:
         return parse_row(text, row)
     except ValueError as error:
@@ -123,15 +129,13 @@ def _kernel_format(data: bytes) -> str:
 
 
 def _read_npz(data: bytes, where: str) -> tuple[np.ndarray, Optional[np.ndarray]]:
-    """Arrays ``W`` and the optional ``b`` of an ``.npz``; any other name is refused."""
+    """Arrays ``W`` and the optional ``b`` of an ``.npz``; any other name is refused.
+
+    The rule is :func:`~convcli.io.arrays.choose_member`'s, with ``companions=("b",)``.
+    """
     arrays = load_npz(data, where)
-    extra = [n for n in arrays if n not in ("W", "b")]
-    if "W" not in arrays or extra:
-        has = ", ".join(arrays) or "nothing"
-        raise KernelSpecError(
-            f"{where} must hold an array named 'W' and optionally 'b' (np.savez(path, W=..., b=...)); it has {has}"
-        )
-    return arrays["W"], arrays.get("b")
+    weights = choose_member(arrays, ("W",), where, companions=("b",), error=KernelSpecError)
+    return arrays[weights], arrays.get("b")
 
 
 def _json_shape(obj: Any, where: str, path: str) -> tuple[int, ...]:
@@ -184,7 +188,7 @@ def load_kernel_bytes(data: bytes, fmt: Optional[str] = None, *, label: str = "k
         The file's contents.
     fmt : {"npy", "npz", "text", "json"}, optional
         The format; sniffed from the first bytes when None (NumPy or zip magic, see
-        :func:`~convcli.arrays.sniff`; ``[`` or ``{``; else text).
+        :func:`~convcli.io.inputs.sniff`; ``[`` or ``{``; else text).
     label : str
         The kernel's label.
     where : str, optional
@@ -197,7 +201,7 @@ def load_kernel_bytes(data: bytes, fmt: Optional[str] = None, *, label: str = "k
         numbers separated by commas or spaces, ``#`` comments.  JSON: nested lists, or
         ``{"W": ..., "b": ...}``.  Weights of shape (FH, FW) or (FN, C/groups, FH,
         FW); 1-D is one row.  ``.npy``, ``.npz`` and text are read by
-        :mod:`convcli.arrays` (``.npy`` and ``.npz`` with ``allow_pickle=False``,
+        :mod:`convcli.io.arrays` (``.npy`` and ``.npz`` with ``allow_pickle=False``,
         always), their messages put after ``where``.
 
     Raises
@@ -266,13 +270,13 @@ def _looks_inline(spec: str) -> bool:
 
 
 def parse_kernel(spec: str) -> Kernel:
-    """Turn a kernel spec into a :class:`~convcli.kernels.Kernel`.
+    """Turn a kernel spec into a :class:`~convcli.kernels.kernel.Kernel`.
 
     Parameters
     ----------
     spec : str
         ``-`` (a kernel file on stdin), a file ending in .npy/.npz/.txt/.csv/.json, a
-        built-in ``NAME[:ARG...]`` (see :data:`~convcli.kernels.BUILTINS`; case-insensitive), an
+        built-in ``NAME[:ARG...]`` (see :data:`~convcli.kernels.builtins.BUILTINS`; case-insensitive), an
         ImageMagick ``"WxH: v,v,..."`` / ``"N: ..."`` (W columns, values row by row),
         another existing file (sniffed), or an inline matrix ``"1,2,1;2,4,2;1,2,1"``
         (rows by ``;``, values by ``,`` or spaces), tried in that order.

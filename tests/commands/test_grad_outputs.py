@@ -1,4 +1,4 @@
-"""convcli.commands.grad_outputs: naming and checking grad's output files, and their PNG layouts."""
+"""convcli.commands.grad, its outputs: naming and checking grad's output files, and their PNG layouts."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from grad_helpers import rng_array
 from hypothesis import given
 from hypothesis import strategies as st
 
-from convcli.commands.grad_outputs import grad_png, plan_outputs
+from convcli.commands.grad import grad_png, plan_outputs
 from convcli.errors import OutputFileError, ParameterError
 
 

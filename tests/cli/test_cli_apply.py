@@ -33,7 +33,7 @@ from scipy import ndimage as ndi  # type: ignore[import-untyped]
 from convcli.cli import app
 from convcli.kernels.builtins import SOBEL_X, SOBEL_Y, gaussian_kernel
 
-SAMPLES = Path(__file__).resolve().parent.parent / "sample_images"
+SAMPLES = Path(__file__).resolve().parents[2] / "sample_images"
 SCIPY_MODE = {"zeros": "constant", "reflect": "mirror", "replicate": "nearest", "circular": "wrap"}
 # kernels whose taps are all distinct powers of two: a flip, a transpose or an off-by-one shows
 KERNELS = {
@@ -966,7 +966,7 @@ def test_failure_after_some_outputs_removes_them(tmp_path: Path, gray: Path, rgb
     assert calls["n"] == 2 and list(out.iterdir()) == []
 
 
-# ---------------------------------------------------------------- review fixes: display, names, formats, bias, memory
+# ---------------------------------------------------------------- display, names, formats, --bias -, memory, 16-bit
 
 
 def test_log_kernel_png_is_offset_not_clipped(tmp_path: Path, gray: Path) -> None:

@@ -1,7 +1,7 @@
 """The CLI's shell around every command: one line on stderr whatever goes wrong, no warnings, help texts.
 
-(Each command's own results and errors are in test_cli_apply.py, test_cli_grad.py and
-test_cli_kernels_info.py; real processes and pipes in test_cli_subprocess.py.)
+(Each command's own results and errors are in test_cli_apply.py, test_cli_grad.py,
+test_cli_kernels.py and test_cli_info.py; real processes and pipes in test_cli_subprocess.py.)
 """
 
 from __future__ import annotations

@@ -467,7 +467,7 @@ def test_png_header() -> None:
 
 # --------------------------------------------------------------------------- sample images
 
-SAMPLES = Path(__file__).resolve().parent.parent / "sample_images"
+SAMPLES = Path(__file__).resolve().parents[2] / "sample_images"
 
 
 @pytest.mark.parametrize(

@@ -27,7 +27,7 @@ from typer.testing import Result
 from convcli import Convolution
 from convcli.cli import app
 
-SAMPLES = Path(__file__).resolve().parent.parent / "sample_images"
+SAMPLES = Path(__file__).resolve().parents[2] / "sample_images"
 K1 = np.array([[1.0, 2, 4], [8, 16, 32], [64, 128, 256]]) / 100  # distinct taps: a flip shows
 K2 = np.array([[0.5, -1.0, 3.0], [2.0, 0.25, -4.0], [1.5, 6.0, 0.75]])
 K3 = np.array([[-2.0, 1.0, 0.3], [0.7, 5.0, -1.1], [2.2, -0.4, 1.9]])

@@ -1,4 +1,4 @@
-"""Parsing of the options apply and grad share (--stride, --dilation, --pad, --bias)."""
+"""Parsing of the options apply and grad share (--stride, --dilation, --pad), standard input read once, the choices."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from convcli.cli.options import check_stdin_once, parse_bias, parse_pad, parse_pair, stdin_count
-from convcli.errors import ConvcliError, InputFileError, ParameterError
+from convcli.cli.options import check_stdin_once, parse_pad, parse_pair, stdin_count
+from convcli.errors import ParameterError
 
 
 @pytest.mark.parametrize(
@@ -39,39 +39,9 @@ def test_parse_pad_refuses(text: str, message: str) -> None:
         parse_pad(text)
 
 
-def test_parse_bias_numbers_and_file(tmp_path: Path) -> None:
-    np.testing.assert_array_equal(parse_bias("0.5"), [0.5])
-    np.testing.assert_array_equal(parse_bias("0.1,-2;3"), [0.1, -2.0, 3.0])
-    path = tmp_path / "b.npy"
-    np.save(path, np.array([[1, 2], [3, 4]], dtype=np.int16))
-    got = parse_bias(str(path))
-    assert got.dtype == np.float64
-    np.testing.assert_array_equal(got, [1, 2, 3, 4])
-
-
-@pytest.mark.parametrize("text", ["nan", "1,inf", "abc", "missing.npy"])
-def test_parse_bias_refuses(text: str) -> None:
-    with pytest.raises(ConvcliError, match="--bias"):
-        parse_bias(text)
-
-
 @pytest.mark.parametrize("text", ["2X3", "2×3", " 2 x 3 "])
 def test_parse_pair_accepts_every_pair_separator(text: str) -> None:
     assert parse_pair(text, "--stride") == (2, 3)
-
-
-def test_parse_bias_from_standard_input(monkeypatch: pytest.MonkeyPatch) -> None:
-    import io
-    import sys
-    from types import SimpleNamespace
-
-    buffer = io.BytesIO()
-    np.save(buffer, np.array([0.5, -1.0], np.float32))
-    monkeypatch.setattr(sys, "stdin", SimpleNamespace(buffer=io.BytesIO(buffer.getvalue())))
-    np.testing.assert_array_equal(parse_bias("-"), [0.5, -1.0])
-    monkeypatch.setattr(sys, "stdin", SimpleNamespace(buffer=io.BytesIO(b"0.5")))
-    with pytest.raises(InputFileError, match=r"cannot read '<stdin>' as \.npy"):
-        parse_bias("-")
 
 
 def test_check_stdin_once() -> None:
@@ -85,13 +55,26 @@ def test_check_stdin_once() -> None:
     assert stdin_count("-", " - ", "x.npy", None) == 2
 
 
-def test_choices_match_the_library() -> None:
-    """The CLI's choice enums list exactly what the library accepts."""
-    from convcli.cli.options import DisplayChoice, FormatChoice, PaddingModeChoice
-    from convcli.engine.geometry import PADDING_MODES
-    from convcli.io.display import DISPLAY_MODES
-    from convcli.io.outputs import OUTPUT_FORMATS
+def test_the_cli_accepts_exactly_the_library_choices(tmp_path: Path) -> None:
+    """The choices are built from the library's own tuples: every value accepted, any other refused."""
+    from cli_helpers import ok, run
 
-    assert [c.value for c in PaddingModeChoice] == list(PADDING_MODES)
-    assert [c.value for c in DisplayChoice] == list(DISPLAY_MODES)
-    assert sorted(c.value for c in FormatChoice) == sorted(OUTPUT_FORMATS)
+    from convcli.engine.geometry import PADDING_MODES
+    from convcli.io.formats import DISPLAY_MODES, OUTPUT_FORMATS
+
+    x = tmp_path / "x.npy"
+    np.save(x, np.ones((1, 1, 5, 5)))
+    apply = ["apply", x, "-k", "box:3", "-q"]
+    for mode in PADDING_MODES:
+        ok(*apply, "--padding-mode", mode.upper(), "-o", tmp_path / "p.npy")  # case-insensitive
+        ok("grad", x, "-k", "box:3", "--dout", "ones", "-q", "--padding-mode", mode, "-o", tmp_path / "g.npz")
+    for mode in DISPLAY_MODES:
+        ok(*apply, "--display", mode, "-o", tmp_path / "d.png")
+        ok("grad", x, "-k", "box:3", "--dout", "ones", "-q", "--display", mode, "--dx", tmp_path / "dx.png")
+    for fmt in OUTPUT_FORMATS:
+        ok(*apply, "--format", fmt, "-o", "-")
+    for command, option, value in (("apply", "--padding-mode", "mirror"), ("apply", "--display", "gamma"),
+                                   ("apply", "--format", "jpg"), ("grad", "--display", "gamma")):
+        result = run(command, x, "-k", "box:3", "--dout", "ones", option, value) if command == "grad" else run(
+            *apply, option, value)
+        assert result.exit_code == 2 and f"Invalid value for '{option}'" in result.stderr, result.stderr

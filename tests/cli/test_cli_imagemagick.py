@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 
 from convcli.cli import app
 
-SAMPLES = Path(__file__).resolve().parent.parent / "sample_images"
+SAMPLES = Path(__file__).resolve().parents[2] / "sample_images"
 KERNEL = "3x3: 1,2,0,0,1,0,0,0,3"  # asymmetric, positive sum: catches a flip, a transpose or a missing scale
 
 

@@ -26,7 +26,7 @@ from convcli.io.display import to_display
 from convcli.io.images import encode_png, load_image
 from convcli.kernels.builtins import SOBEL_X, gaussian_kernel
 
-SAMPLES = Path(__file__).resolve().parent.parent / "sample_images"
+SAMPLES = Path(__file__).resolve().parents[2] / "sample_images"
 BASH = shutil.which("bash")
 
 
@@ -219,7 +219,7 @@ def test_progress_bar_only_on_a_terminal_and_only_on_stderr(tmp_path: Path, phot
 
 def test_progress_bar_for_one_large_input(tmp_path: Path) -> None:
     """One input of 4.2 M values is one batch, but large: its tiles drive the bar."""
-    from convcli.cli.options import PROGRESS_MIN_VALUES
+    from convcli.commands.apply import PROGRESS_MIN_VALUES
 
     side = int(PROGRESS_MIN_VALUES**0.5) + 50
     np.save(tmp_path / "big.npy", np.zeros((side, side), np.float32))

@@ -17,11 +17,12 @@ from hypothesis import HealthCheck, given, settings
 from reference import conv_cases, numerical_gradient
 
 from convcli import Convolution
-from convcli.commands.grad import Gradients, kernel_gradient
+from convcli.commands.grad import Gradients
 from convcli.commands.gradcheck import _Probe, _weight_variants, check_options, default_tolerance, gradient_check
 from convcli.errors import ParameterError
-from convcli.kernels.builtins import Kernel
-from convcli.kernels.layerspec import LayerOptions
+from convcli.kernels.bank import LayerOptions
+from convcli.kernels.gradient import kernel_gradient
+from convcli.kernels.kernel import Kernel
 
 
 def full_loss_numeric(x: F64, w: F64, b: F64, dout: F64, kw: dict[str, Any]) -> tuple[F64, F64, F64]:

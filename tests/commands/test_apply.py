@@ -12,11 +12,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-import convcli.kernels.layerspec as layerspec
+import convcli.kernels.bank as bank
 from convcli.commands.apply import OutputOptions, apply_filters, check_output_options, display_for, resolve_format
 from convcli.errors import OutputFileError, ParameterError
 from convcli.io.inputs import LoadedInput
-from convcli.kernels.layerspec import LayerOptions, layer_weights
+from convcli.kernels.bank import LayerOptions, layer_weights
 from convcli.kernels.spec import parse_kernel
 
 
@@ -67,13 +67,13 @@ def test_check_output_options() -> None:
 
 def test_a_layer_is_built_once_per_channel_count_and_dtype(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[int] = []
-    real = layerspec.filter_bank
+    real = bank.filter_bank
 
     def counting(kernels: Any, channels: int, **kw: Any) -> Any:
         calls.append(channels)
         return real(kernels, channels, **kw)
 
-    monkeypatch.setattr(layerspec, "filter_bank", counting)
+    monkeypatch.setattr(bank, "filter_bank", counting)
     inputs = [
         loaded(np.zeros((1, 1, 6, 7), np.float32), str(tmp_path / "a.npy")),
         loaded(np.zeros((1, 1, 9, 5), np.float32), str(tmp_path / "b.npy")),  # another size, same C and dtype
@@ -122,3 +122,30 @@ def test_16_bit_inputs_give_16_bit_one_map_pngs(tmp_path: Path) -> None:
     assert bits([rgb16]) == [8]  # three maps in one RGB PNG: Pillow writes no 16-bit colour PNG
     assert bits([g16], bit_depth=8) == [8]
     assert bits([g8], bit_depth=16) == [16]
+
+
+# ---------------------------------------------------------------- apply_command: the command as a library call
+
+
+def test_apply_command_reads_filters_and_writes_with_library_options(tmp_path: Path) -> None:
+    from convcli.commands.apply import apply_command
+    from convcli.commands.common import LayerJob
+
+    np.save(tmp_path / "x.npy", np.ones((1, 2, 5, 5)))
+    said: list[str] = []
+
+    class Collect:
+        def say(self, message: str) -> None:
+            said.append(message)
+
+        def progress(self, description: str, total: int, *, show: bool = True) -> Any:
+            import contextlib
+
+            return contextlib.nullcontext(lambda done, total: None)
+
+    shared = LayerJob(LayerOptions(pad="valid"), bias="0.5")
+    out = OutputOptions(output=str(tmp_path / "y.npy"))
+    written = apply_command([str(tmp_path / "x.npy")], ["box:3"], shared, out, Collect())
+    assert [w.path for w in written] == [str(tmp_path / "y.npy")]
+    np.testing.assert_allclose(np.load(tmp_path / "y.npy"), np.full((1, 2, 3, 3), 1.5))
+    assert said == [f"wrote {str(tmp_path / 'y.npy')!r} (npy, 1×2×3×3)"]
