@@ -139,32 +139,3 @@ def col2im(
         for j in range(filter_w):
             add_window(dst, taps[:, :, i, j], _tap_window(geom, i, j))
     return dx
-
-
-# ----------------------------------------------------------------------------- band helpers
-
-
-def band_rows(geom: ConvGeometry, tile_rows: int) -> int:
-    """Padded input rows needed for ``tile_rows`` output rows."""
-    return (tile_rows - 1) * geom.stride[0] + geom.dilation[0] * (geom.kernel_h - 1) + 1
-
-
-def gather_band(
-    x: NDArray[np.generic], n0: int, n1: int, out_row0: int, tile_rows: int,
-    geom: ConvGeometry, band: NDArray[np.floating],
-) -> None:
-    """The padded rows behind output rows ``out_row0 : out_row0+tile_rows``, all padded columns.
-
-    ``band`` has shape (C, n1 - n0, band_rows(geom, tile_rows), W + left + right).
-    """
-    top, _, left, _ = geom.pads
-    rows = Lattice(out_row0 * geom.stride[0] - top, 1, band.shape[2], geom.height)
-    cols = Lattice(-left, 1, band.shape[3], geom.width)
-    read_window(x[n0:n1].transpose(1, 0, 2, 3), band, window(rows, cols, geom.padding_mode))
-
-
-def pad_source_index(p: int, size: int, mode: str) -> int:
-    """Source index of coordinate ``p`` of the padded axis (-1 where the padding is zeros)."""
-    from .padding import source_index
-
-    return int(source_index(np.array([p]), size, mode)[0])

@@ -1,5 +1,6 @@
 """im2col / col2im: the pinned layout, the naive reference, known col2im results, the adjoint
-identity, and the tile functions (gather_band, unfold, fold, scatter_band) behind the layer."""
+identity; the padding windows (source_index, read_window, add_window) and the items' columns
+(Workspace.columns, FlatTile.fold and scatter) behind the layer."""
 
 from __future__ import annotations
 
