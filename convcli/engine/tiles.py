@@ -46,6 +46,9 @@ __all__ = ["Chunk", "FlatLayout", "FlatTile", "Tile", "TilePlan", "Workspace", "
 #: them to workers would cost more than they take.
 PARALLEL_MIN_MACS = 1 << 20
 
+#: Output rows a tile of a split reduction gets before its chunks take a second kernel row.
+CHUNK_ROWS = 32
+
 #: A band of rows this many times the budget is still taken whole, so each input row
 #: is read about twice rather than once per kernel row (8192-wide images, 5×5 kernels).
 SPAN_ALLOWANCE = 8
@@ -247,25 +250,31 @@ def _col_bytes(geom: ConvGeometry, shape: tuple[int, int, int], rows: int, items
     return geom.groups * kc * ic * jc * rows * chunk_pitch(geom, jc) * itemsize
 
 
-def _split_reduction(geom: ConvGeometry, itemsize: int, budget: int) -> list[Chunk]:
-    """Chunks of the reduction whose column tile for one output row fits ``budget``.
+def _split_reduction(geom: ConvGeometry, itemsize: int, budget: int) -> tuple[int, list[Chunk]]:
+    """Output rows per tile, and chunks of the reduction, when one output row's columns pass ``budget``.
 
-    Whole kernel rows first; when one kernel row is too much, runs of kernel columns;
-    when one tap of every channel is too much, runs of channels (one tap each).
+    Whole kernel rows first, with as many output rows per tile as fit next to them (at
+    least :data:`CHUNK_ROWS` output rows before a chunk takes a second kernel row), so
+    that each tap's copy is long; when one kernel row is too much, one output row and
+    runs of kernel columns; when one tap of every channel is too much, runs of channels
+    (one tap each).
     """
     cg, fh, fw = geom.channels_per_group, geom.kernel_h, geom.kernel_w
-    if _col_bytes(geom, (cg, 1, fw), 1, itemsize) <= budget:
-        per = budget // _col_bytes(geom, (cg, 1, fw), 1, itemsize)
+    kernel_row = _col_bytes(geom, (cg, 1, fw), 1, itemsize)
+    if kernel_row <= budget:
+        fit = budget // kernel_row  # output rows × kernel rows
+        per = min(fh, max(1, fit // min(geom.out_h, CHUNK_ROWS)))
+        rows = max(1, min(geom.out_h, fit // per))
         shapes = ([(0, cg)], even_split(fh, ceil_div(fh, per)), [(0, fw)])
     elif _col_bytes(geom, (cg, 1, 1), 1, itemsize) <= budget:
-        jc = fw
+        rows, jc = 1, fw
         while jc > 1 and _col_bytes(geom, (cg, 1, jc), 1, itemsize) > budget:
             jc = max(1, jc * budget // _col_bytes(geom, (cg, 1, jc), 1, itemsize))
         shapes = ([(0, cg)], [(i, i + 1) for i in range(fh)], even_split(fw, ceil_div(fw, jc)))
     else:
-        per = max(1, budget // _col_bytes(geom, (1, 1, 1), 1, itemsize))
+        rows, per = 1, max(1, budget // _col_bytes(geom, (1, 1, 1), 1, itemsize))
         shapes = (even_split(cg, ceil_div(cg, per)), [(i, i + 1) for i in range(fh)], [(j, j + 1) for j in range(fw)])
-    return [Chunk(k0, k1, i0, i1, j0, j1) for k0, k1 in shapes[0] for i0, i1 in shapes[1] for j0, j1 in shapes[2]]
+    return rows, [Chunk(k0, k1, i0, i1, j0, j1) for k0, k1 in shapes[0] for i0, i1 in shapes[1] for j0, j1 in shapes[2]]
 
 
 def plan_tiles(geom: ConvGeometry, itemsize: int, tile_bytes: int) -> TilePlan:
@@ -276,8 +285,9 @@ def plan_tiles(geom: ConvGeometry, itemsize: int, tile_bytes: int) -> TilePlan:
     * Otherwise each image is cut into bands of output rows, evened out; a band is at
       least as many rows as the kernel spans when that costs at most
       :data:`SPAN_ALLOWANCE` budgets (each input row is then read about twice).
-    * When even one output row's columns pass the budget, tiles are single rows and
-      the reduction is split (:func:`_split_reduction`).
+    * When even one output row's columns pass the budget, the reduction is split
+      (:func:`_split_reduction`), and a tile holds the output rows that fit beside
+      one chunk.
 
     Returns
     -------
@@ -298,8 +308,7 @@ def plan_tiles(geom: ConvGeometry, itemsize: int, tile_bytes: int) -> TilePlan:
         if rows < span and span * row_bytes <= SPAN_ALLOWANCE * tile_bytes:
             rows = span
     else:
-        rows = 1
-        chunks = _split_reduction(geom, itemsize, tile_bytes)
+        rows, chunks = _split_reduction(geom, itemsize, tile_bytes)
     bands = even_split(geom.out_h, ceil_div(geom.out_h, min(rows, geom.out_h)))
     tiles = [Tile(n, n + 1, r0, r1) for n in range(geom.batch) for r0, r1 in bands]
     return TilePlan(geom, tiles, chunks)

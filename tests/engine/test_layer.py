@@ -550,21 +550,29 @@ def test_plan_tiles_shapes() -> None:
 
 
 def test_plan_splits_the_reduction_when_one_row_is_too_large() -> None:
-    """Under one row's columns, tiles are single rows and the reduction is cut: whole kernel rows
-    first, then runs of kernel columns, then runs of channels (one tap each)."""
+    """Under one row's columns the reduction is cut: whole kernel rows first, with as many output
+    rows per tile as fit beside them; then single rows and runs of kernel columns; then runs of
+    channels (one tap each)."""
     geom = plan_geometry((2, 2, 9, 8), (3, 2, 3, 3), pad=1)
     tap_row = 2 * row_pitch(geom) * 4  # one tap, one output row, both channels
-    rows = plan_tiles(geom, 4, 3 * tap_row)  # one kernel row (3 taps) fits
+    rows = plan_tiles(geom, 4, 3 * tap_row)  # one kernel row (3 taps) of one output row fits
     assert [(c.i0, c.i1, c.j0, c.j1, c.k0, c.k1) for c in rows.chunks] == [(0, 1, 0, 3, 0, 2), (1, 2, 0, 3, 0, 2),
                                                                              (2, 3, 0, 3, 0, 2)]
-    two_rows = plan_tiles(geom, 4, 6 * tap_row)  # two kernel rows fit: split evenly, 2 + 1
-    assert [(c.i0, c.i1) for c in two_rows.chunks] == [(0, 2), (2, 3)]
+    assert all(t.rows == 1 for t in rows.tiles)
+    two_rows = plan_tiles(geom, 4, 6 * tap_row)  # two of those fit: a kernel row beside 2 output rows
+    assert [(c.i0, c.i1) for c in two_rows.chunks] == [(0, 1), (1, 2), (2, 3)]
+    assert [t.rows for t in two_rows.tiles[:5]] == [2, 2, 2, 2, 1]
+    tall_geom = plan_geometry((2, 2, 9, 8), (3, 2, 25, 3), pad="same")  # one row: 75 taps
+    tall = plan_tiles(tall_geom, 4, 74 * tap_row)  # 24 kernel rows × output rows: all 9 rows beside 2 kernel rows
+    assert [(c.i0, c.i1) for c in tall.chunks] == [(2 * k, 2 * k + 2) for k in range(12)] + [(24, 25)]
+    assert [t.rows for t in tall.tiles] == [9, 9]
     cols = plan_tiles(geom, 4, 2 * tap_row)  # less than a kernel row: runs of columns
     assert {(c.i1 - c.i0, c.k1 - c.k0) for c in cols.chunks} == {(1, 2)} and len(cols.chunks) > 3
     channels = plan_tiles(geom, 4, tap_row // 2)  # not even one tap of both channels: one channel at a time
     assert {c.shape for c in channels.chunks} == {(1, 1, 1)} and len(channels.chunks) == 18
-    for plan in (rows, two_rows, cols, channels):
+    for plan in (cols, channels):
         assert all(t.rows == 1 and t.images == 1 for t in plan.tiles) and len(plan.tiles) == 2 * 9
+    for plan in (rows, two_rows, tall, cols, channels):
         assert plan.chunked
         _covered_once(plan)
 
