@@ -29,9 +29,19 @@ Pair = tuple[int, int]
 PadArg = Union[int, tuple[int, int], tuple[int, int, int, int], str]
 F64 = NDArray[np.float64]
 
-#: convcli's padding mode -> np.pad's mode.
-NP_PAD_MODES: dict[str, str] = {"zeros": "constant", "reflect": "reflect", "replicate": "edge", "circular": "wrap"}
+#: convcli's padding mode -> np.pad's mode ("constant:V" pads with V).
+NP_PAD_MODES: dict[str, str] = {
+    "zeros": "constant", "reflect": "reflect", "replicate": "edge", "circular": "wrap", "symmetric": "symmetric",
+    "constant:0.5": "constant",
+}
 PADDING_MODES: tuple[str, ...] = tuple(NP_PAD_MODES)
+
+
+def _np_pad_args(padding_mode: str) -> dict[str, object]:
+    """np.pad's keyword arguments for a padding mode of convcli (its name or constant:VALUE)."""
+    if padding_mode.startswith("constant"):
+        return {"mode": "constant", "constant_values": float(padding_mode.partition(":")[2] or 0)}
+    return {"mode": NP_PAD_MODES[padding_mode]}
 
 #: Relative tolerance per result dtype (the error bound is this times the largest |value|).
 RTOL: dict[np.dtype, float] = {np.dtype(np.float32): 1e-5, np.dtype(np.float64): 1e-12}
@@ -76,9 +86,8 @@ def output_size(size: int, kernel: int, stride: int, dilation: int, before: int,
 def pad_input(x: NDArray[np.generic], pads: tuple[int, int, int, int], padding_mode: str) -> F64:
     """x (N, C, H, W) padded with np.pad in float64."""
     top, bottom, left, right = pads
-    return np.pad(
-        np.asarray(x, dtype=np.float64), ((0, 0), (0, 0), (top, bottom), (left, right)), mode=NP_PAD_MODES[padding_mode]
-    )
+    widths = ((0, 0), (0, 0), (top, bottom), (left, right))
+    return np.pad(np.asarray(x, dtype=np.float64), widths, **_np_pad_args(padding_mode))  # type: ignore[call-overload]
 
 
 def pad_index_map(h: int, w: int, pads: tuple[int, int, int, int], padding_mode: str) -> NDArray[np.intp]:
@@ -90,7 +99,7 @@ def pad_index_map(h: int, w: int, pads: tuple[int, int, int, int], padding_mode:
     top, bottom, left, right = pads
     index = np.arange(h * w).reshape(h, w)
     widths = ((top, bottom), (left, right))
-    if padding_mode == "zeros":
+    if padding_mode == "zeros" or padding_mode.startswith("constant"):
         return np.pad(index, widths, mode="constant", constant_values=-1)
     return np.pad(index, widths, mode=NP_PAD_MODES[padding_mode])
 
@@ -365,11 +374,7 @@ def conv_cases(
             low = spans[axis]  # 'same' then pads less than the span, so reflect fits too
         else:
             before, after = resolve_pads(pad, (1, 1), (1, 1), (1, 1), (1, 1))[2 * axis: 2 * axis + 2]
-            low = max(1, spans[axis] - before - after)
-            if mode == "reflect":
-                low = max(low, before + 1, after + 1)
-            elif mode == "circular":
-                low = max(low, before, after)
+            low = max(1, spans[axis] - before - after)  # any mode takes any padding, however large
         sizes.append(draw(st.integers(low, low + max_extra)))
     x_shape = (n, groups * cg, sizes[0], sizes[1])
     w_shape = (groups * fg, cg, fh, fw)

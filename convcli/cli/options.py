@@ -6,7 +6,8 @@ same layer).  They are declared here once, in :data:`SHARED_OPTIONS`, and
 ``layer: LayerArgs`` and receives them collected into a :class:`LayerArgs`, which the
 library turns into a :class:`~convcli.kernels.bank.LayerOptions` once the outputs are
 checked (:meth:`LayerArgs.layer_options`).  The choices (padding modes, display modes,
-output formats) are built from the library's own tuples, never copied.
+output formats) are built from the library's own tuples, never copied; a padding mode is
+checked by the library's own rule (it takes aliases and ``constant:VALUE``).
 
 This module imports neither numpy nor the library's commands, so ``convcli --help`` stays quick.
 
@@ -28,7 +29,6 @@ from typing import TYPE_CHECKING, Annotated, Any, Callable, Literal, Optional, T
 
 import typer
 
-from ..engine.geometry import PADDING_MODES
 from ..errors import ParameterError
 from ..io.formats import DISPLAY_MODES, OUTPUT_FORMATS
 
@@ -41,12 +41,10 @@ COMPUTE_DTYPES: tuple[str, ...] = ("float32", "float64")
 
 # Typer offers a Literal's values as a choice; the Literals are built from the library's tuples.
 if TYPE_CHECKING:
-    PaddingModeName = str
     DisplayName = str
     FormatName = str
     DtypeName = str
 else:
-    PaddingModeName = Literal[PADDING_MODES]
     DisplayName = Literal[DISPLAY_MODES]
     FormatName = Literal[OUTPUT_FORMATS]
     DtypeName = Literal[COMPUTE_DTYPES]
@@ -148,7 +146,15 @@ GroupsOpt = Annotated[
     typer.Option(help="Channel groups of a 4-D kernel (default 1). 2-D kernels are always depthwise.", min=1),
 ]
 PaddingModeOpt = Annotated[
-    PaddingModeName, typer.Option("--padding-mode", help="What the padding holds.", case_sensitive=False)
+    str,
+    typer.Option(
+        "--padding-mode",
+        metavar="MODE",
+        help="What the padding holds: zeros; replicate (the edge pixel, aaa|abc); reflect (PyTorch's mirror, "
+        "cb|abc: scipy's 'mirror', OpenCV's REFLECT_101); symmetric (cba|abc: scipy's 'reflect', ImageMagick's "
+        "'mirror'); circular (wrap around); constant:VALUE. ImageMagick's names work too: edge, mirror, tile, black, "
+        "gray, white; and reflect101, wrap, nearest.",
+    ),
 ]
 FlipOpt = Annotated[bool, typer.Option("--flip", help="True convolution: rotate kernels 180° (default: correlation).")]
 NormalizeOpt = Annotated[
@@ -209,12 +215,22 @@ class LayerArgs:
             pad=parse_pad(self.pad),
             dilation=parse_pair(self.dilation, "--dilation"),
             groups=self.groups,
-            padding_mode=self.padding_mode,
+            padding_mode=_padding_mode(self.padding_mode),
             flip=self.flip,
             normalize=self.normalize,
             dtype=self.dtype,
             bias=None if self.bias is None else parse_bias(self.bias),
         )
+
+
+def _padding_mode(text: str) -> str:
+    """--padding-mode, checked by the library's rule and named as the option in the message."""
+    from ..engine.geometry import parse_padding_mode
+
+    try:
+        return str(parse_padding_mode(text))
+    except ParameterError as error:
+        raise ParameterError(error.message.replace("padding_mode", "--padding-mode", 1)) from None
 
 
 #: The default of a command's ``layer`` parameter (never used: :func:`shared_layer_options` fills it).

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Optional
 import numpy as np
 from numpy.typing import NDArray
 
+from ..engine.geometry import PaddingMode, parse_padding_mode
 from ..engine.layer import Convolution
 from ..errors import ParameterError
 from ..kernels.bank import filter_bank, kernel_stack
@@ -44,7 +45,7 @@ __all__ = [
 CHECK_BYTES = 64 * 1024 * 1024
 
 #: ``np.pad`` modes of the layer's padding modes.
-_NP_PAD_MODES = {"zeros": "constant", "reflect": "reflect", "replicate": "edge", "circular": "wrap"}
+_NP_PAD_MODES = {"reflect": "reflect", "replicate": "edge", "circular": "wrap", "symmetric": "symmetric"}
 
 
 @dataclass
@@ -83,7 +84,7 @@ class _Layout:
     stride: tuple[int, int]
     dilation: tuple[int, int]
     pads: tuple[int, int, int, int]
-    mode: str
+    mode: PaddingMode
     out: tuple[int, int]
 
     @property
@@ -122,16 +123,20 @@ def _layout(layer: Convolution, x_shape: tuple[int, ...]) -> _Layout:
             raise RuntimeError(f"gradient check: pads {pads} give output size {size}, the layer {out[axis]}")
     groups = int(layer.groups)
     return _Layout(int(x_shape[1]), groups, int(fn) // groups, kernel, stride, dilation,
-                   (pads[0], pads[1], pads[2], pads[3]), layer.padding_mode, (out[0], out[1]))
+                   (pads[0], pads[1], pads[2], pads[3]), parse_padding_mode(layer.padding_mode), (out[0], out[1]))
 
 
-def _pad(array: NDArray[Any], before: tuple[int, int], after: tuple[int, int], mode: str,
-         fill: float = 0.0) -> NDArray[Any]:
-    """``array`` (..., H, W) padded on its last two axes as the layer pads (``fill`` where it pads zeros)."""
+def _pad(array: NDArray[Any], before: tuple[int, int], after: tuple[int, int], mode: PaddingMode,
+         fill: Optional[float] = None) -> NDArray[Any]:
+    """``array`` (..., H, W) padded on its last two axes as the layer pads.
+
+    ``fill``, when given, replaces the constant of zeros and constant padding (-1 marks
+    "no source pixel" in an index map).
+    """
     widths = [(0, 0)] * (array.ndim - 2) + [(before[0], after[0]), (before[1], after[1])]
-    if mode == "zeros":
-        return np.pad(array, widths, mode="constant", constant_values=fill)
-    return np.pad(array, widths, mode=_NP_PAD_MODES[mode])  # type: ignore[call-overload]
+    if mode.name in ("zeros", "constant"):
+        return np.pad(array, widths, mode="constant", constant_values=mode.value if fill is None else fill)
+    return np.pad(array, widths, mode=_NP_PAD_MODES[mode.name])  # type: ignore[call-overload]
 
 
 # ---------------------------------------------------------------- float64 evaluations of L

@@ -52,7 +52,6 @@ def backward_by_col2im(
     plan: TilePlan,
     weights: list[NDArray[np.floating]],
     dtype: np.dtype,
-    value: float = 0.0,
 ) -> tuple[NDArray[np.floating], NDArray[np.floating]]:
     """dx and dW the book's way, item by item: ``dW += col @ doutᵀ``, ``dx += col2im(Wᵀ @ dout)``.
 
@@ -67,8 +66,6 @@ def backward_by_col2im(
     weights : list of ndarray, shape (groups, FN/groups, kc*ic*jc)
         :meth:`TilePlan.weights` in ``dtype``.
     dtype : numpy.dtype
-    value : float
-        The padding value of the "constant" mode (its gradient goes nowhere).
 
     Returns
     -------
@@ -84,7 +81,7 @@ def backward_by_col2im(
     def work(index: int, ws: Workspace) -> None:
         tile, chunk, _ = plan.item(index)
         lay = plan.layout(chunk)
-        col = ws.columns(x, tile, chunk, value)  # im2col of the item: (C', taps, nb, rows*wq)
+        col = ws.columns(x, tile, chunk)  # im2col of the item: (C', taps, nb, rows*wq)
         zero_junk(col, tile, lay.wq, g.out_w)  # so that non-finite junk cannot reach dW
         grad = ws.result(tile, chunk, fn)  # dout's tile at the GEMM's pitch, junk columns zero
         grad[..., g.out_w:] = 0

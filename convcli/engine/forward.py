@@ -46,7 +46,6 @@ def forward_im2col(
     bias: Optional[NDArray[np.floating]],
     dtype: np.dtype,
     *,
-    value: float = 0.0,
     progress: Progress = None,
 ) -> NDArray[np.floating]:
     """``out = W * x + b`` over the plan's items.
@@ -61,8 +60,6 @@ def forward_im2col(
     bias : ndarray, shape (FN,), or None
     dtype : numpy.dtype
         The compute dtype.
-    value : float
-        The padding value of the "constant" mode.
     progress : callable(done, total), optional
         Called after every finished tile, from the worker threads.
 
@@ -86,7 +83,7 @@ def forward_im2col(
 
     def work(index: int, ws: Workspace) -> None:
         tile, chunk, first = plan.item(index)
-        col = ws.columns(x, tile, chunk, value)  # im2col of the item: (C', taps, nb, rows*wq)
+        col = ws.columns(x, tile, chunk)  # im2col of the item: (C', taps, nb, rows*wq)
         res = ws.result(tile, chunk, g.filters)  # (FN, nb, rows, wq)
         cols = tile.images * col.shape[3]
         np.matmul(weights[index % len(plan.chunks)], col.reshape(g.groups, -1, cols),

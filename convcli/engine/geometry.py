@@ -10,16 +10,86 @@ Output size per axis (the numbers of PyTorch's ``conv2d``)::
 
 from __future__ import annotations
 
+import math
 import operator
 from dataclasses import dataclass
-from typing import Literal, Union
+from typing import Union
 
 from ..errors import ParameterError, ShapeError
 
 IntPair = tuple[int, int]
 PadSpec = Union[int, tuple[int, int], tuple[int, int, int, int], str]
-PaddingMode = Literal["zeros", "reflect", "replicate", "circular"]
-PADDING_MODES: tuple[str, ...] = ("zeros", "reflect", "replicate", "circular")
+#: The padding modes, by convcli's names (see :mod:`convcli.engine.padding` for what each holds).
+#: "constant" takes a value, ``constant:VALUE`` (plain "constant" is 0).
+PADDING_MODES: tuple[str, ...] = ("zeros", "reflect", "replicate", "circular", "symmetric", "constant")
+
+#: Other tools' names for the same modes: ImageMagick's virtual pixels (edge, mirror, tile, black,
+#: gray, white) and the unambiguous ones of OpenCV and scipy (reflect101, wrap, nearest).  Names that
+#: mean different things in different tools keep convcli's meaning: "reflect" is PyTorch's (``dcb|abcd``,
+#: scipy's "mirror", OpenCV's REFLECT_101); scipy's "reflect" is "symmetric" here (``dcba|abcd``).
+PADDING_ALIASES: dict[str, str] = {
+    "edge": "replicate", "nearest": "replicate", "mirror": "symmetric", "tile": "circular", "wrap": "circular",
+    "black": "zeros", "gray": "constant:0.5", "grey": "constant:0.5", "white": "constant:1",
+    "reflect101": "reflect", "reflect_101": "reflect",
+}
+
+
+@dataclass(frozen=True)
+class PaddingMode:
+    """A checked padding mode: one of :data:`PADDING_MODES` and, for "constant", its value.
+
+    ``constant:0`` is "zeros" (the same padding, and the backward pass may use its shortcut).
+    """
+
+    name: str
+    value: float = 0.0
+
+    def __str__(self) -> str:
+        return f"constant:{self.value:g}" if self.name == "constant" else self.name
+
+
+def parse_padding_mode(text: object) -> PaddingMode:
+    """Read a padding mode: a name of :data:`PADDING_MODES`, ``constant:VALUE``, or an alias.
+
+    Parameters
+    ----------
+    text : str
+        Case-insensitive; aliases from :data:`PADDING_ALIASES` (ImageMagick's edge, mirror,
+        tile, black, gray, white; reflect101, wrap, nearest).
+
+    Returns
+    -------
+    PaddingMode
+
+    Raises
+    ------
+    ParameterError
+        An unknown name, or a constant that is not a finite number.
+
+    Examples
+    --------
+    >>> parse_padding_mode("mirror"), parse_padding_mode("gray")
+    (PaddingMode(name='symmetric', value=0.0), PaddingMode(name='constant', value=0.5))
+    """
+    if isinstance(text, PaddingMode):
+        return text
+    if not isinstance(text, str):
+        raise ParameterError(f"padding_mode must be a string, got {text!r}")
+    name = text.strip().lower()
+    name = PADDING_ALIASES.get(name, name)
+    base, sep, arg = name.partition(":")
+    if base == "constant":
+        try:
+            value = float(arg) if sep else 0.0
+        except ValueError:
+            value = math.nan
+        if not math.isfinite(value):
+            raise ParameterError(f"padding_mode constant:VALUE needs a finite number, got {text[:40]!r}")
+        return PaddingMode("zeros") if value == 0 else PaddingMode("constant", value)
+    if base not in PADDING_MODES or sep:
+        known = ", ".join([*PADDING_MODES[:-1], "constant:VALUE", *PADDING_ALIASES])
+        raise ParameterError(f"padding_mode must be one of {known}; got {text[:40]!r}")
+    return PaddingMode(base)
 
 
 def ceil_div(a: int, b: int) -> int:
@@ -133,7 +203,9 @@ class ConvGeometry:
     pads : (int, int, int, int)
         Padding (top, bottom, left, right).
     padding_mode : str
-        zeros, reflect, replicate or circular.
+        One of :data:`PADDING_MODES` (aliases resolved).
+    pad_value : float
+        The constant of the "constant" mode (0 otherwise).
     out_h, out_w : int
         Output size OH, OW.
     """
@@ -152,6 +224,7 @@ class ConvGeometry:
     padding_mode: str
     out_h: int
     out_w: int
+    pad_value: float = 0.0
 
     @property
     def input_shape(self) -> tuple[int, int, int, int]:
@@ -180,15 +253,6 @@ class ConvGeometry:
         return self.filters // self.groups
 
 
-def check_padding_mode(padding_mode: str) -> str:
-    """Return ``padding_mode`` if it is one of :data:`PADDING_MODES`, else raise."""
-    if padding_mode not in PADDING_MODES:
-        raise ParameterError(
-            f"padding_mode must be one of {', '.join(PADDING_MODES)}, got {padding_mode!r}"
-        )
-    return padding_mode
-
-
 def check_layer_args(
     stride: object, pad: PadSpec, dilation: object, groups: object, padding_mode: str
 ) -> tuple[IntPair, IntPair, int]:
@@ -211,7 +275,7 @@ def check_layer_args(
     stride_hw = as_pair(stride, "stride")
     dilation_hw = as_pair(dilation, "dilation")
     n_groups = _as_int(groups, "groups")
-    check_padding_mode(padding_mode)
+    parse_padding_mode(padding_mode)
     if min(stride_hw) < 1:
         raise ParameterError(f"stride must be >= 1, got {stride!r}")
     if min(dilation_hw) < 1:
@@ -246,7 +310,7 @@ def plan_geometry(
     groups : int
         Divides both C and FN.
     padding_mode : str
-        zeros, reflect, replicate or circular.
+        A padding mode or alias (:func:`parse_padding_mode`).
 
     Returns
     -------
@@ -266,6 +330,7 @@ def plan_geometry(
     n, c, h, w = (int(v) for v in x_shape)
     fn, cg, fh, fw = (int(v) for v in w_shape)
     stride_hw, dilation_hw, n_groups = check_layer_args(stride, pad, dilation, groups, padding_mode)
+    mode = parse_padding_mode(padding_mode)
     if min(n, c, h, w) < 1:
         raise ShapeError(f"x must have no empty axis, got shape {tuple(x_shape)}")
     if min(fn, cg, fh, fw) < 1:
@@ -289,20 +354,10 @@ def plan_geometry(
         raise ShapeError(
             f"kernel {fh}×{fw}{dilated} is larger than the padded input {ph}×{pw}"
         )
-    if padding_mode == "reflect" and (max(top, bottom) >= h or max(left, right) >= w):
-        raise ParameterError(
-            f"padding_mode='reflect' needs each pad smaller than the input size: "
-            f"pads (top, bottom, left, right)={pads} for input {h}×{w}"
-        )
-    if padding_mode == "circular" and (max(top, bottom) > h or max(left, right) > w):
-        raise ParameterError(
-            f"padding_mode='circular' needs each pad no larger than the input size: "
-            f"pads (top, bottom, left, right)={pads} for input {h}×{w}"
-        )
     out_h = output_size(h, fh, stride_hw[0], dilation_hw[0], top, bottom)
     out_w = output_size(w, fw, stride_hw[1], dilation_hw[1], left, right)
     return ConvGeometry(
         batch=n, channels=c, height=h, width=w, filters=fn, kernel_h=fh, kernel_w=fw,
         groups=n_groups, stride=stride_hw, dilation=dilation_hw, pads=pads,
-        padding_mode=padding_mode, out_h=out_h, out_w=out_w,
+        padding_mode=mode.name, out_h=out_h, out_w=out_w, pad_value=mode.value,
     )

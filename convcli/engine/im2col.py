@@ -60,8 +60,9 @@ def im2col(
         Step between receptive fields and between taps, each >= 1.
     pad : int, (h, w), (top, bottom, left, right), "same" or "valid"
         Padding added around each image.
-    padding_mode : {"zeros", "reflect", "replicate", "circular"}
-        What the padding holds.
+    padding_mode : str
+        What the padding holds: zeros, reflect, replicate, circular, symmetric,
+        ``constant:VALUE``, or an alias (:func:`~convcli.engine.geometry.parse_padding_mode`).
 
     Returns
     -------
@@ -93,7 +94,7 @@ def im2col(
     src = x.transpose(1, 0, 2, 3)
     for i in range(filter_h):
         for j in range(filter_w):
-            read_window(src, taps[:, :, i, j], _tap_window(geom, i, j))
+            read_window(src, taps[:, :, i, j], _tap_window(geom, i, j), geom.pad_value)
     return col.reshape(n * oh * ow, c * filter_h * filter_w)
 
 

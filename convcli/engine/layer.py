@@ -69,8 +69,10 @@ class Convolution:
     groups : int
         Input channels and filters are split into this many groups, each convolved
         on its own (groups == C with FN == C*M is depthwise).
-    padding_mode : {"zeros", "reflect", "replicate", "circular"}
-        What the padding holds (PyTorch's names).
+    padding_mode : str
+        What the padding holds: zeros, reflect, replicate, circular (PyTorch's names),
+        symmetric (``cba|abc``), ``constant:VALUE``, or an alias such as ImageMagick's
+        edge, mirror, tile, gray (:func:`~convcli.engine.geometry.parse_padding_mode`).
     tile_bytes : int
         Target size of one item's column buffer (default 4 MiB; see
         :func:`~convcli.engine.tiles.plan_tiles`).  Results agree to float rounding

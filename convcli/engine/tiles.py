@@ -374,13 +374,13 @@ class FlatTile:
         xs = x[tile.n0:tile.n1].reshape(tile.images, g.groups, g.channels_per_group, g.height, g.width)
         return xs[:, :, chunk.k0:chunk.k1].transpose(1, 2, 0, 3, 4)
 
-    def gather(self, x: NDArray[np.generic], tile: Tile, chunk: Chunk, value: float = 0.0) -> None:
+    def gather(self, x: NDArray[np.generic], tile: Tile, chunk: Chunk) -> None:
         """Read the item's window of the padded ``x`` (N, C, H, W) into the phase images."""
         src = self._source(x, tile, chunk)
         sw = self.geom.stride[1]
         for p, phase in enumerate(self._phases):
             win, hq = self._window(tile, chunk, p // sw, p % sw)
-            read_window(src, phase[:, :, : tile.images, :hq], win, value)
+            read_window(src, phase[:, :, : tile.images, :hq], win, self.geom.pad_value)
 
     def scatter(self, dx: NDArray[np.floating], tile: Tile, chunk: Chunk) -> None:
         """Adjoint of :meth:`gather`: add the phase images into ``dx`` (N, C, H, W), padding folded back."""
@@ -446,7 +446,7 @@ class Workspace:
             self.dw = np.empty(g.groups * rows * (dw_cols or g.filters_per_group), dtype=dtype)
         self.xg = np.empty(self.res.size, dtype=dtype) if pixels else None
 
-    def columns(self, x: NDArray[np.generic], tile: Tile, chunk: Chunk, value: float = 0.0) -> NDArray[np.floating]:
+    def columns(self, x: NDArray[np.generic], tile: Tile, chunk: Chunk) -> NDArray[np.floating]:
         """im2col of one item: gather its window of ``x``, unfold it.
 
         Returns
@@ -456,7 +456,7 @@ class Workspace:
         """
         lay = self.plan.layout(chunk)
         inp = self.inp[chunk.shape]
-        inp.gather(x, tile, chunk, value)
+        inp.gather(x, tile, chunk)
         col = self.col[: lay.channels * len(lay.taps) * tile.images * tile.rows * lay.wq]
         col = col.reshape(lay.channels, len(lay.taps), tile.images, tile.rows * lay.wq)
         inp.unfold(col)

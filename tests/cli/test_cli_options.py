@@ -56,16 +56,17 @@ def test_check_stdin_once() -> None:
 
 
 def test_the_cli_accepts_exactly_the_library_choices(tmp_path: Path) -> None:
-    """The choices are built from the library's own tuples: every value accepted, any other refused."""
+    """The choices are built from the library's own tuples (padding modes: its own parser, aliases
+    included): every value accepted, any other refused."""
     from cli_helpers import ok, run
 
-    from convcli.engine.geometry import PADDING_MODES
+    from convcli.engine.geometry import PADDING_ALIASES, PADDING_MODES
     from convcli.io.formats import DISPLAY_MODES, OUTPUT_FORMATS
 
     x = tmp_path / "x.npy"
     np.save(x, np.ones((1, 1, 5, 5)))
     apply = ["apply", x, "-k", "box:3", "-q"]
-    for mode in PADDING_MODES:
+    for mode in [*PADDING_MODES, *PADDING_ALIASES, "constant:0.25"]:
         ok(*apply, "--padding-mode", mode.upper(), "-o", tmp_path / "p.npy")  # case-insensitive
         ok("grad", x, "-k", "box:3", "--dout", "ones", "-q", "--padding-mode", mode, "-o", tmp_path / "g.npz")
     for mode in DISPLAY_MODES:
@@ -73,8 +74,12 @@ def test_the_cli_accepts_exactly_the_library_choices(tmp_path: Path) -> None:
         ok("grad", x, "-k", "box:3", "--dout", "ones", "-q", "--display", mode, "--dx", tmp_path / "dx.png")
     for fmt in OUTPUT_FORMATS:
         ok(*apply, "--format", fmt, "-o", "-")
-    for command, option, value in (("apply", "--padding-mode", "mirror"), ("apply", "--display", "gamma"),
+    for command, option, value in (("apply", "--display", "gamma"),
                                    ("apply", "--format", "jpg"), ("grad", "--display", "gamma")):
         result = run(command, x, "-k", "box:3", "--dout", "ones", option, value) if command == "grad" else run(
             *apply, option, value)
         assert result.exit_code == 2 and f"Invalid value for '{option}'" in result.stderr, result.stderr
+    for command in ("apply", "grad"):
+        args = [command, x, "-k", "box:3", "--padding-mode", "mirrored", "-o", tmp_path / "bad.npz"]
+        result = run(*args, "--dout", "ones") if command == "grad" else run(*args)
+        assert result.exit_code == 2 and "--padding-mode must be one of" in result.stderr, result.stderr

@@ -78,6 +78,8 @@ MODE_WINDOWS = {
     "reflect": [[3, 2, 1], [2, 1, 2], [1, 2, 3], [2, 3, 4], [3, 4, 3], [4, 3, 2]],
     "replicate": [[1, 1, 1], [1, 1, 2], [1, 2, 3], [2, 3, 4], [3, 4, 4], [4, 4, 4]],
     "circular": [[3, 4, 1], [4, 1, 2], [1, 2, 3], [2, 3, 4], [3, 4, 1], [4, 1, 2]],
+    "symmetric": [[2, 1, 1], [1, 1, 2], [1, 2, 3], [2, 3, 4], [3, 4, 4], [4, 4, 3]],
+    "constant:0.5": [[0.5, 0.5, 1], [0.5, 1, 2], [1, 2, 3], [2, 3, 4], [3, 4, 0.5], [4, 0.5, 0.5]],
 }
 
 
@@ -237,12 +239,14 @@ def test_col2im_refuses_wrong_shape() -> None:
 def test_adjoint_identity(
     case: tuple[tuple[int, int, int, int], tuple[int, int, int, int], dict[str, object]], data: st.DataObject
 ) -> None:
-    """<im2col(x), y> == <x, col2im(y)> for every padding mode, stride, dilation and pad."""
+    """<im2col(x), y> == <x, col2im(y)> for every padding mode, stride, dilation and pad (for
+    constant padding, im2col is affine: its linear part im2col(x) - im2col(0))."""
     x_shape, w_shape, kw = case
     rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
     args = {k: kw[k] for k in ("stride", "pad", "dilation", "padding_mode")}
     x = rng.standard_normal(x_shape)
     col = im2col(x, w_shape[2], w_shape[3], **args)  # type: ignore[arg-type]
+    col -= im2col(np.zeros(x_shape), w_shape[2], w_shape[3], **args)  # type: ignore[arg-type]
     y = rng.standard_normal(col.shape)
     back = col2im(y, x_shape, w_shape[2], w_shape[3], **args)  # type: ignore[arg-type]
     assert back.shape == x_shape
@@ -257,7 +261,7 @@ def test_adjoint_identity_exact_integers(mode: str) -> None:
     rng = np.random.default_rng(7)
     x = rng.integers(-5, 6, (2, 3, 6, 7)).astype(np.float64)
     kw: dict[str, object] = {"stride": (2, 1), "pad": (2, 1, 1, 2), "dilation": (1, 2), "padding_mode": mode}
-    col = im2col(x, 3, 2, **kw)  # type: ignore[arg-type]
+    col = im2col(x, 3, 2, **kw) - im2col(np.zeros_like(x), 3, 2, **kw)  # type: ignore[arg-type]
     y = rng.integers(-5, 6, col.shape).astype(np.float64)
     assert np.vdot(col, y) == np.vdot(x, col2im(y, x.shape, 3, 2, **kw))  # type: ignore[arg-type]
 
@@ -304,6 +308,9 @@ def test_items_are_blocks_of_im2col_and_adjoint(
     want = full[n0:n1, row0:row1, :, :, k0:k1, i0:i1, j0:j1].transpose(3, 4, 5, 6, 0, 1, 2)
     np.testing.assert_array_equal(got, want)
 
+    got = got.copy()
+    zero = ws.columns(np.zeros(x_shape), tile, chunk)  # constant padding makes the columns affine in x
+    linear = got - zero.reshape(got.shape[:-1] + (lay.wq,))[..., :ow]
     y = rng.standard_normal(col.shape)
     y.reshape(*col.shape[:3], row1 - row0, lay.wq)[..., ow:] = 0  # junk columns carry no gradient
     assert ws.grad is not None
@@ -314,11 +321,11 @@ def test_items_are_blocks_of_im2col_and_adjoint(
     window.scatter(dx, tile, chunk)
     assert not dx[:n0].any() and not dx[n1:].any()
     valid = y.reshape(*col.shape[:3], row1 - row0, lay.wq)[..., :ow]
-    lhs, rhs = float(np.vdot(got, valid)), float(np.vdot(x, dx))
-    assert abs(lhs - rhs) <= 1e-12 * float(np.abs(got).ravel() @ np.abs(valid).ravel())
+    lhs, rhs = float(np.vdot(linear, valid)), float(np.vdot(x, dx))
+    assert abs(lhs - rhs) <= 1e-12 * float(np.abs(linear).ravel() @ np.abs(valid).ravel())
 
 
-@pytest.mark.parametrize("mode", [*PADDING_MODES, "symmetric", "constant"])
+@pytest.mark.parametrize("mode", ["zeros", "reflect", "replicate", "circular", "symmetric", "constant"])
 def test_read_window_matches_np_pad_far_beyond_the_image(mode: str) -> None:
     """Padding larger than the image (a kernel wider than the photo) follows np.pad's periodic
     extension for the mirror and wrap modes, on a lattice with steps, and add_window is its adjoint."""
