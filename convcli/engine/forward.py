@@ -10,33 +10,17 @@ wants it.
 
 from __future__ import annotations
 
-import threading
 from typing import Callable, Optional
 
 import numpy as np
 from numpy.typing import NDArray
 
-from .parallel import Turnstile, run_tiles
+from .parallel import TileCounter, Turnstile, run_tiles
 from .tiles import TilePlan, Workspace
 
 __all__ = ["forward_im2col"]
 
 Progress = Optional[Callable[[int, int], None]]
-
-
-class TileCounter:
-    """Counts finished tiles across worker threads and reports ``(done, total)``."""
-
-    def __init__(self, total: int, report: Progress) -> None:
-        self.total, self.report, self.done = total, report, 0
-        self.lock = threading.Lock()
-
-    def tick(self) -> None:
-        if self.report is None:
-            return
-        with self.lock:
-            self.done += 1
-            self.report(self.done, self.total)
 
 
 def forward_im2col(

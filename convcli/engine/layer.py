@@ -27,6 +27,7 @@ Why it differs from the book:
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 import numpy as np
@@ -38,12 +39,77 @@ from .dtypes import compute_dtype, float_dtype
 from .forward import forward_im2col
 from .geometry import ConvGeometry, PadSpec, check_layer_args, plan_geometry
 from .parallel import get_num_threads, set_num_threads
+from .separable import AUTO_RATIO, Factors, factorize, forward_separable, separable_cost_ratio
 from .tiles import TilePlan, plan_tiles
 
-__all__ = ["DEFAULT_TILE_BYTES", "Convolution", "conv2d", "get_num_threads", "plan_tiles", "set_num_threads"]
+__all__ = [
+    "ALGORITHMS", "DEFAULT_TILE_BYTES", "Choice", "Convolution", "choose_algorithm", "conv2d", "get_num_threads",
+    "plan_tiles", "set_num_threads",
+]
 
 #: Default size of one item's column buffer, in bytes.
 DEFAULT_TILE_BYTES = 4 * 1024 * 1024
+
+#: The forward algorithms: "im2col" (the 2-D path, always available), "separable" (filters
+#: that read one channel each, as sums of 1-D passes), and "auto" (the cheaper of the two).
+ALGORITHMS: tuple[str, ...] = ("auto", "im2col", "separable")
+
+
+@dataclass(frozen=True)
+class Choice:
+    """The forward algorithm a layer ran, and why (what ``--explain`` reports).
+
+    Attributes
+    ----------
+    algorithm : str
+        "im2col" or "separable".
+    reason : str
+        One line: the rank found, the multiply-adds saved, or why the 2-D path ran.
+    factors : Factors or None
+        The separable path's factors.
+    """
+
+    algorithm: str
+    reason: str
+    factors: Optional[Factors] = field(default=None, repr=False)
+
+
+def choose_algorithm(geom: ConvGeometry, w: NDArray[np.generic], dtype: np.dtype, requested: str) -> Choice:
+    """Which forward algorithm runs: ``requested``, or for "auto" the separable path when it is cheaper.
+
+    "auto" runs the separable path for filters that read one channel each (W of shape
+    (FN, 1, FH, FW), FH and FW > 1) whose rank makes the two 1-D passes cost at most
+    :data:`~convcli.engine.separable.AUTO_RATIO` of the 2-D path's multiply-adds.
+
+    Raises
+    ------
+    ParameterError
+        "separable" asked for filters that read several channels.
+    """
+    if requested == "im2col":
+        return Choice("im2col", "asked for")
+    one_channel = geom.channels_per_group == 1
+    if requested == "separable":
+        if not one_channel:
+            raise ParameterError(
+                f"algorithm='separable' needs filters that read one channel each (W of shape (FN, 1, FH, FW)), "
+                f"got W of shape {tuple(np.shape(w))}"
+            )
+        factors = factorize(w, dtype)
+        return Choice("separable", f"asked for: rank {factors.rank}", factors)
+    taps = geom.kernel_h * geom.kernel_w
+    if not one_channel or geom.kernel_h == 1 or geom.kernel_w == 1:
+        why = "filters read several channels" if not one_channel else "the kernel is already one-dimensional"
+        return Choice("im2col", f"{why}: {taps} taps per pixel")
+    factors = factorize(w, dtype)
+    ratio = separable_cost_ratio(geom, factors.rank)
+    exact = ", exact integer factors" if factors.exact else ""
+    if ratio <= AUTO_RATIO:
+        return Choice(
+            "separable", f"rank {factors.rank}{exact}: two 1-D passes, {ratio:.0%} of the 2-D path's multiply-adds",
+            factors,
+        )
+    return Choice("im2col", f"rank {factors.rank}: 1-D passes would cost {ratio:.0%} of the 2-D path")
 
 
 class Convolution:
@@ -78,11 +144,19 @@ class Convolution:
         :func:`~convcli.engine.tiles.plan_tiles`).  Results agree to float rounding
         whatever it is (BLAS rounds a matrix's edge columns its own way, and sums over
         items are grouped by item).
+    algorithm : {"auto", "im2col", "separable"}
+        How forward runs: "im2col" is the 2-D path; "separable" runs each filter as sums
+        of vertical and horizontal 1-D passes (:mod:`convcli.engine.separable`; filters
+        that read one channel each); "auto" picks the separable path when the kernel's
+        rank makes it cheaper (:func:`choose_algorithm`).  The result is the same to
+        float rounding; backward always differentiates the kernel as given.
 
     Attributes
     ----------
     dW : ndarray, shape (FN, C // groups, FH, FW)
         Gradient of the loss with respect to W, set by :meth:`backward`.
+    choice : Choice or None
+        The algorithm the last :meth:`forward` ran, and why.
     db : ndarray, shape (FN,), or None
         Gradient with respect to b (None when b is None).
 
@@ -107,6 +181,7 @@ class Convolution:
         groups: int = 1,
         padding_mode: str = "zeros",
         tile_bytes: int = DEFAULT_TILE_BYTES,
+        algorithm: str = "auto",
     ) -> None:
         self.W = W
         self.b = b
@@ -116,7 +191,9 @@ class Convolution:
         self.groups = groups
         self.padding_mode = padding_mode
         self.tile_bytes = tile_bytes
+        self.algorithm = algorithm
         self.progress: Optional[Callable[[int, int], None]] = None
+        self.choice: Optional[Choice] = None
         self.x: Optional[NDArray[np.generic]] = None
         self.dW: Optional[NDArray[np.floating]] = None
         self.db: Optional[NDArray[np.floating]] = None
@@ -132,6 +209,8 @@ class Convolution:
         check_layer_args(self.stride, self.pad, self.dilation, self.groups, self.padding_mode)
         if isinstance(self.tile_bytes, bool) or not isinstance(self.tile_bytes, int) or self.tile_bytes < 1:
             raise ParameterError(f"tile_bytes must be an int >= 1, got {self.tile_bytes!r}")
+        if self.algorithm not in ALGORITHMS:
+            raise ParameterError(f"algorithm must be one of {', '.join(ALGORITHMS)}, got {self.algorithm!r}")
         return W, b
 
     def geometry(self, x_shape: tuple[int, ...]) -> ConvGeometry:
@@ -180,8 +259,12 @@ class Convolution:
         if x.ndim != 4:
             raise ShapeError(f"x must be 4-D (N, C, H, W), got {x.ndim}-D shape {x.shape}")
         plan, dtype, w, bias = self._setup(x)
-        out = forward_im2col(x, plan, plan.weights(w), bias, dtype, progress=self.progress)
-        self.x = x
+        choice = choose_algorithm(plan.geom, self.W, dtype, self.algorithm)
+        if choice.factors is not None:
+            out = forward_separable(x, plan.geom, choice.factors, bias, dtype, self.tile_bytes, self.progress)
+        else:
+            out = forward_im2col(x, plan, plan.weights(w), bias, dtype, progress=self.progress)
+        self.x, self.choice = x, choice
         return out
 
     def backward(self, dout: NDArray[np.generic]) -> NDArray[np.floating]:
@@ -248,6 +331,7 @@ def conv2d(
     dilation: object = 1,
     groups: int = 1,
     padding_mode: str = "zeros",
+    algorithm: str = "auto",
 ) -> NDArray[np.floating]:
     """Functional form: ``Convolution(W, b, stride, pad, ...).forward(x)``.
 
@@ -256,11 +340,15 @@ def conv2d(
     x : ndarray, shape (N, C, H, W)
     W : ndarray, shape (FN, C // groups, FH, FW)
     b : ndarray, shape (FN,), or None
+    stride, pad, dilation, groups, padding_mode, algorithm
+        As :class:`Convolution` takes them.
 
     Returns
     -------
     ndarray, shape (N, FN, OH, OW)
         See :meth:`Convolution.forward`.
     """
-    layer = Convolution(W, b, stride, pad, dilation=dilation, groups=groups, padding_mode=padding_mode)
+    layer = Convolution(
+        W, b, stride, pad, dilation=dilation, groups=groups, padding_mode=padding_mode, algorithm=algorithm
+    )
     return layer.forward(x)

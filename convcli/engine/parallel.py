@@ -193,6 +193,21 @@ class Turnstile:
             self._cond.notify_all()
 
 
+class TileCounter:
+    """Counts finished tiles across worker threads and reports ``(done, total)``."""
+
+    def __init__(self, total: int, report: Optional[Callable[[int, int], None]]) -> None:
+        self.total, self.report, self.done = total, report, 0
+        self.lock = threading.Lock()
+
+    def tick(self) -> None:
+        if self.report is None:
+            return
+        with self.lock:
+            self.done += 1
+            self.report(self.done, self.total)
+
+
 def _executor(workers: int) -> ThreadPoolExecutor:
     from concurrent.futures import ThreadPoolExecutor
 

@@ -257,24 +257,38 @@ def _split_reduction(geom: ConvGeometry, itemsize: int, budget: int) -> tuple[in
     least :data:`CHUNK_ROWS` output rows before a chunk takes a second kernel row), so
     that each tap's copy is long; when one kernel row is too much, one output row and
     runs of kernel columns; when one tap of every channel is too much, runs of channels
-    (one tap each).
+    (one tap each): :func:`split_for_rows`.
     """
-    cg, fh, fw = geom.channels_per_group, geom.kernel_h, geom.kernel_w
-    kernel_row = _col_bytes(geom, (cg, 1, fw), 1, itemsize)
+    kernel_row = _col_bytes(geom, (geom.channels_per_group, 1, geom.kernel_w), 1, itemsize)
+    rows = 1
     if kernel_row <= budget:
         fit = budget // kernel_row  # output rows × kernel rows
-        per = min(fh, max(1, fit // min(geom.out_h, CHUNK_ROWS)))
+        per = min(geom.kernel_h, max(1, fit // min(geom.out_h, CHUNK_ROWS)))
         rows = max(1, min(geom.out_h, fit // per))
-        shapes = ([(0, cg)], even_split(fh, ceil_div(fh, per)), [(0, fw)])
-    elif _col_bytes(geom, (cg, 1, 1), 1, itemsize) <= budget:
-        rows, jc = 1, fw
-        while jc > 1 and _col_bytes(geom, (cg, 1, jc), 1, itemsize) > budget:
-            jc = max(1, jc * budget // _col_bytes(geom, (cg, 1, jc), 1, itemsize))
+    return rows, split_for_rows(geom, rows, itemsize, budget)
+
+
+def split_for_rows(geom: ConvGeometry, rows: int, itemsize: int, budget: int) -> list[Chunk]:
+    """Chunks of the reduction whose column tile for ``rows`` output rows (of one image) fits ``budget``.
+
+    The whole reduction when it fits; else whole kernel rows, as many as fit; else one
+    kernel row in runs of columns; else one tap in runs of channels.
+    """
+    cg, fh, fw = geom.channels_per_group, geom.kernel_h, geom.kernel_w
+    if _col_bytes(geom, (cg, fh, fw), rows, itemsize) <= budget:
+        return [Chunk(0, cg, 0, fh, 0, fw)]
+    kernel_row = _col_bytes(geom, (cg, 1, fw), rows, itemsize)
+    if kernel_row <= budget:
+        shapes = ([(0, cg)], even_split(fh, ceil_div(fh, budget // kernel_row)), [(0, fw)])
+    elif _col_bytes(geom, (cg, 1, 1), rows, itemsize) <= budget:
+        jc = fw
+        while jc > 1 and _col_bytes(geom, (cg, 1, jc), rows, itemsize) > budget:
+            jc = max(1, jc * budget // _col_bytes(geom, (cg, 1, jc), rows, itemsize))
         shapes = ([(0, cg)], [(i, i + 1) for i in range(fh)], even_split(fw, ceil_div(fw, jc)))
     else:
-        rows, per = 1, max(1, budget // _col_bytes(geom, (1, 1, 1), 1, itemsize))
+        per = max(1, budget // _col_bytes(geom, (1, 1, 1), rows, itemsize))
         shapes = (even_split(cg, ceil_div(cg, per)), [(i, i + 1) for i in range(fh)], [(j, j + 1) for j in range(fw)])
-    return rows, [Chunk(k0, k1, i0, i1, j0, j1) for k0, k1 in shapes[0] for i0, i1 in shapes[1] for j0, j1 in shapes[2]]
+    return [Chunk(k0, k1, i0, i1, j0, j1) for k0, k1 in shapes[0] for i0, i1 in shapes[1] for j0, j1 in shapes[2]]
 
 
 def plan_tiles(geom: ConvGeometry, itemsize: int, tile_bytes: int) -> TilePlan:
@@ -371,7 +385,8 @@ class FlatTile:
     def _source(self, x: NDArray[Any], tile: Tile, chunk: Chunk) -> NDArray[Any]:
         """Images of the tile, channels of the chunk, as (groups, kc, nb, H, W) views of ``x``."""
         g = self.geom
-        xs = x[tile.n0:tile.n1].reshape(tile.images, g.groups, g.channels_per_group, g.height, g.width)
+        xs = x[tile.n0:tile.n1]
+        xs = xs.reshape(tile.images, g.groups, g.channels_per_group, *xs.shape[2:])
         return xs[:, :, chunk.k0:chunk.k1].transpose(1, 2, 0, 3, 4)
 
     def gather(self, x: NDArray[np.generic], tile: Tile, chunk: Chunk) -> None:

@@ -1,0 +1,232 @@
+"""Separable and low-rank kernels: a 2-D kernel that is a sum of r outer products runs as r pairs of 1-D passes.
+
+A box, gaussian, sobel, scharr, prewitt or binomial kernel is the outer product of a
+column and a row, ``K = u vᵀ``: correlating with K is correlating the columns of the
+image with u and then its rows with v, FH + FW taps per pixel instead of FH·FW (a 49×49
+gaussian: 98 instead of 2401).  A kernel of rank r is r such pairs; its SVD says which r.
+
+Both passes are the engine's own im2col + GEMM over bounded tiles (:mod:`convcli.engine.tiles`),
+one tile of output rows at a time, so the intermediate image never exists whole:
+
+1. **vertical** - an (FH, 1) kernel per term over the input, with the layer's padding on
+   all four sides: the padded width is kept, so the second pass needs no padding;
+2. **horizontal** - a (1, FW) kernel per term over the first pass's band, summing the r
+   terms in its GEMM and adding the bias.
+
+Only filters that read one channel each (``W`` of shape (FN, 1, FH, FW): depthwise, the
+way images are filtered) run this way.  Results equal the 2-D path to float rounding:
+with ``S = sum_k |u_k| |v_k|ᵀ`` (entrywise; ``S = |K|`` for rank 1), both paths are within
+``(FH + FW + 2)·eps·(S * |x_patch|)`` of the exact result, ``eps`` of the compute dtype,
+plus the dropped singular values: a term is kept while its singular value is above
+``max(FH, FW)·eps`` times the largest.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+import numpy as np
+from numpy.typing import NDArray
+
+from .geometry import ConvGeometry, ceil_div, plan_geometry
+from .parallel import TileCounter, run_tiles
+from .tiles import PARALLEL_MIN_MACS, Tile, TilePlan, Workspace, chunk_pitch, even_split, split_for_rows
+
+__all__ = ["AUTO_RATIO", "Factors", "factorize", "forward_separable", "separable_cost_ratio"]
+
+#: The separable path is chosen by "auto" when it takes at most this fraction of the
+#: 2-D path's multiply-adds (it makes two passes and writes an intermediate band).
+AUTO_RATIO = 0.6
+
+
+@dataclass(frozen=True)
+class Factors:
+    """Each filter as a sum of outer products: ``W[f, 0] = sum_k outer(cols[f, k], rows[f, k])``.
+
+    Attributes
+    ----------
+    cols : ndarray, shape (FN, r, FH), float64
+    rows : ndarray, shape (FN, r, FW), float64
+    exact : bool
+        True when found by exact integer arithmetic (integer kernels of rank 1).
+    """
+
+    cols: NDArray[np.float64]
+    rows: NDArray[np.float64]
+    exact: bool
+
+    @property
+    def rank(self) -> int:
+        """r, the terms per filter (the largest rank among the filters)."""
+        return int(self.cols.shape[1])
+
+
+def _exact_rank_one(k: NDArray[np.float64]) -> Optional[tuple[NDArray[np.float64], NDArray[np.float64]]]:
+    """``(u, v)`` with ``outer(u, v) == k`` exactly, for an integer-valued kernel of rank <= 1, else None.
+
+    The row is the first nonzero row divided by the gcd of its entries, so both factors
+    are integers and their products exact.
+    """
+    nonzero = np.flatnonzero(np.any(k != 0, axis=1))
+    if nonzero.size == 0:
+        return np.zeros(k.shape[0]), np.zeros(k.shape[1])
+    first = k[nonzero[0]]
+    if np.max(np.abs(k)) > 2.0**26:  # products of two factors would not stay exact in float64
+        return None
+    ints = first.astype(np.int64)
+    g = math.gcd(*(int(abs(v)) for v in ints if v))
+    v = first / g
+    pivot = int(np.flatnonzero(v)[0])
+    u = k[:, pivot] / v[pivot]
+    if not np.all(u == np.round(u)) or not np.array_equal(np.outer(u, v), k):
+        return None
+    return u, v
+
+
+def factorize(w: NDArray[np.generic], dtype: np.dtype) -> Factors:
+    """The low-rank factors of each filter of a one-channel-per-filter layer.
+
+    Parameters
+    ----------
+    w : ndarray, shape (FN, 1, FH, FW)
+        The filters (any real dtype; factorized in float64).
+    dtype : numpy.dtype
+        The compute dtype, whose ``eps`` sets the tolerance of the rank.
+
+    Returns
+    -------
+    Factors
+        Integer-valued filters of rank 1 get exact integer factors; otherwise the SVD
+        ``K = U diag(s) Vᵀ`` gives ``cols = U·sqrt(s)``, ``rows = sqrt(s)·Vᵀ``, keeping the
+        terms whose singular value is above ``max(FH, FW)·eps·s_max`` (at least one).
+    """
+    k = np.asarray(w, dtype=np.float64)[:, 0]
+    fn, fh, fw = k.shape
+    if np.all(k == np.round(k)):
+        pairs = [_exact_rank_one(kf) for kf in k]
+        if all(p is not None for p in pairs):
+            cols = np.stack([p[0] for p in pairs if p is not None])[:, None]
+            rows = np.stack([p[1] for p in pairs if p is not None])[:, None]
+            return Factors(cols, rows, True)
+    u, s, vt = np.linalg.svd(k)  # (FN, FH, m), (FN, m), (FN, m, FW)
+    tol = max(fh, fw) * float(np.finfo(dtype).eps)
+    kept = s > tol * s[:, :1]
+    rank = max(1, int(np.max(np.sum(kept, axis=1))))
+    root = np.sqrt(np.where(kept, s, 0.0))[:, :rank]
+    return Factors(u[:, :, :rank].transpose(0, 2, 1) * root[:, :, None], vt[:, :rank, :] * root[:, :, None], False)
+
+
+def _pass_geometries(geom: ConvGeometry, rank: int) -> tuple[ConvGeometry, ConvGeometry]:
+    """Geometries of the vertical pass (x → band) and the horizontal pass (band → output)."""
+    n, c, h, w = geom.input_shape
+    fg = geom.filters_per_group
+    (sh, sw), (dh, dw) = geom.stride, geom.dilation
+    mode = "zeros" if geom.padding_mode == "zeros" else (
+        f"constant:{geom.pad_value!r}" if geom.padding_mode == "constant" else geom.padding_mode
+    )
+    first = plan_geometry((n, c, h, w), (c * fg * rank, 1, geom.kernel_h, 1), (sh, 1), geom.pads, (dh, 1), c, mode)
+    second = plan_geometry(first.output_shape, (c * fg, rank, 1, geom.kernel_w), (1, sw), 0, (1, dw), c * fg)
+    return first, second
+
+
+def separable_cost_ratio(geom: ConvGeometry, rank: int) -> float:
+    """Multiply-adds of the two passes over those of the 2-D path (both count every filter and pixel)."""
+    first, second = _pass_geometries(geom, rank)
+    two_passes = first.out_h * first.out_w * geom.kernel_h * rank + second.out_h * second.out_w * geom.kernel_w * rank
+    return two_passes / (geom.out_h * geom.out_w * geom.kernel_h * geom.kernel_w)
+
+
+def forward_separable(
+    x: NDArray[np.generic],
+    geom: ConvGeometry,
+    factors: Factors,
+    bias: Optional[NDArray[np.floating]],
+    dtype: np.dtype,
+    tile_bytes: int,
+    progress: Optional[Callable[[int, int], None]] = None,
+) -> NDArray[np.floating]:
+    """The forward pass of a separable (or low-rank) layer: r vertical and r horizontal 1-D passes per filter.
+
+    Parameters
+    ----------
+    x : ndarray, shape (N, C, H, W)
+    geom : ConvGeometry
+        The layer's geometry; its filters read one channel each (W.shape[1] == 1).
+    factors : Factors
+        From :func:`factorize` of the layer's W.
+    bias : ndarray, shape (FN,), or None
+    dtype : numpy.dtype
+    tile_bytes : int
+        Budget of each pass's column tile, and of the band between the passes.
+    progress : callable(done, total), optional
+        Called after every tile.
+
+    Returns
+    -------
+    out : ndarray, shape (N, FN, OH, OW)
+        Equal to the 2-D path's to the rounding stated in the module notes.
+    """
+    r = factors.rank
+    first, second = _pass_geometries(geom, r)
+    c, fg, itemsize = geom.channels, geom.filters_per_group, dtype.itemsize
+    band_channels, width = first.filters, first.out_w  # the band between the passes: (C*FG*r, nb, rows, Wp)
+    # a tile's rows: the band and both passes' columns (before any split) fit the budget
+    per_row = max(band_channels * width, c * geom.kernel_h * width,
+                  band_channels * geom.kernel_w * chunk_pitch(second, geom.kernel_w)) * itemsize
+    rows = max(1, tile_bytes // per_row)
+    if rows >= geom.out_h:  # whole images, as many as fit
+        parts = ceil_div(geom.batch, max(1, tile_bytes // (geom.out_h * per_row)))
+        tiles = [Tile(n0, n1, 0, geom.out_h) for n0, n1 in even_split(geom.batch, parts)]
+    else:
+        bands = even_split(geom.out_h, ceil_div(geom.out_h, rows))
+        tiles = [Tile(n, n + 1, r0, r1) for n in range(geom.batch) for r0, r1 in bands]
+    most = max(t.images * t.rows for t in tiles)
+    plan1 = TilePlan(first, tiles, split_for_rows(first, most, itemsize, tile_bytes))
+    local = [Tile(0, t.images, 0, t.rows) for t in tiles]  # where each tile's band sits in its own buffer
+    plan2 = TilePlan(second, local, split_for_rows(second, most, itemsize, tile_bytes))
+    # the passes' weights: vertical (C*FG*r, 1, FH, 1), horizontal (C*FG, r, 1, FW), terms of filter f together
+    w1 = np.ascontiguousarray(factors.cols.reshape(c * fg * r, 1, geom.kernel_h, 1), dtype=dtype)
+    w2 = np.ascontiguousarray(factors.rows.reshape(c * fg, r, 1, geom.kernel_w), dtype=dtype)
+    weights1, weights2 = plan1.weights(w1), plan2.weights(w2)
+    out = np.empty(geom.output_shape, dtype=dtype)
+    bias4 = None if bias is None else bias[None, :, None, None]
+    finished = TileCounter(len(tiles), progress)
+
+    class _Buffers:
+        def __init__(self) -> None:
+            self.one, self.two = Workspace(plan1, dtype), Workspace(plan2, dtype)
+            self.band = np.empty(band_channels * most * width, dtype=dtype)
+
+    def work(t: int, bufs: _Buffers) -> None:
+        tile, here = tiles[t], local[t]
+        nb, nrows = tile.images, tile.rows
+        band = bufs.band[: band_channels * nb * nrows * width].reshape(band_channels, nb, nrows, width)
+        for index, chunk in enumerate(plan1.chunks):  # vertical pass: band = u ⋆ x
+            col = bufs.one.columns(x, tile, chunk)
+            cols = nb * col.shape[3]
+            res = band if index == 0 else bufs.one.result(tile, chunk, band_channels)
+            np.matmul(weights1[index], col.reshape(c, -1, cols), out=res.reshape(c, fg * r, cols))
+            if index:
+                np.add(band, res, out=band)
+        source = band.transpose(1, 0, 2, 3)  # (nb, C*FG*r, rows, Wp): the second pass's input
+        dst = out[tile.n0:tile.n1, :, tile.row0:tile.row1, :]
+        for index, chunk in enumerate(plan2.chunks):  # horizontal pass: out = sum_k v_k ⋆ band_k (+ b)
+            col = bufs.two.columns(source, here, chunk)
+            cols = nb * col.shape[3]
+            res = bufs.two.result(here, chunk, c * fg)
+            np.matmul(weights2[index], col.reshape(c * fg, -1, cols), out=res.reshape(c * fg, 1, cols))
+            src = res[..., : geom.out_w].transpose(1, 0, 2, 3)
+            if index:
+                np.add(dst, src, out=dst)
+            elif bias4 is None:
+                np.copyto(dst, src)
+            else:
+                np.add(src, bias4, out=dst)
+        finished.tick()
+
+    macs = geom.batch * geom.filters * r * (first.out_h * first.out_w * geom.kernel_h
+                                            + geom.out_h * geom.out_w * geom.kernel_w)
+    run_tiles(len(tiles), _Buffers, work, parallel=macs >= PARALLEL_MIN_MACS * len(tiles))
+    return out
