@@ -67,13 +67,13 @@ def _exact_rank_one(k: NDArray[np.float64]) -> Optional[tuple[NDArray[np.float64
     """``(u, v)`` with ``outer(u, v) == k`` exactly, for an integer-valued kernel of rank <= 1, else None.
 
     The row is the first nonzero row divided by the gcd of its entries, so both factors
-    are integers and their products exact.
+    are integers; the factors count only when their outer product, in float64, is ``k``.
     """
     nonzero = np.flatnonzero(np.any(k != 0, axis=1))
     if nonzero.size == 0:
         return np.zeros(k.shape[0]), np.zeros(k.shape[1])
     first = k[nonzero[0]]
-    if np.max(np.abs(k)) > 2.0**26:  # products of two factors would not stay exact in float64
+    if np.max(np.abs(k)) >= 2.0**53:  # beyond float64's integers
         return None
     ints = first.astype(np.int64)
     g = math.gcd(*(int(abs(v)) for v in ints if v))
