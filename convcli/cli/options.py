@@ -1,6 +1,6 @@
 """The CLI's options, declared once: ``Annotated`` aliases, the shared layer options, their text parsers.
 
-``apply`` and ``grad`` take the same eleven layer options (the same options describe the
+``apply`` and ``grad`` take the same layer options (the same options describe the
 same layer).  They are declared here once, in :data:`SHARED_OPTIONS`, and
 :func:`shared_layer_options` adds them to a command: the command declares one parameter
 ``layer: LayerArgs`` and receives them collected into a :class:`LayerArgs`, which the
@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Callable, Literal, Optional, T
 
 import typer
 
+from ..engine.geometry import ALGORITHMS
 from ..errors import ParameterError
 from ..io.formats import DISPLAY_MODES, OUTPUT_FORMATS
 
@@ -41,10 +42,12 @@ COMPUTE_DTYPES: tuple[str, ...] = ("float32", "float64")
 
 # Typer offers a Literal's values as a choice; the Literals are built from the library's tuples.
 if TYPE_CHECKING:
+    AlgorithmName = str
     DisplayName = str
     FormatName = str
     DtypeName = str
 else:
+    AlgorithmName = Literal[ALGORITHMS]
     DisplayName = Literal[DISPLAY_MODES]
     FormatName = Literal[OUTPUT_FORMATS]
     DtypeName = Literal[COMPUTE_DTYPES]
@@ -156,6 +159,17 @@ PaddingModeOpt = Annotated[
         "gray, white; and reflect101, wrap, nearest.",
     ),
 ]
+AlgorithmOpt = Annotated[
+    AlgorithmName,
+    typer.Option(
+        "--algorithm",
+        help="How the forward pass runs (the result is the same to float rounding): im2col (the 2-D path: "
+        "every tap a column, one GEMM); separable (kernels of low rank as vertical and horizontal 1-D passes); "
+        "banded (each kernel row a banded matrix, the image read in place: large kernels); auto picks the "
+        "cheapest for the kernels' size and rank (4-D layer kernels: im2col). --explain says which ran.",
+        case_sensitive=False,
+    ),
+]
 FlipOpt = Annotated[bool, typer.Option("--flip", help="True convolution: rotate kernels 180° (default: correlation).")]
 NormalizeOpt = Annotated[
     bool, typer.Option("--normalize", help="Divide each kernel by its sum (left alone when the sum is 0).")
@@ -178,6 +192,7 @@ SHARED_OPTIONS: tuple[tuple[str, Any, Any], ...] = (
     ("dilation", DilationOpt, "1"),
     ("groups", GroupsOpt, None),
     ("padding_mode", PaddingModeOpt, "zeros"),
+    ("algorithm", AlgorithmOpt, "auto"),
     ("flip", FlipOpt, False),
     ("normalize", NormalizeOpt, False),
     ("dtype", DtypeOpt, None),
@@ -200,6 +215,7 @@ class LayerArgs:
     dilation: str = "1"
     groups: Optional[int] = None
     padding_mode: str = "zeros"
+    algorithm: str = "auto"
     flip: bool = False
     normalize: bool = False
     dtype: Optional[str] = None
@@ -220,6 +236,7 @@ class LayerArgs:
             normalize=self.normalize,
             dtype=self.dtype,
             bias=None if self.bias is None else parse_bias(self.bias),
+            algorithm=self.algorithm.lower(),
         )
 
 
@@ -243,7 +260,7 @@ def shared_layer_options(command: _Command) -> _Command:
     """Give a command the shared options in place of its ``layer: LayerArgs`` parameter.
 
     Typer reads a command's options from ``inspect.signature`` and its annotations; the
-    wrapper's signature has the eleven :data:`SHARED_OPTIONS` where the command has
+    wrapper's signature has the :data:`SHARED_OPTIONS` where the command has
     ``layer``, and the wrapper collects their values into the :class:`LayerArgs` it passes
     as ``layer``.
     """

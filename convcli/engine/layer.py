@@ -35,24 +35,33 @@ from numpy.typing import NDArray
 
 from ..errors import ParameterError, ShapeError
 from .backward import backward_by_col2im, backward_by_correlation, correlation_pads
+from .banded import backward_banded, forward_banded
 from .dtypes import compute_dtype, float_dtype
 from .forward import forward_im2col
-from .geometry import ConvGeometry, PadSpec, check_layer_args, plan_geometry
+from .geometry import ALGORITHMS, ConvGeometry, PadSpec, check_layer_args, plan_geometry
 from .parallel import get_num_threads, set_num_threads
 from .separable import AUTO_RATIO, Factors, factorize, forward_separable, separable_cost_ratio
 from .tiles import TilePlan, plan_tiles
 
 __all__ = [
-    "ALGORITHMS", "DEFAULT_TILE_BYTES", "Choice", "Convolution", "choose_algorithm", "conv2d", "get_num_threads",
-    "plan_tiles", "set_num_threads",
+    "ALGORITHMS", "DEFAULT_TILE_BYTES", "Choice", "Convolution", "banded_applies", "choose_algorithm", "conv2d",
+    "get_num_threads", "plan_tiles", "set_num_threads",
 ]
 
 #: Default size of one item's column buffer, in bytes.
 DEFAULT_TILE_BYTES = 4 * 1024 * 1024
 
-#: The forward algorithms: "im2col" (the 2-D path, always available), "separable" (filters
-#: that read one channel each, as sums of 1-D passes), and "auto" (the cheaper of the two).
-ALGORITHMS: tuple[str, ...] = ("auto", "im2col", "separable")
+#: "auto" runs large kernels of filters that read one channel each as banded matrices from
+#: this many taps on (7×7): below it, im2col's copies cost less than the banded GEMMs' zeros.
+BANDED_MIN_TAPS = 49
+
+
+def banded_applies(geom: ConvGeometry) -> bool:
+    """True where "auto" prefers the banded path: one channel per filter, few filters per channel, >= 7×7 taps."""
+    return (
+        geom.channels_per_group == 1 and geom.filters_per_group <= 8 and geom.out_w >= 8
+        and geom.kernel_h * geom.kernel_w >= BANDED_MIN_TAPS
+    )
 
 
 @dataclass(frozen=True)
@@ -88,6 +97,8 @@ def choose_algorithm(geom: ConvGeometry, w: NDArray[np.generic], dtype: np.dtype
     """
     if requested == "im2col":
         return Choice("im2col", "asked for")
+    if requested == "banded":
+        return Choice("banded", "asked for")
     one_channel = geom.channels_per_group == 1
     if requested == "separable":
         if not one_channel:
@@ -98,18 +109,24 @@ def choose_algorithm(geom: ConvGeometry, w: NDArray[np.generic], dtype: np.dtype
         factors = factorize(w, dtype)
         return Choice("separable", f"asked for: rank {factors.rank}", factors)
     taps = geom.kernel_h * geom.kernel_w
-    if not one_channel or geom.kernel_h == 1 or geom.kernel_w == 1:
-        why = "filters read several channels" if not one_channel else "the kernel is already one-dimensional"
-        return Choice("im2col", f"{why}: {taps} taps per pixel")
-    factors = factorize(w, dtype)
-    ratio = separable_cost_ratio(geom, factors.rank)
-    exact = ", exact integer factors" if factors.exact else ""
-    if ratio <= AUTO_RATIO:
-        return Choice(
-            "separable", f"rank {factors.rank}{exact}: two 1-D passes, {ratio:.0%} of the 2-D path's multiply-adds",
-            factors,
-        )
-    return Choice("im2col", f"rank {factors.rank}: 1-D passes would cost {ratio:.0%} of the 2-D path")
+    size = f"{geom.kernel_h}×{geom.kernel_w}"
+    if not one_channel:
+        return Choice("im2col", f"filters read {geom.channels_per_group} channels each: one GEMM over all {size} taps")
+    why = f"a {size} kernel is one-dimensional already"
+    if geom.kernel_h > 1 and geom.kernel_w > 1:
+        factors = factorize(w, dtype)
+        ratio = separable_cost_ratio(geom, factors.rank)
+        exact = ", exact integer factors" if factors.exact else ""
+        if ratio <= AUTO_RATIO:
+            return Choice(
+                "separable",
+                f"{size} kernel of rank {factors.rank}{exact}: two 1-D passes, {ratio:.0%} of the 2-D multiply-adds",
+                factors,
+            )
+        why = f"{size} kernel of rank {factors.rank}: 1-D passes would cost {ratio:.0%} of the 2-D path"
+    if banded_applies(geom):
+        return Choice("banded", f"{why}; {taps} taps on one channel: kernel rows as banded matrices")
+    return Choice("im2col", why)
 
 
 class Convolution:
@@ -144,12 +161,14 @@ class Convolution:
         :func:`~convcli.engine.tiles.plan_tiles`).  Results agree to float rounding
         whatever it is (BLAS rounds a matrix's edge columns its own way, and sums over
         items are grouped by item).
-    algorithm : {"auto", "im2col", "separable"}
+    algorithm : {"auto", "im2col", "separable", "banded"}
         How forward runs: "im2col" is the 2-D path; "separable" runs each filter as sums
         of vertical and horizontal 1-D passes (:mod:`convcli.engine.separable`; filters
-        that read one channel each); "auto" picks the separable path when the kernel's
-        rank makes it cheaper (:func:`choose_algorithm`).  The result is the same to
-        float rounding; backward always differentiates the kernel as given.
+        that read one channel each); "banded" writes each kernel row as a banded matrix
+        and multiplies the image's rows in place (:mod:`convcli.engine.banded`); "auto"
+        picks what is cheapest for the kernel's size and rank (:func:`choose_algorithm`).
+        The result is the same to float rounding; backward always differentiates the
+        kernel as given.
 
     Attributes
     ----------
@@ -262,6 +281,8 @@ class Convolution:
         choice = choose_algorithm(plan.geom, self.W, dtype, self.algorithm)
         if choice.factors is not None:
             out = forward_separable(x, plan.geom, choice.factors, bias, dtype, self.tile_bytes, self.progress)
+        elif choice.algorithm == "banded":
+            out = forward_banded(x, plan.geom, w, bias, dtype, self.tile_bytes, self.progress)
         else:
             out = forward_im2col(x, plan, plan.weights(w), bias, dtype, progress=self.progress)
         self.x, self.choice = x, choice
@@ -283,9 +304,12 @@ class Convolution:
 
         Notes
         -----
-        Stride 1 with zero padding computes dx as a forward correlation of dout with the
-        flipped kernel (:func:`~convcli.engine.backward.backward_by_correlation`); any other
-        geometry the book's way, with col2im (:func:`~convcli.engine.backward.backward_by_col2im`).
+        Large stride-1 kernels on one channel per filter run as banded matrices
+        (:func:`~convcli.engine.banded.backward_banded`; not when ``algorithm`` is
+        "im2col", which keeps both passes on im2col); otherwise stride 1 with zero
+        padding computes dx as a forward correlation of dout with the flipped kernel
+        (:func:`~convcli.engine.backward.backward_by_correlation`), and any other geometry
+        the book's way, with col2im (:func:`~convcli.engine.backward.backward_by_col2im`).
         """
         if self.x is None:
             raise ShapeError("backward needs a forward pass first: call forward(x) before backward(dout)")
@@ -299,7 +323,10 @@ class Convolution:
                 f"dout must have the forward output's shape {geom.output_shape}, got {dout.shape}"
             )
         pads = correlation_pads(geom)
-        if pads is not None:
+        banded = self.algorithm == "banded" or (self.algorithm != "im2col" and banded_applies(geom))
+        if geom.stride == (1, 1) and banded:
+            dx, dW = backward_banded(x, dout, geom, w, dtype, self.tile_bytes)
+        elif pads is not None:
             dx, dW = backward_by_correlation(x, dout, geom, w, pads, dtype, self.tile_bytes)
         else:
             dx, dW = backward_by_col2im(x, dout, plan, plan.weights(w), dtype)

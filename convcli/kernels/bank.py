@@ -203,6 +203,9 @@ class LayerOptions:
         Replaces any bias a kernel file carries.  A scalar applies to every map; M
         values (one per 2-D kernel) repeat over the input channels; one value per
         4-D layer kernel applies to each of its filters; FN values, one per map.
+    algorithm : str
+        The layer's forward algorithm (:data:`convcli.engine.layer.ALGORITHMS`); "auto"
+        means the cheapest for 2-D kernels and im2col for 4-D layer kernels.
     """
 
     stride: object = 1
@@ -214,6 +217,7 @@ class LayerOptions:
     normalize: bool = False
     dtype: Optional[str] = None
     bias: Optional[NDArray[np.floating]] = None
+    algorithm: str = "auto"
 
 
 def working_dtype(data: NDArray[np.generic], requested: Optional[str]) -> np.dtype:
@@ -231,11 +235,14 @@ class LayerWeights:
         After flip and normalize, as the layer runs them.
     b : ndarray, shape (FN,), float64, or None
     groups : int
+    layer_kernels : bool
+        True when the weights came from 4-D layer kernels (they keep the im2col path under "auto").
     """
 
     W: FloatArray
     b: Optional[NDArray[np.floating]]
     groups: int
+    layer_kernels: bool = False
 
 
 def layer_weights(kernels: Sequence[Kernel], channels: int, options: LayerOptions) -> LayerWeights:
@@ -251,11 +258,12 @@ def layer_weights(kernels: Sequence[Kernel], channels: int, options: LayerOption
     if options.bias is not None:
         per_kernel = [k.filters for k in kernels] if kernels[0].is_layer else None
         bias = expand_bias(options.bias, weights.shape[0], len(kernels), channels, per_kernel=per_kernel)
-    return LayerWeights(weights, bias, groups)
+    return LayerWeights(weights, bias, groups, kernels[0].is_layer)
 
 
 def layer_from_weights(weights: LayerWeights, options: LayerOptions, dtype: np.dtype) -> Convolution:
-    """The Convolution of ``weights`` cast to ``dtype``, with the options' geometry."""
+    """The Convolution of ``weights`` cast to ``dtype``, with the options' geometry and algorithm."""
+    algorithm = "im2col" if weights.layer_kernels and options.algorithm == "auto" else options.algorithm
     return Convolution(
         weights.W.astype(dtype),
         None if weights.b is None else np.asarray(weights.b, dtype=dtype),
@@ -264,6 +272,7 @@ def layer_from_weights(weights: LayerWeights, options: LayerOptions, dtype: np.d
         dilation=options.dilation,
         groups=weights.groups,
         padding_mode=options.padding_mode,
+        algorithm=algorithm,
     )
 
 
