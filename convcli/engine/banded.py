@@ -33,7 +33,7 @@ from numpy.typing import NDArray
 from .geometry import ConvGeometry, ceil_div, plan_geometry
 from .padding import Lattice, add_window, read_window, window
 from .parallel import TileCounter, Turnstile, run_tiles
-from .tiles import PARALLEL_MIN_MACS, Tile, even_split
+from .tiles import PARALLEL_MIN_MACS, Tile, clip_tiles, even_split
 
 __all__ = ["backward_banded", "block_width", "forward_banded"]
 
@@ -108,10 +108,12 @@ def _correlate_tiles(
     store: Callable[[Tile, NDArray[np.floating]], None],
     ordered: bool,
     progress: Optional[Callable[[int, int], None]] = None,
+    rows_wanted: Optional[tuple[int, int]] = None,
 ) -> None:
     """The banded correlation, tile by tile: ``store(tile, values)`` receives each output tile.
 
-    ``values`` has shape (FN, rows, OW); ``store`` runs in tile order when ``ordered``.
+    ``values`` has shape (FN, rows, OW); ``store`` runs in tile order when ``ordered``;
+    ``rows_wanted``, when given, restricts the tiles to those output rows.
     """
     g = geom
     (sh, sw), (dh, dw) = g.stride, g.dilation
@@ -122,7 +124,7 @@ def _correlate_tiles(
     span = (bw - 1) * sw + (g.kernel_w - 1) * dw + 1  # L: the columns one block reads
     width = (blocks - 1) * bw * sw + span  # the columns the window holds (the last block's junk included)
     rows, chunks = _plan(g, dtype.itemsize, tile_bytes, width)
-    tiles = _tiles(g, rows)
+    tiles = clip_tiles(_tiles(g, rows), rows_wanted)
     w6 = w.reshape(groups, fg, cg, g.kernel_h, g.kernel_w)
     # the banded matrices T[g, k, i]: precomputed when small, else built per tile and kernel row
     t_elems = groups * cg * g.kernel_h * span * fg * bw
@@ -207,6 +209,7 @@ def forward_banded(
     dtype: np.dtype,
     tile_bytes: int,
     progress: Optional[Callable[[int, int], None]] = None,
+    rows: Optional[tuple[int, int]] = None,
 ) -> NDArray[np.floating]:
     """The forward pass with kernels as banded matrices (see the module notes).
 
@@ -220,22 +223,25 @@ def forward_banded(
     tile_bytes : int
         Budget of one channel's window of padded rows (and of the precomputed banded matrices).
     progress : callable(done, total), optional
+    rows : (int, int), optional
+        Compute only output rows ``r0:r1``.
 
     Returns
     -------
-    out : ndarray, shape (N, FN, OH, OW)
+    out : ndarray, shape (N, FN, OH, OW), or (N, FN, r1 - r0, OW) with ``rows``
         Equal to the im2col path's to float rounding.
     """
-    out = np.empty(geom.output_shape, dtype=dtype)
+    r0, r1 = (0, geom.out_h) if rows is None else rows
+    out = np.empty((geom.batch, geom.filters, r1 - r0, geom.out_w), dtype=dtype)
 
     def store(tile: Tile, values: NDArray[np.floating]) -> None:
-        dst = out[tile.n0, :, tile.row0:tile.row1]
+        dst = out[tile.n0, :, tile.row0 - r0:tile.row1 - r0]
         if bias is None:
             np.copyto(dst, values)
         else:
             np.add(values, bias[:, None, None], out=dst)
 
-    _correlate_tiles(x, geom, w, dtype, tile_bytes, store, ordered=False, progress=progress)
+    _correlate_tiles(x, geom, w, dtype, tile_bytes, store, ordered=False, progress=progress, rows_wanted=rows)
     return out
 
 

@@ -16,7 +16,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .parallel import TileCounter, Turnstile, run_tiles
-from .tiles import TilePlan, Workspace
+from .tiles import TilePlan, Workspace, clip_tiles
 
 __all__ = ["forward_im2col"]
 
@@ -30,6 +30,7 @@ def forward_im2col(
     bias: Optional[NDArray[np.floating]],
     dtype: np.dtype,
     *,
+    rows: Optional[tuple[int, int]] = None,
     progress: Progress = None,
 ) -> NDArray[np.floating]:
     """``out = W * x + b`` over the plan's items.
@@ -44,13 +45,17 @@ def forward_im2col(
     bias : ndarray, shape (FN,), or None
     dtype : numpy.dtype
         The compute dtype.
+    rows : (int, int), optional
+        Compute only output rows ``r0:r1`` (a band of the whole output; padding and
+        context are the whole image's).
     progress : callable(done, total), optional
         Called after every finished tile, from the worker threads.
 
     Returns
     -------
     out : ndarray, shape (N, FN, OH, OW)
-        ``OH = floor((H + top + bottom - dh*(FH-1) - 1) / sh) + 1``, likewise OW.
+        ``OH = floor((H + top + bottom - dh*(FH-1) - 1) / sh) + 1``, likewise OW; with
+        ``rows``, (N, FN, r1 - r0, OW).
 
     Notes
     -----
@@ -60,7 +65,10 @@ def forward_im2col(
     number of threads.
     """
     g = plan.geom
-    out = np.empty(g.output_shape, dtype=dtype)
+    r0, r1 = (0, g.out_h) if rows is None else rows
+    if rows is not None:
+        plan = TilePlan(g, clip_tiles(plan.tiles, rows), plan.chunks)
+    out = np.empty((g.batch, g.filters, r1 - r0, g.out_w), dtype=dtype)
     bias4 = None if bias is None else bias[None, :, None, None]
     order = Turnstile() if plan.chunked else None
     finished = TileCounter(len(plan.tiles), progress)
@@ -73,7 +81,7 @@ def forward_im2col(
         np.matmul(weights[index % len(plan.chunks)], col.reshape(g.groups, -1, cols),
                   out=res.reshape(g.groups, g.filters_per_group, cols))  # the GEMM
         src = res[..., : g.out_w].transpose(1, 0, 2, 3)  # junk columns stay behind
-        dst = out[tile.n0:tile.n1, :, tile.row0:tile.row1, :]
+        dst = out[tile.n0:tile.n1, :, tile.row0 - r0:tile.row1 - r0, :]
         if order is None:
             _store(dst, src, bias4)
             finished.tick()

@@ -274,18 +274,43 @@ class Convolution:
             x_padded[n, g*C/groups + c, oh*sh + i*dh, ow*sw + j*dw]`` where g is f's
             group; ``OH = floor((H + top + bottom - dh*(FH-1) - 1) / sh) + 1``.
         """
+        out = self._forward(x, None)
+        self.x = np.asarray(x)
+        return out
+
+    def forward_rows(self, x: NDArray[np.generic], row0: int, row1: int) -> NDArray[np.floating]:
+        """Output rows ``row0:row1`` of :meth:`forward`, computed alone (for results too large to hold whole).
+
+        Each row equals the same row of ``forward(x)`` (the padding and context are the
+        whole image's).  Inference only: it leaves nothing for :meth:`backward`.
+
+        Parameters
+        ----------
+        x : ndarray, shape (N, C, H, W)
+        row0, row1 : int
+            ``0 <= row0 < row1 <= OH``.
+
+        Returns
+        -------
+        ndarray, shape (N, FN, row1 - row0, OW)
+        """
+        return self._forward(x, (row0, row1))
+
+    def _forward(self, x: NDArray[np.generic], rows: Optional[tuple[int, int]]) -> NDArray[np.floating]:
         x = np.asarray(x)
         if x.ndim != 4:
             raise ShapeError(f"x must be 4-D (N, C, H, W), got {x.ndim}-D shape {x.shape}")
         plan, dtype, w, bias = self._setup(x)
+        if rows is not None and not (0 <= rows[0] < rows[1] <= plan.geom.out_h):
+            raise ParameterError(f"rows must satisfy 0 <= row0 < row1 <= OH = {plan.geom.out_h}, got {rows}")
         choice = choose_algorithm(plan.geom, self.W, dtype, self.algorithm)
         if choice.factors is not None:
-            out = forward_separable(x, plan.geom, choice.factors, bias, dtype, self.tile_bytes, self.progress)
+            out = forward_separable(x, plan.geom, choice.factors, bias, dtype, self.tile_bytes, self.progress, rows)
         elif choice.algorithm == "banded":
-            out = forward_banded(x, plan.geom, w, bias, dtype, self.tile_bytes, self.progress)
+            out = forward_banded(x, plan.geom, w, bias, dtype, self.tile_bytes, self.progress, rows)
         else:
-            out = forward_im2col(x, plan, plan.weights(w), bias, dtype, progress=self.progress)
-        self.x, self.choice = x, choice
+            out = forward_im2col(x, plan, plan.weights(w), bias, dtype, rows=rows, progress=self.progress)
+        self.choice = choice
         return out
 
     def backward(self, dout: NDArray[np.generic]) -> NDArray[np.floating]:

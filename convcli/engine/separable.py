@@ -32,7 +32,16 @@ from numpy.typing import NDArray
 
 from .geometry import ConvGeometry, ceil_div, plan_geometry
 from .parallel import TileCounter, run_tiles
-from .tiles import PARALLEL_MIN_MACS, Tile, TilePlan, Workspace, chunk_pitch, even_split, split_for_rows
+from .tiles import (
+    PARALLEL_MIN_MACS,
+    Tile,
+    TilePlan,
+    Workspace,
+    chunk_pitch,
+    clip_tiles,
+    even_split,
+    split_for_rows,
+)
 
 __all__ = ["AUTO_RATIO", "Factors", "factorize", "forward_separable", "separable_cost_ratio"]
 
@@ -146,6 +155,7 @@ def forward_separable(
     dtype: np.dtype,
     tile_bytes: int,
     progress: Optional[Callable[[int, int], None]] = None,
+    out_rows: Optional[tuple[int, int]] = None,
 ) -> NDArray[np.floating]:
     """The forward pass of a separable (or low-rank) layer: r vertical and r horizontal 1-D passes per filter.
 
@@ -162,10 +172,12 @@ def forward_separable(
         Budget of each pass's column tile, and of the band between the passes.
     progress : callable(done, total), optional
         Called after every tile.
+    out_rows : (int, int), optional
+        Compute only output rows ``r0:r1``.
 
     Returns
     -------
-    out : ndarray, shape (N, FN, OH, OW)
+    out : ndarray, shape (N, FN, OH, OW), or (N, FN, r1 - r0, OW) with ``out_rows``
         Equal to the 2-D path's to the rounding stated in the module notes.
     """
     r = factors.rank
@@ -182,6 +194,8 @@ def forward_separable(
     else:
         bands = even_split(geom.out_h, ceil_div(geom.out_h, rows))
         tiles = [Tile(n, n + 1, r0, r1) for n in range(geom.batch) for r0, r1 in bands]
+    tiles = clip_tiles(tiles, out_rows)
+    r0, r1 = (0, geom.out_h) if out_rows is None else out_rows
     most = max(t.images * t.rows for t in tiles)
     plan1 = TilePlan(first, tiles, split_for_rows(first, most, itemsize, tile_bytes))
     local = [Tile(0, t.images, 0, t.rows) for t in tiles]  # where each tile's band sits in its own buffer
@@ -190,7 +204,7 @@ def forward_separable(
     w1 = np.ascontiguousarray(factors.cols.reshape(c * fg * r, 1, geom.kernel_h, 1), dtype=dtype)
     w2 = np.ascontiguousarray(factors.rows.reshape(c * fg, r, 1, geom.kernel_w), dtype=dtype)
     weights1, weights2 = plan1.weights(w1), plan2.weights(w2)
-    out = np.empty(geom.output_shape, dtype=dtype)
+    out = np.empty((geom.batch, geom.filters, r1 - r0, geom.out_w), dtype=dtype)
     bias4 = None if bias is None else bias[None, :, None, None]
     finished = TileCounter(len(tiles), progress)
 
@@ -211,7 +225,7 @@ def forward_separable(
             if index:
                 np.add(band, res, out=band)
         source = band.transpose(1, 0, 2, 3)  # (nb, C*FG*r, rows, Wp): the second pass's input
-        dst = out[tile.n0:tile.n1, :, tile.row0:tile.row1, :]
+        dst = out[tile.n0:tile.n1, :, tile.row0 - r0:tile.row1 - r0, :]
         for index, chunk in enumerate(plan2.chunks):  # horizontal pass: out = sum_k v_k ⋆ band_k (+ b)
             col = bufs.two.columns(source, here, chunk)
             cols = nb * col.shape[3]

@@ -40,7 +40,9 @@ from numpy.typing import NDArray
 from .geometry import ConvGeometry, ceil_div
 from .padding import Lattice, Window, add_window, read_window, window
 
-__all__ = ["Chunk", "FlatLayout", "FlatTile", "Tile", "TilePlan", "Workspace", "even_split", "plan_tiles"]
+__all__ = [
+    "Chunk", "FlatLayout", "FlatTile", "Tile", "TilePlan", "Workspace", "clip_tiles", "even_split", "plan_tiles",
+]
 
 #: Items whose GEMMs average fewer multiply-adds than this run on one thread: handing
 #: them to workers would cost more than they take.
@@ -91,6 +93,14 @@ class Chunk:
     @property
     def taps(self) -> int:
         return (self.i1 - self.i0) * (self.j1 - self.j0)
+
+
+def clip_tiles(tiles: list[Tile], rows: Optional[tuple[int, int]]) -> list[Tile]:
+    """The parts of ``tiles`` inside output rows ``rows = (r0, r1)`` (all of them when ``rows`` is None)."""
+    if rows is None:
+        return tiles
+    r0, r1 = rows
+    return [Tile(t.n0, t.n1, max(t.row0, r0), min(t.row1, r1)) for t in tiles if t.row0 < r1 and t.row1 > r0]
 
 
 def even_split(total: int, parts: int) -> list[tuple[int, int]]:
