@@ -21,10 +21,8 @@ comparison: ``--omp-passive`` (OMP_WAIT_POLICY=PASSIVE before torch loads) and
 ``--gap-ms`` (a sleep before each timed call; on a VM it costs every multi-threaded
 contestant the wake-up of an idle vCPU).
 
-``--e2e [PNG]`` instead times the stages of ``convcli apply IMAGE -k gaussian:1:5 -o
-OUT.png`` (read, decode, convert, convolve, map, encode, write), Pillow's PNG encoder
-at each zlib level, and the whole command; without a PNG it makes a 4096x4096
-photo-like one (256x256, each stage timed once, with ``--quick``).
+``--jobs`` instead runs whole-process photo jobs against libvips and scipy, with peak memory
+and a stage breakdown (benchmarks/photo_jobs.py).
 
 The textbook baseline is the book's seed code, written again here: float64 column
 matrix ``np.zeros((N, C, FH, FW, OH, OW))`` filled tap by tap from an ``np.pad``-ed
@@ -241,12 +239,11 @@ def make_opencv(wl: Workload, x: np.ndarray, W: np.ndarray, b: Optional[np.ndarr
     per = fn // wl.groups  # filters per group; image workloads have C/groups == 1
     assert n == 1 and W.shape[1] == 1 and wl.stride == 1 and W.shape[2] == W.shape[3] == 2 * wl.pad + 1
 
-    def run() -> object:
-        outs = [
+    def run() -> object:  # one call per map, as OpenCV users filter channels: the maps as OpenCV returns them
+        return [
             cv2.filter2D(x[0, f // per if wl.groups > 1 else 0], -1, W[f, 0], borderType=cv2.BORDER_CONSTANT)
             for f in range(fn)
         ]
-        return np.stack(outs)[None]
 
     return run
 
@@ -257,12 +254,11 @@ def make_scipy(wl: Workload, x: np.ndarray, W: np.ndarray, b: Optional[np.ndarra
     fn = W.shape[0]
     per = fn // wl.groups
 
-    def run() -> object:
-        outs = [
+    def run() -> object:  # one call per map, as scipy users filter channels
+        return [
             ndimage.correlate(x[0, f // per if wl.groups > 1 else 0], W[f, 0], mode="constant", cval=0.0)
             for f in range(fn)
         ]
-        return np.stack(outs)[None]
 
     return run
 
@@ -411,117 +407,6 @@ def cpu_model() -> str:
 # ----------------------------------------------------------------------------- end to end
 
 
-def make_photo(path: str, size: int = 4096) -> None:
-    """A photo-like RGB PNG: smooth gradients, discs with hard edges, blotches, mild noise."""
-    from PIL import Image
-
-    rng = np.random.default_rng(1)
-    y, x = np.mgrid[0:size, 0:size].astype(np.float32) / size
-    img = np.empty((size, size, 3), np.float32)
-    img[..., 0] = 0.55 + 0.3 * y
-    img[..., 1] = 0.65 - 0.2 * y + 0.1 * np.sin(7 * x)
-    img[..., 2] = 0.85 - 0.5 * y
-    for _ in range(40):
-        cx, cy, r = rng.random(3)
-        inside = (x - cx) ** 2 + (y - cy) ** 2 < (0.02 + 0.12 * r) ** 2
-        img[inside] = img[inside] * 0.4 + 0.6 * rng.random(3)
-    cell = max(1, size // 64)
-    blotches = np.repeat(np.repeat(rng.random((-(-size // cell),) * 2 + (3,), dtype=np.float32), cell, 0), cell, 1)
-    img = img * 0.85 + 0.15 * blotches[:size, :size] + rng.normal(0, 0.02, img.shape).astype(np.float32)
-    Image.fromarray((np.clip(img, 0, 1) * 255).round().astype(np.uint8)).save(path)
-
-
-def e2e(path: str, kernel: str = "gaussian:1:5", reps: int = 3, size: int = 4096) -> int:
-    """Time the stages of ``convcli apply IMAGE -k KERNEL -o OUT.png``, then the CLI as a whole.
-
-    Without ``path``, a photo-like ``size`` x ``size`` PNG is made; each stage is timed ``reps`` times.
-    """
-    import io
-    import shutil
-    import subprocess
-    import tempfile
-
-    from PIL import Image
-
-    from convcli.io import display, images
-    from convcli.kernels.bank import LayerOptions, build_layer
-    from convcli.kernels.spec import parse_kernel
-
-    tmp = tempfile.mkdtemp(prefix="convcli-e2e-")
-    if not path:
-        path = os.path.join(tmp, f"photo{size}.png")
-        make_photo(path, size)
-    out_path = os.path.join(tmp, "out.png")
-    for line in environment():
-        print(line)
-
-    def timed(fn: Callable[[], object]) -> tuple[float, object]:
-        ts, result = [], None
-        for _ in range(reps):
-            gc.collect()
-            t0 = time.perf_counter()
-            result = fn()
-            ts.append(time.perf_counter() - t0)
-        return statistics.median(ts), result
-
-    rows: list[tuple[str, float]] = []
-    t, data = timed(lambda: open(path, "rb").read())
-    rows.append(("read file", t))
-    t, im = timed(lambda: images._transpose(images._open(data, path, []), path, []))  # as load_image does
-    rows.append(("decode (Pillow open, decode, EXIF transpose)", t))
-    t, conv = timed(lambda: images._to_float(im, path, []))  # type: ignore[arg-type]
-    rows.append(("convert to float32 CHW", t))
-    t, loaded = timed(lambda: images.load_image(data, path))
-    rows.append(("  (load_image: decode + convert + checks)", t))
-    x = loaded.data  # type: ignore[attr-defined]
-    k = parse_kernel(kernel)
-    layer = build_layer([k], x.shape[1], LayerOptions(), np.dtype(np.float32))
-    t, y = timed(lambda: layer.forward(x))
-    rows.append((f"convolve ({kernel}, depthwise)", t))
-    sums = np.asarray(layer.W).reshape(y.shape[1], -1).sum(axis=1)  # type: ignore[union-attr]
-    mode = display.default_display(sums.tolist())
-    t, shown = timed(lambda: display.to_display(y[0], mode))  # type: ignore[index]
-    rows.append((f"map to [0, 1] ({mode})", t))
-    t, png = timed(lambda: images.encode_png(shown))  # type: ignore[arg-type]
-    rows.append((f"encode PNG (level {getattr(images, 'PNG_COMPRESS_LEVEL', 6)})", t))
-
-    def write() -> None:
-        with open(out_path, "wb") as f:
-            f.write(png)  # type: ignore[arg-type]
-
-    t, _ = timed(write)
-    rows.append(("write file", t))
-    total = sum(t for name, t in rows if not name.startswith("  "))
-    print(f"\ninput {path} ({len(data) / 1e6:.1f} MB, {x.shape}), output {len(png) / 1e6:.1f} MB")  # type: ignore
-    print("| stage | ms | share |\n|---|---:|---:|")
-    for name, t in rows:
-        share = "" if name.startswith("  ") else f"{100 * t / total:.0f}%"
-        print(f"| {name} | {t * 1e3:.0f} | {share} |")
-    print(f"| sum of stages | {total * 1e3:.0f} | |")
-
-    # zlib level: time and size of Pillow's PNG encoder on the same pixels
-    hwc = np.asarray(Image.open(io.BytesIO(png)))  # type: ignore[arg-type]
-    pil = Image.fromarray(hwc)
-    print("\n| PNG compress_level | encode ms | MB |\n|---|---:|---:|")
-    for level in (0, 1, 2, 3, 4, 5, 6, 9):
-        buf = io.BytesIO()
-        t0 = time.perf_counter()
-        pil.save(buf, format="PNG", compress_level=level)
-        print(f"| {level} | {(time.perf_counter() - t0) * 1e3:.0f} | {len(buf.getvalue()) / 1e6:.1f} |")
-
-    # the whole command, as a user runs it (interpreter start and imports included)
-    cmd = [sys.executable, "-m", "convcli", "apply", path, "-k", kernel, "-o", out_path]
-    walls = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        subprocess.run(cmd, check=True, capture_output=True)
-        walls.append(time.perf_counter() - t0)
-    print(f"\n`convcli apply {os.path.basename(path)} -k {kernel} -o out.png` wall time: "
-          f"median {statistics.median(walls):.2f} s ({', '.join(f'{w:.2f}' for w in walls)})")
-    shutil.rmtree(tmp, ignore_errors=True)
-    return 0
-
-
 def main(argv: Optional[list[str]] = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true",
@@ -539,9 +424,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     ap.add_argument("--omp-passive", action="store_true",
                     help="set OMP_WAIT_POLICY=PASSIVE before torch is imported (its threads sleep "
                          "at once instead of spinning)")
-    ap.add_argument("--e2e", metavar="PNG", nargs="?", const="",
-                    help="time the stages of `convcli apply` on a PNG (default: a generated 4096x4096 "
-                         "photo-like image) instead of the workloads")
+    ap.add_argument("--jobs", action="store_true",
+                    help="whole-process photo jobs against libvips and scipy (benchmarks/photo_jobs.py), with "
+                         "peak memory and a stage breakdown, instead of the workloads")
     args = ap.parse_args(argv)
     global GAP, SETTLE_BELOW
     GAP = args.gap_ms / 1000
@@ -549,8 +434,10 @@ def main(argv: Optional[list[str]] = None) -> int:
         SETTLE_BELOW = 0.0
     if args.omp_passive:
         os.environ["OMP_WAIT_POLICY"] = "PASSIVE"  # read by libgomp when torch loads it
-    if args.e2e is not None:
-        return e2e(args.e2e, reps=1 if args.quick else 3, size=256 if args.quick else 4096)
+    if args.jobs:
+        import photo_jobs
+
+        return photo_jobs.main(quick=args.quick, reps=args.reps or None)
 
     for line in environment():
         print(line)

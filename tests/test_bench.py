@@ -1,4 +1,4 @@
-"""benchmarks/bench.py still runs: its quick workload table and its quick end-to-end table, as real processes."""
+"""benchmarks/bench.py still runs: its quick workload table and its quick photo jobs, as real processes."""
 
 from __future__ import annotations
 
@@ -24,10 +24,11 @@ def test_quick_workload_prints_its_table() -> None:
     assert float(row.split("|")[2]) > 0  # convcli's time, in ms
 
 
-def test_quick_end_to_end_prints_its_stages_and_the_command() -> None:
-    out = bench("--e2e", "--quick")
-    assert "| stage | ms | share |" in out
-    for stage in ("read file", "decode", "convolve (gaussian:1:5, depthwise)", "encode PNG", "sum of stages"):
+def test_quick_photo_jobs_print_their_table_and_stages() -> None:
+    out = bench("--jobs", "--quick")
+    assert "| job | convcli s | peer | peer s | ratio |" in out
+    row = next(line for line in out.splitlines() if line.startswith("| random 31×31"))
+    assert "not installed" in row or float(row.split("|")[2]) > 0
+    assert "| stage | ms |" in out
+    for stage in ("decode", "convolve", "map to pixels", "encode PNG"):
         assert f"| {stage}" in out, stage
-    assert "| PNG compress_level | encode ms | MB |" in out
-    assert "-o out.png` wall time: median" in out

@@ -11,6 +11,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from ..io.formats import DEFAULT_QUALITY, PNG_LEVEL
 from .app import app
 from .options import (
     LAYER,
@@ -54,14 +55,15 @@ def apply(
         typer.Option(
             "--format",
             "-f",
-            help="Output format: png (mapped to pixels), tiff (float), npy or npz (raw float NCHW, never scaled). "
-            "Default: from -o's extension.",
+            help="Output format: png, jpeg, webp (pictures: floats mapped to pixels by --display), tiff (float), "
+            "npy or npz (raw float NCHW, never scaled). Default: from -o's extension.",
         ),
     ] = None,
     display: Annotated[
         Optional[DisplayName],
         typer.Option(
-            help="How PNG maps floats to pixels: clip to [0, 1], abs, minmax (per map), offset (0.5 + value). "
+            help="How pictures (PNG, JPEG, WebP) map floats to pixels: clip to [0, 1], abs, minmax (per map), "
+            "offset (0.5 + value). "
             "Default: clip when every kernel's sum (after --normalize) is positive; offset when any kernel sums "
             "to zero (sobel-x, laplacian, log) or to a negative number.",
         ),
@@ -76,25 +78,42 @@ def apply(
             show_default=False,
         ),
     ] = None,
+    quality: Annotated[
+        int, typer.Option("--quality", help="JPEG and WebP quality, 1 (smallest) to 100 (best).", min=1, max=100)
+    ] = DEFAULT_QUALITY,
+    png_level: Annotated[
+        int,
+        typer.Option(
+            "--png-level",
+            help="PNG zlib level, 0 (no compression) to 9 (smallest, slowest). The default is the fastest, for "
+            "files about the size of libvips's.",
+            min=0,
+            max=9,
+        ),
+    ] = PNG_LEVEL,
     quiet: QuietOpt = False,
 ) -> None:
     """Filter images and arrays with one or more kernels and write the feature maps.
 
     A 2-D kernel filters each channel on its own, so RGB stays RGB; a 4-D kernel
     (FN, C/groups, FH, FW) is a convolution layer that mixes channels. Inputs of the
-    same size run as one batch. Output: one PNG per image when there are 1, 3 or 4
-    maps, one per map otherwise; .npy/.npz hold the raw (N, FN, OH, OW) result.
+    same size run as one batch. Output: one picture per image when there are 1, 3 or 4
+    maps (JPEG: 1 or 3), one per map otherwise; .npy/.npz hold the raw (N, FN, OH, OW) result.
 
     Examples:
 
       convcli apply photo.png -k sobel-x -o edges.png
 
       convcli apply photo.png -k gaussian:2 -o - | convcli apply - -k sobel-x -o edges.png
+
+      convcli apply photo.jpg -k gaussian:3 --quality 95 -o soft.jpg
     """
     from ..commands import apply as command
 
     check_stdin_once(
         ("INPUT '-'", stdin_count(*inputs)), ("-k -", stdin_count(*kernel)), ("--bias -", stdin_count(layer.bias))
     )
-    out = command.OutputOptions(output=output, format=format, display=display, bit_depth=bit_depth)
+    out = command.OutputOptions(
+        output=output, format=format, display=display, bit_depth=bit_depth, quality=quality, png_level=png_level
+    )
     command.apply_command(inputs, kernel, layer, out, Reporter(quiet))

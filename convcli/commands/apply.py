@@ -23,20 +23,27 @@ from dataclasses import dataclass
 from typing import Callable, Optional
 
 import numpy as np
-from numpy.typing import NDArray
 
 from ..engine.layer import Convolution
 from ..engine.memory import allocation_guard, check_result_size
 from ..errors import OutputFileError, ParameterError
-from ..io.display import default_display, to_display
-from ..io.formats import OUTPUT_FORMATS, check_display, extension_for, format_for_path
-from ..io.images import encode_png, encode_tiff_float
+from ..io.display import default_display
+from ..io.formats import (
+    DEFAULT_QUALITY,
+    OUTPUT_FORMATS,
+    PICTURE_FORMATS,
+    PNG_LEVEL,
+    check_display,
+    extension_for,
+    format_for_path,
+)
 from ..io.inputs import STDIN_NAME, LoadedInput, load_input
-from ..io.outputs import all_or_nothing, check_targets, npy_bytes, npz_bytes, protected_files, refuse_terminal
+from ..io.outputs import all_or_nothing, check_targets, protected_files, refuse_terminal
 from ..kernels.bank import LayerOptions, LayerWeights, layer_from_weights, layer_weights, working_dtype
 from ..kernels.kernel import Kernel, filter_sums
 from ..kernels.spec import parse_kernel
 from .common import QUIET, Reporter, SharedOptions, format_shape, target_name
+from .render import FileSpec, render
 
 __all__ = [
     "PROGRESS_MIN_VALUES", "OutputOptions", "Written", "apply_command", "apply_filters", "check_output_options",
@@ -68,7 +75,7 @@ class OutputOptions:
         a directory (existing, or ending in a separator) to put the default names in,
         or None: beside each input, named ``{stem}-{label}.{ext}``.
     format : str or None
-        png, tiff, npy or npz; None: from ``output``'s extension, else png for each
+        png, jpeg, webp, tiff, npy or npz; None: from ``output``'s extension, else png for each
         image input and npy for each array input (npy for ``-``).  A format that
         contradicts ``output``'s extension is refused.
     display : str or None
@@ -76,15 +83,21 @@ class OutputOptions:
         positive, offset when any is zero-sum (sobel, log), negative or NaN
         (:func:`display_for`).
     bit_depth : int or None
-        8 or 16 for PNG.  A 16-bit PNG holds one map, so several maps give one file each.
-        None: from the inputs, 16 for each one-map PNG when every input is a 16-bit
-        image (16-bit gray PNG or TIFF, float TIFF), else 8.
+        8 or 16 for PNG (JPEG and WebP are 8-bit).  A 16-bit PNG holds one map, so
+        several maps give one file each.  None: from the inputs, 16 for each one-map PNG
+        when every input is a 16-bit image (16-bit gray PNG or TIFF, float TIFF), else 8.
+    quality : int
+        JPEG and WebP quality, 1..100 (default :data:`convcli.io.formats.DEFAULT_QUALITY`).
+    png_level : int
+        PNG's zlib level, 0..9 (default :data:`convcli.io.formats.PNG_LEVEL`).
     """
 
     output: Optional[str] = None
     format: Optional[str] = None
     display: Optional[str] = None
     bit_depth: Optional[int] = None
+    quality: int = DEFAULT_QUALITY
+    png_level: int = PNG_LEVEL
 
 
 @dataclass
@@ -145,7 +158,7 @@ def resolve_format(options: OutputOptions) -> Optional[str]:
     from_name = format_for_path(str(options.output).replace("{stem}", "").replace("{map}", "")) if named else None
     if options.format is not None:
         fmt = options.format.lower()
-        fmt = "tiff" if fmt == "tif" else fmt
+        fmt = {"tif": "tiff", "jpg": "jpeg"}.get(fmt, fmt)
         if fmt not in OUTPUT_FORMATS:
             raise ParameterError(f"--format must be one of {', '.join(OUTPUT_FORMATS)}, got {options.format!r}")
         if from_name is not None and from_name != fmt:
@@ -160,7 +173,7 @@ def resolve_format(options: OutputOptions) -> Optional[str]:
         if from_name is None:
             raise OutputFileError(
                 f"cannot tell the output format of {options.output!r}; "
-                "expected a .png, .tif, .npy or .npz name, or --format"
+                "expected a .png, .jpg, .webp, .tif, .npy or .npz name, or --format"
             )
         return from_name
     return None
@@ -175,13 +188,20 @@ def check_output_options(options: OutputOptions) -> Optional[str]:
     ------
     ParameterError, OutputFileError
         As :func:`resolve_format`; a display mode that is not one of clip, abs, minmax,
-        offset; a bit depth other than 8 or 16.
+        offset; a bit depth other than 8 or 16, or 16 for JPEG or WebP; a quality outside
+        1..100 or a PNG level outside 0..9.
     """
     fmt = resolve_format(options)
     if options.display is not None:
         check_display(options.display)
     if options.bit_depth is not None and options.bit_depth not in (8, 16):
         raise ParameterError(f"--bit-depth must be 8 or 16, got {options.bit_depth}")
+    if options.bit_depth == 16 and fmt in ("jpeg", "webp"):
+        raise ParameterError(f"--bit-depth 16 needs PNG: {fmt.upper()} holds 8-bit samples")
+    if isinstance(options.quality, bool) or not isinstance(options.quality, int) or not 1 <= options.quality <= 100:
+        raise ParameterError(f"--quality must be an integer 1..100, got {options.quality!r}")
+    if isinstance(options.png_level, bool) or not isinstance(options.png_level, int) or not 0 <= options.png_level <= 9:
+        raise ParameterError(f"--png-level must be an integer 0..9, got {options.png_level!r}")
     return fmt
 
 
@@ -203,10 +223,11 @@ def _fill(template: str, stem: str, map_index: Optional[int]) -> str:
 def _pages(fmt: str, n_maps: int, bit_depth: int = 8) -> list[Optional[int]]:
     """Map indices written as separate files, or [None] for one file with every map.
 
-    An 8-bit PNG holds 1, 3 or 4 maps as one image (gray, RGB, RGBA); a 16-bit PNG only
-    one (Pillow writes no 16-bit colour PNG); otherwise each map gets its own PNG.
+    An 8-bit PNG or a WebP holds 1, 3 or 4 maps as one image (gray, RGB, RGBA), a JPEG 1
+    or 3, a 16-bit PNG one; otherwise each map gets its own file.
     """
-    if fmt == "png" and (n_maps not in (1, 3, 4) or (bit_depth == 16 and n_maps > 1)):
+    holds = {"png": (1, 3, 4) if bit_depth == 8 else (1,), "webp": (1, 3, 4), "jpeg": (1, 3)}.get(fmt)
+    if holds is not None and n_maps not in holds:
         return list(range(n_maps))
     return [None]
 
@@ -242,18 +263,18 @@ def _plan_outputs(batches: list[_Batch], fixed: Optional[str], options: OutputOp
     whole_batch = named and fixed in ("npy", "npz") and len(batches) == 1
     for batch in batches:
         if whole_batch:
-            total = sum(i.data.shape[0] for i in batch.inputs)
+            total = sum(i.shape[0] for i in batch.inputs)
             units.append(unit(batch, 0, total, batch.inputs[0].stem, "", str(fixed)))
             continue
         start = 0
         for item in batch.inputs:
-            n = item.data.shape[0]
+            n = item.shape[0]
             fmt = fixed or ("png" if item.kind == "image" else "npy")
             if into_folder:
                 directory = str(options.output)
             else:
                 directory = os.path.dirname(item.name) if item.name != STDIN_NAME else ""
-            if fmt in ("png", "tiff") and n > 1:  # image formats hold one image: one file per image
+            if fmt in (*PICTURE_FORMATS, "tiff") and n > 1:  # image formats hold one image: one file per image
                 units.extend(
                     unit(batch, start + k, start + k + 1, f"{item.stem}-{k}", directory, fmt) for k in range(n)
                 )
@@ -284,20 +305,9 @@ def _plan_outputs(batches: list[_Batch], fixed: Optional[str], options: OutputOp
     return outputs
 
 
-def _encode(maps: NDArray[np.floating], fmt: str, display: str, bit_depth: int) -> bytes:
-    """Bytes of one output file; ``maps`` has shape (N, FN, OH, OW) (N = 1 for images)."""
-    if fmt == "npy":
-        return npy_bytes(maps)
-    if fmt == "npz":
-        return npz_bytes({"y": maps})
-    if fmt == "tiff":
-        return encode_tiff_float(maps[0])
-    return encode_png(to_display(maps[0], display), bits=bit_depth)
-
-
-def _batch_progress(report: Callable[[float, int], None], index: int, batches: int, done: int, tiles: int) -> None:
-    """Tile ``done`` of ``tiles`` in batch ``index`` as progress over all batches."""
-    report(index + done / tiles, batches)
+def _batch_progress(report: Callable[[float, int], None], index: int, batches: int, fraction: float) -> None:
+    """``fraction`` of batch ``index`` done, as progress over all batches."""
+    report(index + fraction, batches)
 
 
 def apply_filters(
@@ -346,25 +356,28 @@ def apply_filters(
         raise ParameterError("no kernel given; expected at least one -k KERNEL")
 
     weights: dict[int, LayerWeights] = {}  # float64, per channel count
-    layers: dict[tuple[int, str], Convolution] = {}  # per channel count and compute dtype
+    layers: dict[tuple[int, str, Optional[float]], Convolution] = {}  # per channels, compute dtype, sample divisor
     batches: list[_Batch] = []
     by_shape: dict[tuple[object, ...], _Batch] = {}
     for item in inputs:
-        channels = item.data.shape[1]
-        key = (*item.data.shape[1:], str(item.data.dtype))
+        shape_in = item.shape
+        channels = shape_in[1]
+        key = (*shape_in[1:], str(item.samples.dtype), item.divisor)
         if key not in by_shape:
-            dtype = working_dtype(item.data, layer_options.dtype)
+            dtype = working_dtype(item.samples, layer_options.dtype)
             if channels not in weights:
                 weights[channels] = layer_weights(kernels, channels, layer_options)
-            if (channels, dtype.str) not in layers:
-                layers[channels, dtype.str] = layer_from_weights(weights[channels], layer_options, dtype)
-            layer = layers[channels, dtype.str]
-            shape = layer.output_shape(item.data.shape)  # checks the geometry before any work
-            by_shape[key] = _Batch([], layer, dtype, (0, *shape[1:]))
+            if (channels, dtype.str, item.divisor) not in layers:
+                layers[channels, dtype.str, item.divisor] = layer_from_weights(
+                    weights[channels], layer_options, dtype, item.divisor
+                )
+            layer = layers[channels, dtype.str, item.divisor]
+            out_shape = layer.output_shape(shape_in)  # checks the geometry before any work
+            by_shape[key] = _Batch([], layer, dtype, (0, *out_shape[1:]))
             batches.append(by_shape[key])
         batch = by_shape[key]
         batch.inputs.append(item)
-        batch.output_shape = (batch.output_shape[0] + item.data.shape[0], *batch.output_shape[1:])
+        batch.output_shape = (batch.output_shape[0] + shape_in[0], *batch.output_shape[1:])
     for batch in batches:
         check_result_size(batch.output_shape, batch.dtype)
 
@@ -379,23 +392,26 @@ def apply_filters(
     written: list[Written] = []
     with all_or_nothing(protect) as write:  # a failure part-way leaves none of this run's new files
         for index, batch in enumerate(batches):
-            if on_progress is not None:
-                batch.layer.progress = functools.partial(_batch_progress, on_progress, index, len(batches))
+            mine = [out for out in outputs if out.batch is batch]
+            specs = []
+            for out in mine:
+                one_map = out.map_index is not None or batch.output_shape[1] == 1
+                bits = output_options.bit_depth or (16 if sixteen and one_map and out.format == "png" else 8)
+                specs.append(FileSpec(out.first, out.stop, out.map_index, out.format, bits))
+            report = None if on_progress is None else functools.partial(_batch_progress, on_progress, index,
+                                                                        len(batches))
             with allocation_guard(batch.output_shape, batch.dtype):
-                data = np.concatenate([i.data for i in batch.inputs]) if len(batch.inputs) > 1 else batch.inputs[0].data
-                result = batch.layer.forward(data.astype(batch.dtype, copy=False))
-            for out in outputs:
-                if out.batch is not batch:
-                    continue
-                maps = result[out.first : out.stop]
-                if out.map_index is not None:
-                    maps = maps[:, out.map_index : out.map_index + 1]
-                bits = output_options.bit_depth or (16 if sixteen and maps.shape[1] == 1 else 8)
-                write(out.path, _encode(maps, out.format, display, bits))
-                png = out.format == "png"
-                written.append(
-                    Written(out.path, maps.shape, out.format, display if png else None, bits if png else None)
-                )
+                samples = [i.samples for i in batch.inputs]
+                data = np.concatenate(samples) if len(samples) > 1 else samples[0]
+                if data.dtype.kind == "f":  # float arrays compute in the batch's dtype; integers convert per tile
+                    data = data.astype(batch.dtype, copy=False)
+                files = render(batch.layer, data, specs, display, png_level=output_options.png_level,
+                               quality=output_options.quality, progress=report)
+                for out, (spec, encoded, shape) in zip(mine, files):
+                    write(out.path, encoded)
+                    picture = spec.format in PICTURE_FORMATS
+                    written.append(Written(out.path, shape, out.format, display if picture else None,
+                                           spec.bits if picture else None))
     return written
 
 
@@ -435,7 +451,7 @@ def apply_command(
         for note in item.notes:
             report.say(f"{item.name!r}: {note}")
     protect = protected_files(*inputs, *kernels, shared.bias)
-    large = sum(item.data.size for item in loaded) >= PROGRESS_MIN_VALUES
+    large = sum(item.samples.size for item in loaded) >= PROGRESS_MIN_VALUES
     with report.progress("filtering", len(loaded), show=len(loaded) > 1 or large) as on_progress:
         written = apply_filters(loaded, parsed, options, output_options, protect=protect, on_progress=on_progress)
     for done in written:

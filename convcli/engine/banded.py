@@ -35,7 +35,7 @@ from .padding import Lattice, add_window, read_window, window
 from .parallel import TileCounter, Turnstile, run_tiles
 from .tiles import PARALLEL_MIN_MACS, Tile, clip_tiles, even_split
 
-__all__ = ["backward_banded", "block_width", "forward_banded"]
+__all__ = ["backward_banded", "block_width", "correlate_rows", "forward_banded"]
 
 #: Output rows a tile holds at most (the GEMM's M dimension).
 MAX_ROWS = 256
@@ -109,11 +109,13 @@ def _correlate_tiles(
     ordered: bool,
     progress: Optional[Callable[[int, int], None]] = None,
     rows_wanted: Optional[tuple[int, int]] = None,
+    serial: bool = False,
 ) -> None:
     """The banded correlation, tile by tile: ``store(tile, values)`` receives each output tile.
 
     ``values`` has shape (FN, rows, OW); ``store`` runs in tile order when ``ordered``;
-    ``rows_wanted``, when given, restricts the tiles to those output rows.
+    ``rows_wanted``, when given, restricts the tiles to those output rows; ``serial``
+    keeps the tiles on the calling thread (a caller that is itself a worker).
     """
     g = geom
     (sh, sw), (dh, dw) = g.stride, g.dilation
@@ -198,7 +200,28 @@ def _correlate_tiles(
         finished.tick()
 
     macs = g.batch * g.out_h * g.out_w * g.filters * cg * g.kernel_h * span
-    run_tiles(len(tiles), make, work, order, parallel=macs >= PARALLEL_MIN_MACS * len(tiles))
+    run_tiles(len(tiles), make, work, order, parallel=not serial and macs >= PARALLEL_MIN_MACS * len(tiles))
+
+
+def correlate_rows(
+    x: NDArray[np.generic],
+    geom: ConvGeometry,
+    w: NDArray[np.floating],
+    bias: Optional[NDArray[np.floating]],
+    dtype: np.dtype,
+    tile_bytes: int,
+    out: NDArray[np.floating],
+) -> None:
+    """:func:`forward_banded` into ``out`` (N, FN, OH, OW), on the calling thread (for callers that are workers)."""
+
+    def store(tile: Tile, values: NDArray[np.floating]) -> None:
+        dst = out[tile.n0, :, tile.row0:tile.row1]
+        if bias is None:
+            np.copyto(dst, values)
+        else:
+            np.add(values, bias[:, None, None], out=dst)
+
+    _correlate_tiles(x, geom, w, dtype, tile_bytes, store, ordered=False, serial=True)
 
 
 def forward_banded(

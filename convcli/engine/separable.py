@@ -30,7 +30,9 @@ from typing import Callable, Optional
 import numpy as np
 from numpy.typing import NDArray
 
+from .banded import correlate_rows
 from .geometry import ConvGeometry, ceil_div, plan_geometry
+from .padding import Lattice, read_window, window
 from .parallel import TileCounter, run_tiles
 from .tiles import (
     PARALLEL_MIN_MACS,
@@ -48,6 +50,10 @@ __all__ = ["AUTO_RATIO", "Factors", "factorize", "forward_separable", "separable
 #: The separable path is chosen by "auto" when it takes at most this fraction of the
 #: 2-D path's multiply-adds (it makes two passes and writes an intermediate band).
 AUTO_RATIO = 0.6
+
+#: A 1-D pass of at least this many taps runs as a banded GEMM (:mod:`convcli.engine.banded`):
+#: the image's rows in place and the taps unfolded, instead of one copy of the image per tap.
+BANDED_TAPS = 8
 
 
 @dataclass(frozen=True)
@@ -184,9 +190,17 @@ def forward_separable(
     first, second = _pass_geometries(geom, r)
     c, fg, itemsize = geom.channels, geom.filters_per_group, dtype.itemsize
     band_channels, width = first.filters, first.out_w  # the band between the passes: (C*FG*r, nb, rows, Wp)
-    # a tile's rows: the band and both passes' columns (before any split) fit the budget
-    per_row = max(band_channels * width, c * geom.kernel_h * width,
-                  band_channels * geom.kernel_w * chunk_pitch(second, geom.kernel_w)) * itemsize
+    (sh, _), (dh, _) = geom.stride, geom.dilation
+    top, _, left, _ = geom.pads
+    horizontal_banded = geom.kernel_w >= BANDED_TAPS
+    vertical_banded = geom.kernel_h >= BANDED_TAPS
+    # a tile's rows: the band and each pass's own buffers fit the budget (im2col's columns before any split;
+    # a banded pass's window of padded rows)
+    per_row = max(
+        band_channels * width,
+        c * (1 if vertical_banded else geom.kernel_h) * width,
+        band_channels * (1 if horizontal_banded else geom.kernel_w) * chunk_pitch(second, geom.kernel_w),
+    ) * itemsize
     rows = max(1, tile_bytes // per_row)
     if rows >= geom.out_h:  # whole images, as many as fit
         parts = ceil_div(geom.batch, max(1, tile_bytes // (geom.out_h * per_row)))
@@ -208,25 +222,75 @@ def forward_separable(
     bias4 = None if bias is None else bias[None, :, None, None]
     finished = TileCounter(len(tiles), progress)
 
+    most_rows = max(t.rows for t in tiles)
+    reach = (most_rows - 1) * sh + (geom.kernel_h - 1) * dh + 1  # input rows behind a tile
+    vertical_banded = vertical_banded and c * fg * r * most_rows * reach * itemsize <= 4 * tile_bytes
+    toeplitz = None
+    # the vertical GEMMs take SUB rows at a time: a banded matrix of SUB rows is SUB + FH - 1 wide, so about
+    # FH / (SUB + FH) of its products are the kernel's (about half, with SUB near FH)
+    sub = min(most_rows, max(32, 2 * geom.kernel_h))
+    sub_reach = (sub - 1) * sh + (geom.kernel_h - 1) * dh + 1
+    if vertical_banded:  # T[c, f, row, row*sh + i*dh] = u[c, f, i]: each vertical kernel as a banded matrix
+        toeplitz = np.zeros((c, fg * r, sub, sub_reach), dtype=dtype)
+        row = np.arange(sub)[:, None]
+        taps = row * sh + np.arange(geom.kernel_h)[None, :] * dh
+        toeplitz[:, :, row, taps] = w1.reshape(c, fg * r, 1, geom.kernel_h)
+    band_geoms: dict[tuple[int, int], ConvGeometry] = {}
+
     class _Buffers:
         def __init__(self) -> None:
             self.one, self.two = Workspace(plan1, dtype), Workspace(plan2, dtype)
             self.band = np.empty(band_channels * most * width, dtype=dtype)
+            self.window = np.empty(c * reach * width, dtype=dtype) if vertical_banded else None
+
+    def vertical(tile: Tile, band: NDArray[np.floating], bufs: _Buffers) -> None:
+        """band (C*FG*r, nb, rows, Wp) = the vertical kernels times the window of padded rows, one GEMM per channel."""
+        assert toeplitz is not None and bufs.window is not None
+        nrows = tile.rows
+        span = (nrows - 1) * sh + (geom.kernel_h - 1) * dh + 1
+        win = bufs.window[: c * span * width].reshape(c, span, width)
+        rows_at = Lattice(tile.row0 * sh - top, 1, span, geom.height)
+        cols_at = Lattice(-left, 1, width, geom.width)
+        for k in range(tile.images):
+            read_window(x[tile.n0 + k], win, window(rows_at, cols_at, geom.padding_mode), geom.pad_value)
+            for ch in range(c):
+                for s0 in range(0, nrows, sub):
+                    n = min(sub, nrows - s0)
+                    reach_n = (n - 1) * sh + (geom.kernel_h - 1) * dh + 1
+                    t = toeplitz[ch, :, :n, :reach_n]
+                    rows_in = win[ch, s0 * sh:s0 * sh + reach_n]  # (reach, Wp): a view of the window
+                    res = band[ch * fg * r:(ch + 1) * fg * r, k, s0:s0 + n]  # (FG*r, n, Wp)
+                    if fg * r == 1:
+                        np.matmul(t[0], rows_in, out=res[0])
+                    else:
+                        res[...] = (t.reshape(fg * r * n, reach_n) @ rows_in).reshape(fg * r, n, width)
+
+    def horizontal(tile: Tile, source: NDArray[np.floating], dst: NDArray[np.floating]) -> None:
+        """dst (nb, FN, rows, OW) = the horizontal kernels, as banded matrices, over the band (nb, C*FG*r, rows, Wp)."""
+        key = (tile.images, tile.rows)
+        if key not in band_geoms:
+            band_geoms[key] = plan_geometry(source.shape, w2.shape, (1, geom.stride[1]), 0,
+                                            (1, geom.dilation[1]), c * fg)
+        correlate_rows(source, band_geoms[key], w2, bias, dtype, tile_bytes, dst)
 
     def work(t: int, bufs: _Buffers) -> None:
         tile, here = tiles[t], local[t]
         nb, nrows = tile.images, tile.rows
         band = bufs.band[: band_channels * nb * nrows * width].reshape(band_channels, nb, nrows, width)
-        for index, chunk in enumerate(plan1.chunks):  # vertical pass: band = u ⋆ x
+        for index, chunk in enumerate([] if vertical_banded else plan1.chunks):  # vertical pass: band = u ⋆ x
             col = bufs.one.columns(x, tile, chunk)
             cols = nb * col.shape[3]
             res = band if index == 0 else bufs.one.result(tile, chunk, band_channels)
             np.matmul(weights1[index], col.reshape(c, -1, cols), out=res.reshape(c, fg * r, cols))
             if index:
                 np.add(band, res, out=band)
+        if vertical_banded:
+            vertical(tile, band, bufs)
         source = band.transpose(1, 0, 2, 3)  # (nb, C*FG*r, rows, Wp): the second pass's input
         dst = out[tile.n0:tile.n1, :, tile.row0 - r0:tile.row1 - r0, :]
-        for index, chunk in enumerate(plan2.chunks):  # horizontal pass: out = sum_k v_k ⋆ band_k (+ b)
+        if horizontal_banded:
+            horizontal(tile, source, dst)
+        for index, chunk in enumerate([] if horizontal_banded else plan2.chunks):  # out = sum_k v_k ⋆ band_k (+ b)
             col = bufs.two.columns(source, here, chunk)
             cols = nb * col.shape[3]
             res = bufs.two.result(here, chunk, c * fg)

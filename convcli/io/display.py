@@ -31,7 +31,14 @@ from ..errors import ParameterError, ShapeError
 from ..kernels.kernel import is_zero_sum
 from .formats import DISPLAY_MODES, check_display
 
-__all__ = ["CONSTANT_EPS", "DISPLAY_MODES", "check_display", "default_display", "montage", "to_display"]
+__all__ = [
+    "CONSTANT_EPS", "DISPLAY_MODES", "ELEMENTWISE_MODES", "check_display", "default_display", "montage", "to_display",
+    "to_pixels",
+]
+
+#: Display modes that map each value on its own (minmax needs each map's range first), so a
+#: result can be turned into pixels a band of rows at a time.
+ELEMENTWISE_MODES: tuple[str, ...] = ("clip", "abs", "offset")
 
 #: A map whose range is at most this many float eps of its magnitude counts as constant in ``minmax``.
 CONSTANT_EPS = 64
@@ -99,6 +106,60 @@ def to_display(maps: NDArray[np.generic], mode: str) -> NDArray[np.float32]:
         shown = _minmax(values)
     np.fmax(shown, 0.0, out=shown)  # NaN -> 0, in place (shown is a new array)
     return shown.astype(np.float32, copy=False)
+
+
+def to_pixels(maps: NDArray[np.generic], mode: str, bits: int = 8,
+              out: Optional[NDArray[np.unsignedinteger]] = None) -> NDArray[np.unsignedinteger]:
+    """Feature maps as integer pixels: the display mode, scaled to 255 (or 65535), rounded.
+
+    The same mapping as :func:`to_display` followed by rounding ``255·v`` to the nearest
+    integer (not truncating), so ``k/255`` comes back exactly; NaN becomes 0, +inf the top
+    value.  clip, abs and offset are computed as ``255·v`` (``|255·v|``, ``255·v + 127.5``)
+    in the maps' own float precision, a band of rows at a time so the temporaries stay in
+    cache (``out`` may be one band of a larger picture); minmax goes through
+    :func:`to_display` for its per-map range.
+
+    Parameters
+    ----------
+    maps : ndarray, shape (C, H, W)
+        Any real dtype.
+    mode : {"clip", "abs", "minmax", "offset"}
+    bits : {8, 16}
+    out : ndarray, shape (H, W, C), uint8 (bits 8) or uint16 (bits 16), optional
+        Written in place; any strides.
+
+    Returns
+    -------
+    ndarray, shape (H, W, C)
+        ``out``, or a new array.
+    """
+    check_display(mode, "display mode")
+    array = np.asarray(maps)
+    if array.ndim != 3:
+        raise ShapeError(f"display maps must have shape (C, H, W), got shape {array.shape}")
+    if bits not in (8, 16):
+        raise ParameterError(f"bit depth must be 8 or 16, got {bits}")
+    channels, height, width = array.shape
+    if out is None:
+        out = np.empty((height, width, channels), dtype=np.uint8 if bits == 8 else np.uint16)
+    top = 255.0 if bits == 8 else 65535.0
+    source = to_display(array, mode) if mode not in ELEMENTWISE_MODES else array
+    work = np.float64 if source.dtype == np.float64 else np.float32
+    step = max(1, (1 << 18) // max(1, width * channels))
+    scratch = np.empty((channels, min(step, height), width), dtype=work)
+    for r0 in range(0, height, step):
+        band = source[:, r0:r0 + step]
+        t = scratch[:, : band.shape[1]]
+        np.multiply(band, top, out=t, casting="unsafe")
+        if mode == "abs":
+            np.abs(t, out=t)
+        elif mode == "offset":
+            np.add(t, top / 2, out=t)
+        np.fmax(t, 0.0, out=t)  # NaN and -inf -> 0
+        np.fmin(t, top, out=t)  # +inf -> top
+        np.rint(t, out=t)
+        out[r0:r0 + step] = t.transpose(1, 2, 0)
+    return out
 
 
 def default_display(kernel_sums: ArrayLike, magnitudes: Optional[ArrayLike] = None) -> str:

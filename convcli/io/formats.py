@@ -16,12 +16,27 @@ from typing import Optional
 from ..errors import ParameterError
 
 __all__ = [
-    "DISPLAY_MODES", "FORMAT_BY_EXTENSION", "OUTPUT_FORMATS", "check_display", "extension_for", "format_for_path",
+    "DEFAULT_QUALITY", "DISPLAY_MODES", "FORMAT_BY_EXTENSION", "OUTPUT_FORMATS", "PICTURE_FORMATS", "PNG_LEVEL",
+    "check_display", "extension_for", "format_for_path",
 ]
 
 #: Output formats by file extension (compared case-insensitively).  A format's first
 #: extension here is the one default names get.
-FORMAT_BY_EXTENSION: dict[str, str] = {".png": "png", ".tif": "tiff", ".tiff": "tiff", ".npy": "npy", ".npz": "npz"}
+FORMAT_BY_EXTENSION: dict[str, str] = {
+    ".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".webp": "webp", ".tif": "tiff", ".tiff": "tiff", ".npy": "npy",
+    ".npz": "npz",
+}
+
+#: The quality JPEG and WebP outputs get unless told otherwise: filtered photos come back
+#: without visible artefacts (Pillow's and libvips's default, 75, blurs fine edges).
+DEFAULT_QUALITY = 90
+
+#: The zlib level of the PNGs convcli writes (:mod:`convcli.io.png`): the fastest, for files
+#: 0.8-0.95× the size of libvips's default PNGs on filtered photos (BENCHMARKS.md).
+PNG_LEVEL = 1
+
+#: Formats that hold display-mapped pixels (8-bit; PNG also 16-bit); the others hold raw floats.
+PICTURE_FORMATS: tuple[str, ...] = ("png", "jpeg", "webp")
 
 #: The output formats, in the order of :data:`FORMAT_BY_EXTENSION`.
 OUTPUT_FORMATS: tuple[str, ...] = tuple(dict.fromkeys(FORMAT_BY_EXTENSION.values()))
@@ -33,13 +48,14 @@ def format_for_path(path: str) -> Optional[str]:
     Returns
     -------
     str or None
-        "png" for .png, "tiff" for .tif/.tiff, "npy" for .npy, "npz" for .npz; None otherwise.
+        "png" for .png, "jpeg" for .jpg/.jpeg, "webp" for .webp, "tiff" for .tif/.tiff, "npy"
+        for .npy, "npz" for .npz; None otherwise.
     """
     return FORMAT_BY_EXTENSION.get(os.path.splitext(path)[1].lower())
 
 
 def extension_for(fmt: str) -> str:
-    """The extension default output names of format ``fmt`` get (".png", ".tif", ".npy", ".npz")."""
+    """The extension default output names of format ``fmt`` get (".png", ".jpg", ".webp", ".tif", ".npy", ".npz")."""
     return next(ext for ext, named in FORMAT_BY_EXTENSION.items() if named == fmt)
 
 

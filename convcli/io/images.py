@@ -21,13 +21,16 @@ import re
 import struct
 import warnings
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Any, Optional
 
 import numpy as np
 from numpy.typing import NDArray
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..errors import InputFileError, OutputFileError, ShapeError, one_line
+from .display import to_pixels
+from .formats import DEFAULT_QUALITY
+from .png import DEFAULT_LEVEL, write_png
 
 #: ITU-R 601-2 luma weights (R, G, B), the ones Pillow's ``convert("L")`` uses.
 LUMA_WEIGHTS: tuple[float, float, float] = (0.299, 0.587, 0.114)
@@ -41,13 +44,18 @@ _COLOUR_MODES = ("RGB", "RGBA", "RGBX", "RGBa", "LA", "La", "P", "PA", "CMYK")
 
 @dataclass
 class LoadedImage:
-    """An image read into an NCHW float array.
+    """An image read into an NCHW array: its samples as decoded, and the divisor that maps them to [0, 1].
 
     Attributes
     ----------
-    data : ndarray, shape (1, C, H, W), float32
-        Values in [0, 1] (a float TIFF, mode "F", keeps its own values).  C is 1 (gray),
-        3 (RGB), or one more with ``keep_alpha`` when the image has alpha (alpha last).
+    samples : ndarray, shape (1, C, H, W)
+        uint8 or uint16 samples as decoded (a view of the decoder's (H, W, C) buffer: no
+        copy), or float32 values for float and 32-bit integer sources and after ``gray``.
+        C is 1 (gray), 3 (RGB), or one more with ``keep_alpha`` when the image has alpha
+        (alpha last).
+    divisor : float or None
+        255 or 65535 for integer samples (the image's value is ``samples / divisor``),
+        None when ``samples`` are the values already.
     mode : str
         Pillow mode of the source, e.g. "RGB", "I;16", "P", "F".
     bits : int
@@ -59,10 +67,25 @@ class LoadedImage:
         without the source's name, which the caller prefixes.
     """
 
-    data: NDArray[np.float32]
+    samples: NDArray[Any]
     mode: str
     bits: int
     notes: list[str] = field(default_factory=list)
+    divisor: Optional[float] = None
+
+    @property
+    def data(self) -> NDArray[np.float32]:
+        """The image as float32 values, shape (1, C, H, W): ``samples / divisor`` (a new array)."""
+        return as_values(self.samples, self.divisor)
+
+
+def as_values(samples: NDArray[Any], divisor: Optional[float]) -> NDArray[np.float32]:
+    """``samples / divisor`` in float32 (each value ``k / 255`` rounded once), or float32 ``samples`` (divisor None)."""
+    if divisor is None:
+        return np.ascontiguousarray(samples, dtype=np.float32)
+    values = np.empty(samples.shape, dtype=np.float32)
+    np.divide(samples, np.float32(divisor), out=values)
+    return values
 
 
 def _unreadable(name: str, reason: object) -> InputFileError:
@@ -171,23 +194,27 @@ def _float_pages(im: Image.Image, name: str, notes: list[str]) -> Optional[NDArr
     return np.stack(pages)
 
 
-def _to_float(im: Image.Image, name: str, notes: list[str]) -> tuple[NDArray[np.float32], bool, int]:
-    """Pixels of ``im`` as (C, H, W) float32, whether the last channel is alpha, and the bit depth."""
+def _to_samples(im: Image.Image, name: str, notes: list[str]) -> tuple[NDArray[Any], Optional[float], bool, int]:
+    """Pixels of ``im`` as (C, H, W) samples, their divisor, whether the last channel is alpha, the bit depth.
+
+    8- and 16-bit samples stay integers (a channel-first view of the decoded buffer);
+    1-bit, 32-bit integer and float images come as float32 values (divisor None or 65535).
+    """
     mode = im.mode
     if mode == "1":
-        return np.asarray(im, dtype=np.float32)[None], False, 8
+        return np.asarray(im, dtype=np.float32)[None], None, False, 8
     if mode in _I16_MODES:
-        return (np.asarray(im).astype(np.float32) / 65535.0)[None], False, 16
+        return np.asarray(im).astype(np.uint16, copy=False)[None], 65535.0, False, 16
     if mode == "I":
         values = np.asarray(im)
         if values.size and (values.min() < 0 or values.max() > 65535):
             notes.append("32-bit integer image with values outside 0..65535: values kept unscaled")
-            return values.astype(np.float32)[None], False, 16
-        return (values.astype(np.float32) / 65535.0)[None], False, 16
+            return values.astype(np.float32)[None], None, False, 16
+        return values.astype(np.uint16)[None], 65535.0, False, 16
     if mode == "F":
-        return np.asarray(im, dtype=np.float32)[None], False, 16
+        return np.asarray(im, dtype=np.float32)[None], None, False, 16
     if mode == "L":
-        return (np.asarray(im).astype(np.float32) / 255.0)[None], False, 8
+        return np.asarray(im)[None], 255.0, False, 8
     if mode in ("LA", "La", "PA", "RGBA", "RGBa") or (mode == "P" and "transparency" in im.info):
         target = "LA" if mode in ("LA", "La") else "RGBA"
     elif mode == "P" and _gray_palette(im):
@@ -201,10 +228,7 @@ def _to_float(im: Image.Image, name: str, notes: list[str]) -> tuple[NDArray[np.
     samples = np.asarray(converted)
     if samples.ndim == 2:
         samples = samples[:, :, None]
-    # one pass: uint8 (H, W, C) read across, float32 (C, H, W) written, k / 255 rounded once
-    pixels = np.empty(samples.shape[2:] + samples.shape[:2], dtype=np.float32)
-    np.divide(samples.transpose(2, 0, 1), np.float32(255.0), out=pixels)
-    return pixels, target in ("LA", "RGBA"), 8
+    return samples.transpose(2, 0, 1), 255.0, target in ("LA", "RGBA"), 8  # (C, H, W) view: no copy
 
 
 def _gray_palette(im: Image.Image) -> bool:
@@ -279,6 +303,7 @@ def load_image(data: bytes, name: str, *, gray: bool = False, keep_alpha: bool =
     pages = _float_pages(im, name, notes)
     hidden = _hidden_16bit(im, data)
 
+    divisor: Optional[float] = None
     if pages is not None:
         pixels, has_alpha, bits = pages, False, 16
     else:
@@ -288,7 +313,7 @@ def load_image(data: bytes, name: str, *, gray: bool = False, keep_alpha: bool =
         if hidden is not None and hidden.startswith("16-bit grayscale+alpha"):
             im = im.convert("LA")  # Pillow reads 16-bit gray+alpha PNG as RGBA with R == G == B
         try:
-            pixels, has_alpha, bits = _to_float(im, name, notes)
+            pixels, divisor, has_alpha, bits = _to_samples(im, name, notes)
         except (OSError, ValueError) as exc:
             raise _unreadable(name, exc) from None
     if hidden is not None:
@@ -300,16 +325,18 @@ def load_image(data: bytes, name: str, *, gray: bool = False, keep_alpha: bool =
 
     color = pixels[:-1] if has_alpha else pixels
     alpha = pixels[-1:] if has_alpha else None
-    if gray and color.shape[0] == 3:
-        color = luma(color)
-    elif gray and color.shape[0] != 1:  # only a multi-page float TIFF gets here
-        raise ShapeError(f"gray needs 1 or 3 channels; {name!r} has {color.shape[0]} (pages of a float TIFF)")
     if alpha is not None and not keep_alpha:
-        if bool(np.any(alpha < 1.0)):
+        if bool(np.any(alpha < (1.0 if divisor is None else divisor))):
             notes.append("alpha channel dropped (colours kept as stored, not composited); --keep-alpha keeps it")
         alpha = None
+    if gray and color.shape[0] == 3:  # luma in float: 16-bit and float sources keep their precision
+        color = luma(as_values(color, divisor))
+        alpha = None if alpha is None else as_values(alpha, divisor)
+        divisor = None
+    elif gray and color.shape[0] != 1:  # only a multi-page float TIFF gets here
+        raise ShapeError(f"gray needs 1 or 3 channels; {name!r} has {color.shape[0]} (pages of a float TIFF)")
     out = color if alpha is None else np.concatenate([color, alpha])
-    return LoadedImage(np.ascontiguousarray(out[None], dtype=np.float32), source_mode, bits, notes)
+    return LoadedImage(out[None], source_mode, bits, notes, divisor)
 
 
 def _check_pixels(pixels: NDArray[np.generic], what: str) -> NDArray[np.generic]:
@@ -325,13 +352,8 @@ def _check_pixels(pixels: NDArray[np.generic], what: str) -> NDArray[np.generic]
     return array
 
 
-#: zlib level of the PNGs :func:`encode_png` writes.  Pillow's default, 6, took 5.0 s for a
-#: 4096x4096 RGB photo; 4 took 1.8 s for a file 0.7% larger (1: 1.0 s, 18% larger).
-PNG_COMPRESS_LEVEL = 4
-
-
-def encode_png(pixels: NDArray[np.generic], *, bits: int = 8) -> bytes:
-    """Encode [0, 1] floats as a PNG.
+def encode_png(pixels: NDArray[np.generic], *, bits: int = 8, level: int = DEFAULT_LEVEL) -> bytes:
+    """Encode [0, 1] floats as a PNG (:func:`convcli.io.display.to_pixels` in "clip", then :func:`write_png`).
 
     Values are clipped to [0, 1], scaled to 255 (or 65535) and rounded to the nearest
     integer (not truncated), so ``k/255`` comes back exactly; NaN becomes 0.
@@ -341,8 +363,9 @@ def encode_png(pixels: NDArray[np.generic], *, bits: int = 8) -> bytes:
     pixels : ndarray, shape (C, H, W) or (H, W), float
         C = 1, 2, 3 or 4: L, LA, RGB or RGBA.
     bits : {8, 16}
-        Sample depth.  16-bit output needs C = 1 (written as Pillow mode "I;16"): Pillow
-        cannot write 16-bit colour PNGs.
+        Sample depth.
+    level : int
+        zlib level, 0..9.
 
     Returns
     -------
@@ -354,7 +377,7 @@ def encode_png(pixels: NDArray[np.generic], *, bits: int = 8) -> bytes:
     ShapeError
         ``pixels`` is not 2-D or 3-D, or is empty.
     OutputFileError
-        C is not 1 to 4, ``bits`` is not 8 or 16, or 16 bits asked for C > 1.
+        C is not 1 to 4, or ``bits`` is not 8 or 16.
     """
     array = _check_pixels(pixels, "PNG output")
     channels = array.shape[0]
@@ -364,28 +387,47 @@ def encode_png(pixels: NDArray[np.generic], *, bits: int = 8) -> bytes:
         raise OutputFileError(
             f"PNG holds 1 to 4 channels (L, LA, RGB, RGBA), got {channels}; write one PNG per channel, or .npy/.tiff"
         )
-    if bits == 16 and channels != 1:
+    return write_png(to_pixels(array, "clip", bits), level=level)
+
+
+def encode_pixels(pixels: NDArray[np.unsignedinteger], fmt: str, *, level: int = DEFAULT_LEVEL,
+                  quality: int = DEFAULT_QUALITY) -> bytes:
+    """Encode integer pixels as PNG, JPEG or WebP.
+
+    Parameters
+    ----------
+    pixels : ndarray, shape (H, W, C), uint8 (uint16 for 16-bit PNG)
+        C = 1 or 3 for JPEG; 1, 3 or 4 for WebP; 1 to 4 for PNG.
+    fmt : {"png", "jpeg", "webp"}
+    level : int
+        PNG's zlib level.
+    quality : int
+        JPEG's and WebP's quality, 1..100.
+
+    Returns
+    -------
+    bytes
+
+    Raises
+    ------
+    OutputFileError
+        A format, channel count or dtype it cannot hold.
+    """
+    if fmt == "png":
+        return write_png(pixels, level=level)
+    names = {"jpeg": "JPEG", "webp": "WebP"}
+    if fmt not in names:
+        raise OutputFileError(f"cannot encode pixels as {fmt!r}; expected png, jpeg or webp")
+    channels = pixels.shape[2]
+    allowed = (1, 3) if fmt == "jpeg" else (1, 3, 4)
+    if pixels.dtype != np.uint8 or channels not in allowed:
         raise OutputFileError(
-            f"16-bit PNG needs 1 channel, got {channels}: Pillow cannot write 16-bit colour PNGs; "
-            "use 8 bits, one PNG per channel, a float TIFF or .npy"
+            f"{names[fmt]} holds 8-bit {' or '.join(map(str, allowed))}-channel images, got {channels} channel(s) of "
+            f"{pixels.dtype}; write one file per map, or PNG, TIFF or .npy"
         )
-    scale = 255.0 if bits == 8 else 65535.0
-    height, width = array.shape[1], array.shape[2]
-    hwc = np.empty((height, width, channels), dtype=np.uint8 if bits == 8 else np.uint16)
-    # In bands of rows, so the float64 temporaries stay in cache: fmax/fmin map NaN and
-    # -inf to 0 and +inf to 1 (as nan_to_num then clip did), scaled and rounded in float64.
-    step = max(1, (1 << 16) // max(1, width * channels))
-    for r0 in range(0, height, step):
-        band = array[:, r0:r0 + step]
-        clean = np.fmin(np.fmax(band, 0.0, dtype=np.float64), 1.0)
-        np.rint(np.multiply(clean, scale, out=clean), out=clean)
-        hwc[r0:r0 + step] = clean.transpose(1, 2, 0)
-    if bits == 16:
-        im = Image.fromarray(hwc[:, :, 0])  # mode "I;16"
-    else:
-        im = Image.fromarray(hwc[:, :, 0] if channels == 1 else hwc)  # L, LA, RGB or RGBA from the shape
+    im = Image.fromarray(np.ascontiguousarray(pixels[:, :, 0] if channels == 1 else pixels))
     buffer = io.BytesIO()
-    im.save(buffer, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
+    im.save(buffer, format=names[fmt].upper(), quality=quality)
     return buffer.getvalue()
 
 

@@ -24,7 +24,7 @@ from numpy.typing import NDArray
 
 from ..errors import InputFileError, ShapeError
 from .arrays import NPY_MAGIC, NPZ_MAGIC, choose_member, load_npy, load_npz, load_text
-from .images import load_image, luma
+from .images import as_values, load_image, luma
 
 STDIN_NAME = "<stdin>"
 TEXT_EXTENSIONS = (".txt", ".csv")
@@ -160,9 +160,10 @@ class LoadedInput:
 
     Attributes
     ----------
-    data : ndarray, shape (N, C, H, W)
-        float32 in [0, 1] for images; the file's dtype for arrays (bool as uint8, text as
-        float64, float32/float64 after ``gray``).
+    samples : ndarray, shape (N, C, H, W)
+        What was read: for images the decoded 8- or 16-bit samples (or float32 values,
+        see :class:`convcli.io.images.LoadedImage`); for arrays the file's values (bool as
+        uint8, text as float64, float32/float64 after ``gray``).
     name : str
         Source name for messages (``<stdin>`` for ``-``).
     stem : str
@@ -174,14 +175,28 @@ class LoadedInput:
     bits : int or None
         Images: 8 or 16, the PNG depth that keeps the source's precision
         (:attr:`convcli.io.images.LoadedImage.bits`); None for arrays.
+    divisor : float or None
+        Images with integer samples: 255 or 65535, the input's values being
+        ``samples / divisor``; None when the samples are the values.
     """
 
-    data: NDArray[Any]
+    samples: NDArray[Any]
     name: str
     stem: str
     kind: str
     notes: list[str] = field(default_factory=list)
     bits: Optional[int] = None
+    divisor: Optional[float] = None
+
+    @property
+    def data(self) -> NDArray[Any]:
+        """The input's values, shape (N, C, H, W): the samples, or a float32 copy in [0, 1] of integer image samples."""
+        return self.samples if self.divisor is None else as_values(self.samples, self.divisor)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """(N, C, H, W), without converting anything."""
+        return tuple(self.samples.shape)
 
 
 def pick_npz(arrays: Mapping[str, NDArray[Any]], name: str) -> NDArray[Any]:
@@ -274,7 +289,7 @@ def decode_input(data: bytes, source: str, *, gray: bool = False, keep_alpha: bo
     kind = sniff(data)
     if kind == "image":
         image = load_image(data, name, gray=gray, keep_alpha=keep_alpha)
-        return LoadedInput(image.data, name, input_stem(source), "image", image.notes, image.bits)
+        return LoadedInput(image.samples, name, input_stem(source), "image", image.notes, image.bits, image.divisor)
     if kind == "npy":
         array = load_npy(data, name)
     elif kind == "npz":

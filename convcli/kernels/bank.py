@@ -25,7 +25,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..engine.dtypes import float_dtype
-from ..engine.geometry import PadSpec
+from ..engine.geometry import PadSpec, parse_padding_mode
 from ..engine.layer import Convolution
 from ..errors import InputFileError, KernelSpecError, ParameterError, ShapeError
 from .kernel import FloatArray, Kernel, filter_sums, is_zero_sum
@@ -261,17 +261,31 @@ def layer_weights(kernels: Sequence[Kernel], channels: int, options: LayerOption
     return LayerWeights(weights, bias, groups, kernels[0].is_layer)
 
 
-def layer_from_weights(weights: LayerWeights, options: LayerOptions, dtype: np.dtype) -> Convolution:
-    """The Convolution of ``weights`` cast to ``dtype``, with the options' geometry and algorithm."""
+def layer_from_weights(
+    weights: LayerWeights, options: LayerOptions, dtype: np.dtype, divisor: Optional[float] = None
+) -> Convolution:
+    """The Convolution of ``weights`` cast to ``dtype``, with the options' geometry and algorithm.
+
+    ``divisor``, when given, builds the layer for integer samples that stand for
+    ``samples / divisor`` (8- and 16-bit images): W is divided by it, and a constant
+    padding value multiplied, so that the layer maps samples to the same result as the
+    values, to float rounding, and the engine converts the samples a tile at a time.
+    """
     algorithm = "im2col" if weights.layer_kernels and options.algorithm == "auto" else options.algorithm
+    w, mode = weights.W, options.padding_mode
+    if divisor is not None:
+        w = w / divisor
+        parsed = parse_padding_mode(mode)
+        if parsed.name == "constant":
+            mode = f"constant:{parsed.value * divisor!r}"
     return Convolution(
-        weights.W.astype(dtype),
+        w.astype(dtype),
         None if weights.b is None else np.asarray(weights.b, dtype=dtype),
         options.stride,
         options.pad,
         dilation=options.dilation,
         groups=weights.groups,
-        padding_mode=options.padding_mode,
+        padding_mode=mode,
         algorithm=algorithm,
     )
 

@@ -60,11 +60,11 @@ def png_pixels(path: Path) -> np.ndarray:
 
 
 def image_floats(path: Path) -> np.ndarray:
-    """An 8-bit PNG as convcli loads it, (C, H, W): k/255 rounded to float32, then float64."""
+    """An 8-bit PNG as convcli computes with it in float64, (C, H, W): k/255 (its samples stay integers until
+    the engine reads them, so the float64 path sees k/255 exactly, not a float32 rounding of it)."""
     with Image.open(path) as im:
-        array = np.asarray(im).astype(np.float32) / np.float32(255)
-    array = array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
-    return array.astype(np.float64)
+        array = np.asarray(im).astype(np.float64) / 255
+    return array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
 
 
 def scipy_filter(chw: np.ndarray, kernel: np.ndarray, mode: str = "constant", flip: bool = False) -> np.ndarray:
@@ -875,7 +875,7 @@ ERRORS: list[tuple[str, Sequence[str], int, Sequence[str]]] = [
     ("no kernel", ["RGB", "-o", "OUT"], 2, ["Missing option '--kernel'"]),
     ("no input", ["-k", "box:3", "-o", "OUT"], 2, ["Missing argument"]),
     ("unknown option", ["RGB", "-k", "box:3", "--strides", "2", "-o", "OUT"], 2, ["--strides"]),
-    ("output extension", ["RGB", "-k", "box:3", "-o", "OUT.jpg"], 4, ["cannot tell the output format", ".png"]),
+    ("output extension", ["RGB", "-k", "box:3", "-o", "OUT.gif"], 4, ["cannot tell the output format", ".png"]),
     ("output directory", ["RGB", "-k", "box:3", "-o", "nodir/o.png"], 4, ["does not exist"]),
     ("output folder missing", ["RGB", "-k", "box:3", "-o", "nodir/"], 4, ["output directory", "does not exist"]),
     ("output is the input", ["RGB", "-k", "box:3", "-o", "RGB"], 4, ["refusing to overwrite input"]),
@@ -893,7 +893,7 @@ def test_errors_are_one_line_and_leave_no_output(
     out = tmp_path / "out.npy"
     out.write_bytes(b"an existing output: must survive")
     (tmp_path / "DIR").mkdir()
-    replace = {"RGB": str(rgb), "OUT": str(out), "OUT.jpg": str(tmp_path / "o.jpg"), "DIR": str(tmp_path / "DIR"),
+    replace = {"RGB": str(rgb), "OUT": str(out), "OUT.gif": str(tmp_path / "o.gif"), "DIR": str(tmp_path / "DIR"),
                "nodir/o.png": str(tmp_path / "nodir" / "o.png"), "nodir/": str(tmp_path / "nodir") + os.sep}
     argv = [replace.get(a, str(bad_files[a]) if a in bad_files else a) for a in args]
     before = listing(tmp_path)
@@ -949,15 +949,15 @@ def test_failure_after_some_outputs_removes_them(tmp_path: Path, gray: Path, rgb
     from convcli.engine.layer import Convolution
 
     calls = {"n": 0}
-    forward = Convolution.forward
+    forward = Convolution._forward  # what forward and forward_rows both run
 
-    def failing_second(self: Convolution, x: np.ndarray) -> np.ndarray:
+    def failing_second(self: Convolution, x: np.ndarray, rows: Any) -> np.ndarray:
         calls["n"] += 1
         if calls["n"] == 2:
             raise MemoryError
-        return forward(self, x)
+        return forward(self, x, rows)
 
-    monkeypatch.setattr(Convolution, "forward", failing_second)
+    monkeypatch.setattr(Convolution, "_forward", failing_second)
     out = tmp_path / "out"
     out.mkdir()
     result = run("apply", gray, rgb, "-k", "box:3", "-o", f"{out}/")
@@ -1004,7 +1004,7 @@ def test_format_with_an_unknown_extension_is_kept(tmp_path: Path, arr: Path) -> 
 
 def test_bad_output_options_are_reported_before_inputs_are_read(tmp_path: Path) -> None:
     (tmp_path / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 30)  # undecodable
-    assert_one_line_error(run("apply", tmp_path / "bad.png", "-k", "box:3", "-o", tmp_path / "o.jpg"), 4,
+    assert_one_line_error(run("apply", tmp_path / "bad.png", "-k", "box:3", "-o", tmp_path / "o.gif"), 4,
                           "cannot tell the output format")
     assert_one_line_error(run("apply", tmp_path / "bad.png", "-k", "box:3", "-f", "png", "-o", tmp_path / "o.npy"),
                           2, "contradicts")

@@ -58,8 +58,8 @@ def test_check_output_options() -> None:
         check_output_options(OutputOptions(display="log"))
     with pytest.raises(ParameterError, match="--bit-depth must be 8 or 16, got 12"):
         check_output_options(OutputOptions(bit_depth=12))
-    with pytest.raises(OutputFileError, match="cannot tell the output format of 'o.jpg'"):
-        check_output_options(OutputOptions(output="o.jpg"))
+    with pytest.raises(OutputFileError, match="cannot tell the output format of 'o.gif'"):
+        check_output_options(OutputOptions(output="o.gif"))
 
 
 # ---------------------------------------------------------------- layers and display
