@@ -243,6 +243,22 @@ class Convolution:
         """(N, FN, OH, OW) for an input of shape (N, C, H, W)."""
         return self.geometry(x_shape).output_shape
 
+    def work_bytes(self, x_shape: tuple[int, ...], dtype: Optional[np.dtype] = None, *, backward: bool = False) -> int:
+        """About how many bytes of work buffers a forward (and backward) of an input of ``x_shape`` allocates.
+
+        The engine's buffers are a few tiles per worker thread whatever the image and
+        kernel (:mod:`convcli.engine.tiles`), plus the weights in the compute dtype; the
+        result itself (and x, dout, dx) are not counted.  The memory guard
+        (:mod:`convcli.engine.memory`) adds this to the result's size.
+        """
+        W, b = self._check_params()
+        geom = self.geometry(x_shape)
+        dtype = np.dtype(dtype) if dtype is not None else compute_dtype(np.empty(0, np.float32), W, b)
+        threads = get_num_threads()
+        weights = int(np.prod(W.shape)) * dtype.itemsize * 2
+        im2col = plan_tiles(geom, dtype.itemsize, self.tile_bytes).buffer_elements(backward) * dtype.itemsize
+        return weights + threads * max(im2col, 8 * self.tile_bytes)
+
     def plan(self, x_shape: tuple[int, ...], dtype: np.dtype) -> TilePlan:
         """The tile plan a forward of an input of shape ``x_shape`` in ``dtype`` follows."""
         return plan_tiles(self.geometry(x_shape), np.dtype(dtype).itemsize, self.tile_bytes)
