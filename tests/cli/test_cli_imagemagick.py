@@ -57,7 +57,8 @@ def test_matches_imagemagick(tmp_path: Path, im_args: list[str], convcli_flags: 
     )
     ours = tmp_path / "ours.npy"
     result = CliRunner().invoke(
-        app, ["apply", str(SAMPLES / "gray.png"), "-k", KERNEL, *convcli_flags, "-o", str(ours), "-q"]
+        app, ["apply", str(SAMPLES / "gray.png"), "-k", KERNEL, *convcli_flags, "--padding-mode", "black", "-o",
+              str(ours), "-q"]
     )
     assert result.exit_code == 0, result.output
     expected = _load16(theirs)
@@ -74,7 +75,9 @@ def test_rgb_png_identical_to_morphology_convolve(tmp_path: Path) -> None:
          "-morphology", "Convolve", KERNEL, str(theirs)],
         check=True,
     )
-    result = CliRunner().invoke(app, ["apply", str(SAMPLES / "photo.png"), "-k", KERNEL, "--flip", "-o", str(ours)])
+    result = CliRunner().invoke(
+        app, ["apply", str(SAMPLES / "photo.png"), "-k", KERNEL, "--flip", "--padding-mode", "black", "-o", str(ours)]
+    )
     assert result.exit_code == 0, result.output
     with Image.open(theirs) as a, Image.open(ours) as b:
         diff = np.abs(np.asarray(a, dtype=int) - np.asarray(b, dtype=int))
