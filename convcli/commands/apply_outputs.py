@@ -111,7 +111,7 @@ def resolve_format(options: OutputOptions) -> Optional[str]:
         An output name with no known extension and no format.
     """
     named = options.output is not None and options.output != "-" and not _is_directory_target(options.output)
-    from_name = format_for_path(str(options.output).replace("{stem}", "").replace("{map}", "")) if named else None
+    from_name = format_for_path(str(options.output).replace("{stem}", "stem").replace("{map}", "0")) if named else None
     if options.format is not None:
         fmt = options.format.lower()
         fmt = "tiff" if fmt == "tif" else fmt

@@ -170,8 +170,8 @@ def _parse_part(part: str) -> Optional[tuple[list[Kernel], str]]:
 def _parse_list(text: str) -> Optional[tuple[list[Kernel], str]]:
     """A spec holding ``;``: convcli's rows of one ``WxH:`` kernel, a kernel list, or None (an inline matrix)."""
     parts = text.split(";")
-    first = parts[0]
-    if _ARRAY_HEAD.match(first):
+    first = next((p for p in parts if p.strip()), "")
+    if _ARRAY_HEAD.match(first) and first is parts[0]:
         head, _, body = first.partition(":")
         shape = parse_array_head(head, f"ImageMagick kernel {text!r}")
         if count_values(body) < shape.width * shape.height:  # ImageMagick refuses this; convcli reads rows
@@ -237,7 +237,7 @@ def parse_kernels(spec: str) -> KernelSpec:
     (0, 0)
     """
     text = spec.strip()
-    if not text:
+    if not text.strip(";"):
         raise KernelSpecError(
             "empty kernel spec; expected a name (sobel-x, gaussian:2, Sobel:45; see 'convcli kernels'), an inline "
             "matrix ('1,2,1;2,4,2;1,2,1') or a file (.npy, .npz, .txt, .csv, .json)"
