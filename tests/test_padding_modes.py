@@ -188,3 +188,20 @@ def test_padding_is_imagemagick_virtual_pixel(mode: str) -> None:
     np.testing.assert_array_less(np.abs(ours16 - theirs), 1.01)  # gray: 32767 there, 32767.5 here
     if mode not in ("gray", "grey"):
         np.testing.assert_array_equal(ours16, theirs)
+
+
+# ---------------------------------------------------------------- names the engine does not take yet
+
+#: Unambiguous names of the peers that the engine's parser (convcli.engine.geometry, owned by the engine)
+#: does not take yet: scipy.ndimage's grid-* modes (for filters the same as wrap, reflect, constant) and
+#: ImageMagick's transparent (every channel 0, like black, for images without alpha).
+MISSING_ALIASES = {
+    "grid-wrap": "circular", "grid-mirror": "symmetric", "grid-constant": "zeros", "transparent": "zeros",
+}
+
+
+@pytest.mark.xfail(strict=True, reason="engine: PADDING_ALIASES lacks scipy's grid-wrap/grid-mirror/grid-constant "
+                   "and ImageMagick's transparent; reported to the engine's owner")
+@pytest.mark.parametrize(("alias", "mode"), list(MISSING_ALIASES.items()))
+def test_peer_names_the_engine_lacks(alias: str, mode: str) -> None:
+    assert str(parse_padding_mode(alias)) == mode

@@ -67,6 +67,11 @@ def combine_maps(y: NDArray[Any], kernels: int, mode: str) -> NDArray[np.floatin
     ------
     ParameterError
         An unknown mode, or a map count that M does not divide.
+
+    Notes
+    -----
+    Cost: one pass over ``y``; the result is C/(C·M) of its size.  ``y`` itself, the
+    layer's whole output, is computed first.
     """
     mode = check_combine(mode)
     n, maps, oh, ow = y.shape

@@ -144,7 +144,7 @@ def _convcli_form(builtin: BuiltinKernel, args: list[str]) -> bool:
     neither that nor one ImageMagick geometry (``gaussian:abc``, ``gaussian:1:5:7``) stay
     convcli's too, so the message is convcli's.
     """
-    if not args:
+    if not any(a.strip() for a in args):  # none, or only empty ones ("laplacian:")
         return True
     if len(args) <= builtin.max_args and all(not a.strip() or _PLAIN_NUMBER.match(a) for a in args):
         return True
