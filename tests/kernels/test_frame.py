@@ -55,6 +55,7 @@ CASES = [
     pytest.param("Blur:0x1;Blur:0x1+90;Sobel:45", id="mixed-sizes"),
     pytest.param("3x3: 1,nan,4,-,16,32,64,128,nan", id="holes"),
     pytest.param("Comet:0x2+90;3x1+2+0: 1,2,3", id="off-centre-rows"),
+    pytest.param("box:2;sobel-x;box:4", id="convcli-even-with-odd"),  # no origins: where 'same' puts each alone
 ]
 
 
