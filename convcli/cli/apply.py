@@ -7,11 +7,12 @@ Neighbours: what the command does (reading, filtering, naming and writing output
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Literal, Optional
 
 import typer
 
 from ..io.formats import DEFAULT_QUALITY, PNG_LEVEL
+from ..kernels.combine import COMBINE_MODES
 from .app import app
 from .options import (
     LAYER,
@@ -25,6 +26,12 @@ from .options import (
     shared_layer_options,
     stdin_count,
 )
+
+# Typer offers a Literal's values as a choice; built from the library's tuple (no numpy behind it).
+if TYPE_CHECKING:
+    CombineName = str
+else:
+    CombineName = Literal[COMBINE_MODES]
 
 
 @app.command()
@@ -68,6 +75,17 @@ def apply(
             "to zero (sobel-x, laplacian, log) or to a negative number.",
         ),
     ] = None,
+    combine: Annotated[
+        Optional[CombineName],
+        typer.Option(
+            "--combine",
+            help="Reduce the maps of several 2-D kernels to one per channel: sum, max, min, or maxabs (max of "
+            "|map|), as ImageMagick's -define morphology:compose=Plus/Lighten/Darken and libvips's compass "
+            "--combine; -k 'Kirsch:@' --combine max is the compass edge detector. PNG default display: clip for "
+            "max and maxabs (edge strength); sum as the summed kernel; min clip for positive kernels, else offset.",
+            show_default=False,
+        ),
+    ] = None,
     bit_depth: Annotated[
         Optional[int],
         typer.Option(
@@ -107,6 +125,11 @@ def apply(
       convcli apply photo.png -k gaussian:2 -o - | convcli apply - -k sobel-x -o edges.png
 
       convcli apply photo.jpg -k gaussian:3 --quality 95 -o soft.jpg
+
+      convcli apply photo.png -k 'Kirsch:@' --combine max -o compass.png
+
+    Images are padded with their edge pixels (replicate) and arrays with zeros unless
+    --padding-mode says otherwise; the "wrote" line says which ran.
     """
     from ..commands import apply as command
 
@@ -116,4 +139,4 @@ def apply(
     out = command.OutputOptions(
         output=output, format=format, display=display, bit_depth=bit_depth, quality=quality, png_level=png_level
     )
-    command.apply_command(inputs, kernel, layer, out, Reporter(quiet))
+    command.apply_command(inputs, kernel, layer, out, Reporter(quiet), combine=combine)

@@ -106,13 +106,15 @@ def grad(
     The loss is L = sum(y·dout), so dout is dL/dy; dout = y (from 'apply -o -') gives the gradient
     of ½‖y‖². The same input, kernel and geometry options as 'apply' describe the same layer.
 
-    dW is for the layer's weights as they run, (FN, C/groups, FH, FW), after --flip and --normalize;
-    db is per output map, (FN,), for a zero bias when none is given. dK is for the kernels as you gave
-    them. A 2-D kernel filters each channel (filter c·M + m is kernel m on channel c), so
-    dK[m] = Σ_c dW[c·M + m, 0], rotated back 180° under --flip and taken through w = k / sum(k) under
-    --normalize: dK = (g − ⟨g, w⟩) / sum(k) for g the gradient for w (a zero-sum kernel is left alone).
-    dK has the kernels' shape: (FH, FW) for one, (M, FH, FW) for M. Layer (4-D) kernels get a dK,
-    (FN, C/groups, FH, FW), only under --flip or --normalize. --dw writes dK when there is one.
+    dW is for the layer's weights as they run, (FN, C/groups, FH, FW), after --scale or --normalize,
+    the kernels' common frame and --flip; db is per output map, (FN,), for a zero bias when none is
+    given. dK is for the kernels as you gave them. A 2-D kernel filters each channel (filter c·M + m is
+    kernel m on channel c), so dK[m] = Σ_c dW[c·M + m, 0], rotated back 180° under --flip, cut out of
+    the frame, and taken through w = k / sum(k) under --normalize: dK = (g − ⟨g, w⟩) / sum(k) for g the
+    gradient for w (a zero-sum kernel is left alone), or through --scale by its chain rule. dK has the
+    kernels' shape: (FH, FW) for one, (M, FH, FW) for M (kernels of different sizes: their common
+    frame); an ImageMagick hole gets 0. Layer (4-D) kernels get a dK, (FN, C/groups, FH, FW), only
+    under --flip or --normalize. --dw writes dK when there is one.
 
     A summary (shapes, norms, time) goes to stderr unless --quiet; so does the --check table.
 

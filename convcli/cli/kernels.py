@@ -17,26 +17,30 @@ def kernels(
     spec: Annotated[
         Optional[str],
         typer.Argument(
-            help="A kernel spec to print as a matrix (e.g. gaussian:1.5, sobel-x, a file, or '-' for a kernel "
-            "file on standard input).",
+            help="A kernel spec to print as a matrix (e.g. gaussian:1.5, sobel-x, 'Kirsch:@', a file, or '-' for "
+            "a kernel file on standard input); a list or rotation set prints each kernel.",
             show_default=False,
         ),
     ] = None,
 ) -> None:
-    """List the built-in kernels, or print one kernel's matrix."""
+    """List the built-in kernels and the ImageMagick kernels convcli reads, or print a spec's matrices."""
     from ..commands import kernels as command
 
     if spec is not None:
-        heading, matrix = command.describe_kernel(spec)
-        typer.echo(heading)
-        typer.echo(matrix)
+        for index, (heading, matrix) in enumerate(command.describe_kernels(spec)):
+            if index:
+                typer.echo("")
+            typer.echo(heading)
+            typer.echo(matrix)
         return
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=command.LISTING_TITLE)
-    table.add_column("kernel", style="bold", no_wrap=True)
-    table.add_column("what it does")
-    for usage, summary in command.kernel_listing():
-        table.add_row(usage, summary)
-    Console().print(table)
+    for title, rows in ((command.LISTING_TITLE, command.kernel_listing()),
+                        (command.IMAGEMAGICK_TITLE, command.imagemagick_listing())):
+        table = Table(title=title)
+        table.add_column("kernel", style="bold", no_wrap=True)
+        table.add_column("what it does")
+        for usage, summary in rows:
+            table.add_row(usage, summary)
+        Console().print(table)

@@ -123,9 +123,12 @@ KernelOpt = Annotated[
         "--kernel",
         "-k",
         help="Kernel: a built-in name with arguments (sobel-x, gaussian:2, box:5; see 'convcli kernels'), "
-        "an inline matrix ('1,2,1;2,4,2;1,2,1' or ImageMagick's '3x3: 1,2,1,...'), a file "
-        "(.npy, .npz with W and b, .txt, .csv, .json), or '-' for a kernel file on standard input. "
-        "Repeat to stack a filter bank.",
+        "an ImageMagick kernel read as ImageMagick reads it (Sobel:45, 'Kirsch:@' for its 45° rotations, "
+        "'Sobel:>' for 90°, DoG:0,1,2, Gaussian:0x2, '3x3+0+0: 1,2,1,...' with its origin, nan for a hole, "
+        "';' between kernels), an inline matrix ('1,2,1;2,4,2;1,2,1'), a file (.npy, .npz with W and b, .txt, "
+        ".csv, .json), or '-' for a kernel file on standard input. gaussian, log and laplacian are convcli's "
+        "with convcli's arguments (gaussian:2 is sigma 2) and ImageMagick's with its own (Gaussian:0x2, "
+        "Laplacian:0). Repeat to stack a filter bank.",
         show_default=False,
     ),
 ]
@@ -149,14 +152,26 @@ GroupsOpt = Annotated[
     typer.Option(help="Channel groups of a 4-D kernel (default 1). 2-D kernels are always depthwise.", min=1),
 ]
 PaddingModeOpt = Annotated[
-    str,
+    Optional[str],
     typer.Option(
         "--padding-mode",
         metavar="MODE",
-        help="What the padding holds: zeros; replicate (the edge pixel, aaa|abc); reflect (PyTorch's mirror, "
-        "cb|abc: scipy's 'mirror', OpenCV's REFLECT_101); symmetric (cba|abc: scipy's 'reflect', ImageMagick's "
-        "'mirror'); circular (wrap around); constant:VALUE. ImageMagick's names work too: edge, mirror, tile, black, "
-        "gray, white; and reflect101, wrap, nearest.",
+        help="What the padding holds: zeros; replicate (the edge pixel, aaa|abc); reflect (PyTorch's: cb|abc, "
+        "= scipy's 'mirror', OpenCV's REFLECT_101); symmetric (cba|abc, = scipy's and OpenCV's 'reflect', "
+        "ImageMagick's 'mirror'); circular (wrap around); constant:VALUE. Other tools' names: edge, nearest "
+        "(replicate); tile, wrap (circular); black (zeros), gray (constant:0.5), white (constant:1); reflect101; "
+        "mirror is ImageMagick's (symmetric): for scipy's mirror use reflect, for scipy's or OpenCV's reflect use "
+        "symmetric. Default: replicate for images (ImageMagick's -virtual-pixel edge: no dark frame), zeros for "
+        "arrays (PyTorch).",
+        show_default=False,
+    ),
+]
+FlipOpt = Annotated[
+    bool,
+    typer.Option(
+        "--flip",
+        help="True convolution: rotate kernels 180°, with their origin (default: correlation). With --flip an "
+        "ImageMagick kernel gives ImageMagick's -morphology Convolve.",
     ),
 ]
 AlgorithmOpt = Annotated[
@@ -166,13 +181,24 @@ AlgorithmOpt = Annotated[
         help="How the forward pass runs (the result is the same to float rounding): im2col (the 2-D path: "
         "every tap a column, one GEMM); separable (kernels of low rank as vertical and horizontal 1-D passes); "
         "banded (each kernel row a banded matrix, the image read in place: large kernels); auto picks the "
-        "cheapest for the kernels' size and rank (4-D layer kernels: im2col). --explain says which ran.",
+        "cheapest for the kernels' size and rank (4-D layer kernels: im2col).",
         case_sensitive=False,
     ),
 ]
-FlipOpt = Annotated[bool, typer.Option("--flip", help="True convolution: rotate kernels 180° (default: correlation).")]
 NormalizeOpt = Annotated[
     bool, typer.Option("--normalize", help="Divide each kernel by its sum (left alone when the sum is 0).")
+]
+ScaleOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--scale",
+        metavar="FACTOR[!|^][,BLEND][%]",
+        help="ImageMagick's -define convolve:scale for 2-D kernels: multiply by FACTOR; '!' first divides by "
+        "|sum| (a zero-sum kernel by its positive sum); '^' scales positive taps to sum 1 and negative ones to "
+        "-1; BLEND is then added at the origin (a blend with the image: '!,100%' turns a blur into a sharpen); "
+        "'%' makes both percentages. Not with --normalize.",
+        show_default=False,
+    ),
 ]
 DtypeOpt = Annotated[
     Optional[DtypeName],
@@ -191,10 +217,11 @@ SHARED_OPTIONS: tuple[tuple[str, Any, Any], ...] = (
     ("pad", PadOpt, "same"),
     ("dilation", DilationOpt, "1"),
     ("groups", GroupsOpt, None),
-    ("padding_mode", PaddingModeOpt, "zeros"),
+    ("padding_mode", PaddingModeOpt, None),
     ("algorithm", AlgorithmOpt, "auto"),
     ("flip", FlipOpt, False),
     ("normalize", NormalizeOpt, False),
+    ("scale", ScaleOpt, None),
     ("dtype", DtypeOpt, None),
     ("gray", GrayOpt, False),
     ("keep_alpha", KeepAlphaOpt, False),
@@ -214,26 +241,30 @@ class LayerArgs:
     pad: str = "same"
     dilation: str = "1"
     groups: Optional[int] = None
-    padding_mode: str = "zeros"
+    padding_mode: Optional[str] = None
     algorithm: str = "auto"
     flip: bool = False
     normalize: bool = False
+    scale: Optional[str] = None
     dtype: Optional[str] = None
     gray: bool = False
     keep_alpha: bool = False
 
     def layer_options(self) -> LayerOptions:
         """The options as a :class:`~convcli.kernels.bank.LayerOptions`, the bias read."""
-        from ..kernels.bank import LayerOptions, parse_bias
+        from ..kernels.bank import LayerOptions
+        from ..kernels.bias import parse_bias
+        from ..kernels.scale import parse_scale
 
         return LayerOptions(
             stride=parse_pair(self.stride, "--stride"),
             pad=parse_pad(self.pad),
             dilation=parse_pair(self.dilation, "--dilation"),
             groups=self.groups,
-            padding_mode=_padding_mode(self.padding_mode),
+            padding_mode=None if self.padding_mode is None else _padding_mode(self.padding_mode),
             flip=self.flip,
             normalize=self.normalize,
+            scale=None if self.scale is None else parse_scale(self.scale),
             dtype=self.dtype,
             bias=None if self.bias is None else parse_bias(self.bias),
             algorithm=self.algorithm.lower(),

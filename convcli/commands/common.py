@@ -2,8 +2,11 @@
 
 :class:`SharedOptions` is what ``apply`` and ``grad`` are told alike: the layer (stride,
 pad, ... and the bias) and how inputs are read (gray, alpha).  The same options describe the
-same layer.  :class:`Reporter` is how a command tells its user what it does (one-line
-messages, a progress bar); the library's default, :data:`QUIET`, says nothing.
+same layer.  :func:`padding_for` resolves the padding mode an input gets when none is given:
+``replicate`` for images (ImageMagick's ``-virtual-pixel edge``, libvips's edge: a blurred
+photo keeps its border), ``zeros`` for arrays (the book, PyTorch).  :class:`Reporter` is how
+a command tells its user what it does (one-line messages, a progress bar); the library's
+default, :data:`QUIET`, says nothing.
 
 Neighbours: the commands themselves are :mod:`convcli.commands.apply`,
 :mod:`convcli.commands.grad`, :mod:`convcli.commands.info` and
@@ -19,9 +22,16 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from typing import Callable, Optional, Protocol
 
-from ..kernels.bank import LayerOptions, parse_bias
+from ..kernels.bank import LayerOptions
+from ..kernels.bias import parse_bias
 
-__all__ = ["QUIET", "LayerJob", "Progress", "Reporter", "SharedOptions", "format_shape", "target_name"]
+__all__ = [
+    "DEFAULT_PADDING", "QUIET", "LayerJob", "Progress", "Reporter", "SharedOptions", "format_shape", "padding_for",
+    "target_name",
+]
+
+#: The padding mode of each input kind when ``--padding-mode`` is not given.
+DEFAULT_PADDING: dict[str, str] = {"image": "replicate", "array": "zeros"}
 
 #: ``report(done, total)``: progress of a long step, ``done`` out of ``total`` (fractional while a step runs).
 Progress = Callable[[float, int], None]
@@ -33,7 +43,7 @@ class SharedOptions(Protocol):
     Attributes
     ----------
     bias : str or None
-        The bias as given (:func:`convcli.kernels.bank.parse_bias`: numbers, a ``.npy`` file or
+        The bias as given (:func:`convcli.kernels.bias.parse_bias`: numbers, a ``.npy`` file or
         ``-``); a file it names is never overwritten.
     gray : bool
         Read inputs as one luma channel.
@@ -109,3 +119,10 @@ def format_shape(shape: Sequence[int]) -> str:
 def target_name(path: str) -> str:
     """How a message names an output: "standard output", or the path quoted (one line, whatever its name)."""
     return "standard output" if path == "-" else repr(path)
+
+
+def padding_for(options: LayerOptions, kind: str) -> LayerOptions:
+    """``options`` with a padding mode: its own, else :data:`DEFAULT_PADDING` of the input's ``kind``."""
+    if options.padding_mode is not None:
+        return options
+    return dataclasses.replace(options, padding_mode=DEFAULT_PADDING.get(kind, "zeros"))

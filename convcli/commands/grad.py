@@ -45,8 +45,8 @@ from ..io.outputs import all_or_nothing, check_targets, npy_bytes, npz_bytes, pr
 from ..kernels.bank import LayerOptions, build_layer, working_dtype
 from ..kernels.gradient import kernel_gradient
 from ..kernels.kernel import Kernel
-from ..kernels.spec import parse_kernel
-from .common import QUIET, Reporter, SharedOptions, format_shape, target_name
+from ..kernels.spec import parse_kernels
+from .common import QUIET, Reporter, SharedOptions, format_shape, padding_for, target_name
 from .gradcheck import CheckRow, check_options, default_tolerance, gradient_check
 
 __all__ = [
@@ -67,15 +67,15 @@ class Gradients:
     ----------
     dx : ndarray, shape (N, C, H, W)
     dW : ndarray, shape (FN, C/groups, FH, FW)
-        With respect to the layer's weights as it runs them (after ``flip`` and
-        ``normalize`` of :class:`~convcli.kernels.bank.LayerOptions`).
+        With respect to the layer's weights as it runs them (after ``scale`` or
+        ``normalize``, the kernels' frame and ``flip`` of :class:`~convcli.kernels.bank.LayerOptions`).
     db : ndarray, shape (FN,)
         With respect to the bias (a zero bias when none was given).
     dK : ndarray or None
         With respect to the kernels as the user gave them (:func:`~convcli.kernels.gradient.kernel_gradient`):
-        shape (FH, FW) for one 2-D kernel, (M, FH, FW) for M, (FN, C/groups, FH, FW)
-        for layer kernels with ``flip`` or ``normalize``; None for layer kernels
-        otherwise (dW is then already that gradient).
+        shape (FH, FW) for one 2-D kernel, (M, FH, FW) for M (of different sizes: their
+        common frame), (FN, C/groups, FH, FW) for layer kernels with ``flip`` or
+        ``normalize``; None for layer kernels otherwise (dW is then already that gradient).
     layer : Convolution
         The layer (its W, b and geometry).
     seconds : float
@@ -588,16 +588,18 @@ def grad_command(
     source : str
         The input: a path or ``-``.
     kernels : sequence of str
-        Kernel specs (:func:`convcli.kernels.spec.parse_kernel`).
+        Kernel specs (:func:`convcli.kernels.spec.parse_kernels`; one spec may give several).
     dout : str
         The upstream gradient (:func:`load_dout`).
     shared : SharedOptions
-        The layer options and how the input is read: the same as ``apply``'s give the same layer.
+        The layer options and how the input is read: the same as ``apply``'s give the same
+        layer (a padding mode of None: the input's kind's, :func:`~convcli.commands.common.padding_for`).
     output_options : GradOutputOptions
     check : CheckOptions, optional
         Check the gradients numerically; a failure raises before anything is written.
     report : Reporter
-        Told the input's notes, a summary (shapes, norms, time) and each file written.
+        Told the input's notes, a summary (shapes, padding mode, norms, time) and each file
+        written (with the padding mode).
     show_check : callable(CheckReport), optional
         Shown the check's report before its verdict.
 
@@ -617,15 +619,16 @@ def grad_command(
     if any(t.path == "-" for t in targets):
         refuse_terminal("'-'")
     options = shared.layer_options()
-    parsed = [parse_kernel(spec) for spec in kernels]
+    parsed = [kernel for spec in kernels for kernel in parse_kernels(spec).kernels]
     item = load_input(source, gray=shared.gray, keep_alpha=shared.keep_alpha)
     for note in item.notes:
         report.say(f"{item.name!r}: {note}")
+    options = padding_for(options, item.kind)
     run = run_grad(item.data, parsed, options, dout)
     grads = run.grads
     norms = ", ".join(f"|{name}| {norm:.6g} ({format_shape(shape)})" for name, norm, shape in grads.norms())
-    report.say(f"x {format_shape(run.x.shape)} -> y {format_shape(run.output_shape)} ({run.dtype}); {norms}; "
-               f"forward+backward {grads.seconds * 1000:.1f} ms")
+    report.say(f"x {format_shape(run.x.shape)} -> y {format_shape(run.output_shape)} ({run.dtype}, padding "
+               f"{options.padding_mode}); {norms}; forward+backward {grads.seconds * 1000:.1f} ms")
     if check is not None:
         outcome = check_gradients(run, check)
         if show_check is not None:
@@ -635,8 +638,9 @@ def grad_command(
     for target, shape in written:
         if target.what == "npz":
             members = "dx, dW, db" + (", dK" if grads.dK is not None else "")
-            report.say(f"wrote {target_name(target.path)} (npz: {members})")
+            report.say(f"wrote {target_name(target.path)} (npz: {members}; padding {options.padding_mode})")
         else:
             name = "dK" if target.what == "dW" and grads.dK is not None else target.what
-            report.say(f"wrote {name} to {target_name(target.path)} ({target.format}, {format_shape(shape)})")
+            report.say(f"wrote {name} to {target_name(target.path)} ({target.format}, {format_shape(shape)}, "
+                       f"padding {options.padding_mode})")
     return written

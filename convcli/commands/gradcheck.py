@@ -31,6 +31,7 @@ from ..engine.geometry import PaddingMode, parse_padding_mode
 from ..engine.layer import Convolution
 from ..errors import ParameterError
 from ..kernels.bank import filter_bank, kernel_stack
+from ..kernels.gradient import gradient_layout, smooth_entries
 from ..kernels.kernel import Kernel, zero_sum_filters
 
 if TYPE_CHECKING:
@@ -286,41 +287,56 @@ def _kernel_variants(
     kernels = list(grads.kernels)
     options = grads.options
     channels = probe.layout.channels
-    layers = kernels[0].is_layer
-    sizes = [k.weights.size for k in kernels]
-    which = int(np.searchsorted(np.cumsum(sizes), flat_index, side="right"))
-    local = flat_index - sum(sizes[:which])
-    if layers:
+    if kernels[0].is_layer:
+        sizes = [k.weights.size for k in kernels]
+        which = int(np.searchsorted(np.cumsum(sizes), flat_index, side="right"))
+        local = flat_index - sum(sizes[:which])
         first = sum(k.filters for k in kernels[:which])
-        per_filter = kernels[which].weights[0].size
-        filters: tuple[int, ...] = (first + local // per_filter,)
+        filters: tuple[int, ...] = (first + local // kernels[which].weights[0].size,)
     else:
-        m = len(kernels)
-        filters = tuple(c * m + which for c in range(channels))
+        located = gradient_layout(kernels, options.flip).locate(kernels, flat_index)
+        if located is None:
+            raise RuntimeError(f"gradient check: dK entry {flat_index} is no kernel tap")
+        which, local = located
+        filters = tuple(c * len(kernels) + which for c in range(channels))
     variants = []
     for step in steps:
-        raw = np.array(kernels[which].weights, dtype=np.float64)
+        kernel = kernels[which]
+        raw = np.array(kernel.weights, dtype=np.float64)
         raw.reshape(-1)[local] += step
-        changed = [*kernels[:which], Kernel(raw, kernels[which].bias, kernels[which].label), *kernels[which + 1:]]
+        moved = Kernel(raw, kernel.bias, kernel.label, origin=kernel.origin, taps=kernel.taps)
         weights, _, _ = filter_bank(
-            changed, channels, groups=options.groups, flip=options.flip, normalize=options.normalize
+            [*kernels[:which], moved, *kernels[which + 1:]], channels, groups=options.groups, flip=options.flip,
+            normalize=options.normalize, scale=options.scale,
         )
         variants.append(_Variant(filters, weights[list(filters)], probe.b[list(filters)]))
     return variants
 
 
 def _differentiable_kernel_entries(grads: Gradients) -> NDArray[np.intp]:
-    """Flat indices of dK where L is differentiable in the kernel: all but zero-sum filters under ``normalize``.
+    """Flat indices of dK that are kernel taps where L is differentiable in the kernel.
 
-    ``normalize`` leaves a zero-sum kernel (a layer filter; :func:`convcli.kernels.kernel.is_zero_sum`)
-    alone but divides any perturbed copy by its tiny sum, so L jumps there and has no
-    derivative.
+    Left out: ``normalize`` leaves a zero-sum kernel (a layer filter;
+    :func:`convcli.kernels.kernel.is_zero_sum`) alone but divides any perturbed copy by its
+    tiny sum, so L jumps there and has no derivative; ``--scale`` jumps likewise
+    (:func:`convcli.kernels.gradient.smooth_entries`); holes and the frame around kernels of
+    different sizes are no taps.
     """
     assert grads.dK is not None
-    if not grads.options.normalize:
-        return np.arange(grads.dK.size)
-    raw = kernel_stack(grads.kernels)
-    return np.flatnonzero(np.repeat(~zero_sum_filters(raw), raw[0].size))
+    kernels = list(grads.kernels)
+    if kernels[0].is_layer:
+        if not grads.options.normalize:
+            return np.arange(grads.dK.size)
+        raw = kernel_stack(kernels)
+        return np.flatnonzero(np.repeat(~zero_sum_filters(raw), raw[0].size))
+    layout = gradient_layout(kernels, grads.options.flip)
+    smooth = smooth_entries(kernels, grads.options)
+    eligible = []
+    for index in range(grads.dK.size):
+        located = layout.locate(kernels, index)
+        if located is not None and smooth[located[0]].reshape(-1)[located[1]]:
+            eligible.append(index)
+    return np.array(eligible, dtype=np.intp)
 
 
 def _scale(name: str, probe: _Probe) -> float:
@@ -351,10 +367,10 @@ def numeric_filters(
 ) -> dict[str, NDArray[np.float64]]:
     """Central differences of L for the entries of dW, db and (when sampled) dK, in one batch of forwards.
 
-    Under ``normalize`` L is rational, not linear, in a kernel tap, ``(a + b t) / (s + t)``,
-    whose central difference is off by exactly the factor ``s² / (s² - eps²)``; the dK
-    differences at eps and eps/2 are combined (Richardson, ``(4 D(eps/2) - D(eps)) / 3``),
-    which cancels that eps² term.
+    Under ``normalize`` (or ``--scale`` with ``!`` or ``^``) L is rational, not linear, in a
+    kernel tap, ``(a + b t) / (s + t)``, whose central difference is off by exactly the
+    factor ``s² / (s² - eps²)``; the dK differences at eps and eps/2 are combined
+    (Richardson, ``(4 D(eps/2) - D(eps)) / 3``), which cancels that eps² term.
 
     Returns
     -------
@@ -365,7 +381,8 @@ def numeric_filters(
     for which, name in (("W", "dW"), ("b", "db")):
         for i in entries[name]:
             variants.extend(_weight_variants(probe, int(i), eps, which))
-    richardson = grads.options.normalize
+    scale = grads.options.scale
+    richardson = grads.options.normalize or (scale is not None and scale.normalize is not None)
     kernel_steps = (eps, -eps, eps / 2, -eps / 2) if richardson else (eps, -eps)
     for i in entries.get("dK", ()):
         variants.extend(_kernel_variants(probe, grads, int(i), kernel_steps))
@@ -453,7 +470,8 @@ def gradient_check(
     passes with the entry perturbed.  Only the outputs the entry reaches are computed
     (the rest of L does not change, so the difference is the same): a window of the
     perturbed image's rows and columns for x, the filter's maps for W and b, the
-    kernel's maps for dK (the kernel rebuilt through ``flip`` and ``normalize``).  The
+    kernel's maps for dK (the kernel rebuilt through ``scale``, ``normalize``, its frame and
+    ``flip``).  The
     relative error of an entry is ``|analytic - numeric| / max(|analytic|, |numeric|,
     floor)``, where the floor is 1e-6 times the larger of the tensor's largest
     sampled numeric value and one term of its sums (max|W|·max|dout| for dx,
@@ -471,7 +489,8 @@ def gradient_check(
         Entries per tensor, >= 1.
     eps : float
         Step, > 0.  L is linear in each entry of x, W and b, so the difference has no
-        truncation error there.  Under ``normalize``, L is rational in a kernel tap,
+        truncation error there.  Under ``normalize`` (or a normalising ``scale``), L is
+        rational in a kernel tap,
         ``(a + b t) / (s + t)`` with s the kernel's sum, and the central difference is off
         by the factor ``s² / (s² - eps²)``; the dK row then combines the differences at
         eps and eps/2 (Richardson extrapolation, ``(4 D(eps/2) - D(eps)) / 3``), which
@@ -485,7 +504,8 @@ def gradient_check(
     -------
     list of CheckRow
         Rows for dx, dW, db (and dK); ``passed`` is ``max_rel <= tolerance``.  A dK row
-        with 0 samples (and a note) when every kernel is zero-sum under ``normalize``.
+        with 0 samples (and a note) when no kernel entry is differentiable (every kernel
+        zero-sum under ``normalize``).
 
     Notes
     -----
@@ -505,7 +525,10 @@ def gradient_check(
     if grads.dK is not None:
         eligible = _differentiable_kernel_entries(grads)
         if eligible.size < grads.dK.size:
-            kernel_note = "zero-sum kernels under --normalize left out: not differentiable there"
+            kernel_note = (
+                "left out: entries that are no kernel taps (holes, the frame of kernels of different sizes) or where "
+                "L is not differentiable (a zero-sum kernel under --normalize or --scale !, a 0 tap under --scale ^)"
+            )
         if eligible.size:
             chosen["dK"] = eligible[sample_entries(rng, eligible.size, samples)]
     numeric.update(numeric_filters(probe, grads, chosen, eps))

@@ -1,13 +1,18 @@
-"""``convcli kernels``: the listing of the built-in kernels, and one kernel printed as a matrix.
+"""``convcli kernels``: the listings of the kernels convcli knows, and a spec's kernels printed as matrices.
 
-:func:`kernel_listing` gives the rows of the listing; :func:`describe_kernel` parses a spec
-and gives its heading and its matrix, as :func:`format_matrix` writes it.
+:func:`kernel_listing` gives the rows of the listing of convcli's built-ins,
+:func:`imagemagick_listing` those of the ImageMagick kernel names convcli reads;
+:func:`describe_kernels` parses a spec and gives each kernel's heading and matrix, as
+:func:`format_matrix` writes it (an ImageMagick kernel's holes as ``-``).
 
-Neighbours: the built-ins and their registry are :mod:`convcli.kernels.builtins`; the spec
-parser :mod:`convcli.kernels.spec`; the table is printed by :mod:`convcli.cli.kernels`.
+Neighbours: the built-ins and their registry are :mod:`convcli.kernels.builtins`, the
+ImageMagick names :mod:`convcli.kernels.imagemagick_named`; the spec parser
+:mod:`convcli.kernels.spec`; the tables are printed by :mod:`convcli.cli.kernels`.
 """
 
 from __future__ import annotations
+
+from typing import Optional
 
 import numpy as np
 from numpy.typing import NDArray
@@ -15,10 +20,19 @@ from numpy.typing import NDArray
 from ..errors import ShapeError
 from .common import format_shape
 
-__all__ = ["LISTING_TITLE", "describe_kernel", "format_matrix", "kernel_listing"]
+__all__ = [
+    "IMAGEMAGICK_TITLE", "LISTING_TITLE", "describe_kernel", "describe_kernels", "format_matrix",
+    "imagemagick_listing", "kernel_listing",
+]
 
 #: The title of the listing.
 LISTING_TITLE = "Built-in kernels (apply as cross-correlation; --flip for true convolution)"
+
+#: The title of the listing of ImageMagick's names.
+IMAGEMAGICK_TITLE = (
+    "ImageMagick kernels, read as ImageMagick 6 reads them (names case-insensitive; :@ 45° rotations, :> 90°; "
+    "--flip gives -morphology Convolve)"
+)
 
 
 def kernel_listing() -> list[tuple[str, str]]:
@@ -28,33 +42,50 @@ def kernel_listing() -> list[tuple[str, str]]:
     return [(builtin.usage, builtin.summary) for builtin in BUILTINS.values()]
 
 
-def describe_kernel(spec: str) -> tuple[str, str]:
-    """The heading and the matrix of the kernel ``spec`` names.
+def imagemagick_listing() -> list[tuple[str, str]]:
+    """(usage, summary) of every ImageMagick kernel name convcli reads: ``("Sobel[:ANGLE]", "[[1,0,-1],...")``."""
+    from ..kernels.imagemagick_named import MAGICK_KERNELS
+
+    return [(entry.usage, entry.summary) for entry in MAGICK_KERNELS.values()]
+
+
+def describe_kernels(spec: str) -> list[tuple[str, str]]:
+    """The heading and the matrix of each kernel ``spec`` gives (a list or rotation set gives several).
 
     Returns
     -------
-    heading : str
-        ``"LABEL: FH×FW, sum S"`` for a 2-D kernel, ``"LABEL: layer FN×C×FH×FW (FN, C/groups, FH, FW)"``
-        for a layer.
-    matrix : str
-        :func:`format_matrix` of the weights (a layer: one ``[f, c]`` block per filter and channel).
+    list of (heading, matrix)
+        heading: ``"LABEL: FH×FW, sum S"`` for a 2-D kernel (ImageMagick's: ``, origin +X+Y``
+        added), ``"LABEL: layer FN×C×FH×FW (FN, C/groups, FH, FW)"`` for a layer.  matrix:
+        :func:`format_matrix` of the weights (a layer: one ``[f, c]`` block per filter and
+        channel; a hole ``-``).
     """
-    from ..kernels.spec import parse_kernel  # only here: it brings the file readers (Pillow)
+    from ..kernels.spec import parse_kernels  # only here: it brings the file readers (Pillow)
 
-    kernel = parse_kernel(spec)
-    weights = kernel.weights
-    if weights.ndim == 2:
-        heading = f"{kernel.label}: {format_shape(weights.shape)}, sum {weights.sum():.6g}"
-    else:
-        heading = f"{kernel.label}: layer {format_shape(weights.shape)} (FN, C/groups, FH, FW)"
-    return heading, format_matrix(weights)
+    described = []
+    for kernel in parse_kernels(spec).kernels:
+        weights = kernel.weights
+        if weights.ndim == 2:
+            heading = f"{kernel.label}: {format_shape(weights.shape)}, sum {weights.sum():.6g}"
+            if kernel.origin is not None:
+                heading += f", origin +{kernel.origin[1]}+{kernel.origin[0]}"
+        else:
+            heading = f"{kernel.label}: layer {format_shape(weights.shape)} (FN, C/groups, FH, FW)"
+        described.append((heading, format_matrix(weights, holes=None if kernel.taps is None else ~kernel.taps)))
+    return described
+
+
+def describe_kernel(spec: str) -> tuple[str, str]:
+    """The heading and the matrix of the first kernel ``spec`` gives (:func:`describe_kernels`)."""
+    return describe_kernels(spec)[0]
 
 
 def _format_number(value: float, precision: int) -> str:
     return "0" if value == 0 else f"{value:.{precision}g}"
 
 
-def format_matrix(weights: NDArray[np.generic], *, precision: int = 6) -> str:
+def format_matrix(weights: NDArray[np.generic], *, precision: int = 6,
+                  holes: Optional[NDArray[np.bool_]] = None) -> str:
     """A kernel as aligned text, for ``convcli kernels NAME``.
 
     Parameters
@@ -63,6 +94,8 @@ def format_matrix(weights: NDArray[np.generic], *, precision: int = 6) -> str:
         A layer prints one ``[f, c]`` block per filter and channel.
     precision : int
         Significant digits (0.0625 stays 0.0625, 1/3 prints 0.333333).
+    holes : ndarray of bool, shape (FH, FW), optional
+        Positions printed as ``-`` (not part of the kernel, ImageMagick's ``nan``).
 
     Returns
     -------
@@ -81,7 +114,11 @@ def format_matrix(weights: NDArray[np.generic], *, precision: int = 6) -> str:
         arr = arr[None, :]
     if arr.ndim != 2:
         raise ShapeError(f"format_matrix needs a 2-D (FH, FW) or 4-D kernel, got shape {arr.shape}")
-    cells = [[_format_number(float(v), precision).partition(".") for v in row] for row in arr]
+    hole = np.zeros(arr.shape, dtype=bool) if holes is None else np.asarray(holes, dtype=bool).reshape(arr.shape)
+    cells = [
+        [("-", "", "") if h else _format_number(float(v), precision).partition(".") for v, h in zip(row, hrow)]
+        for row, hrow in zip(arr, hole)
+    ]
     columns = list(zip(*cells))
     left = [max(len(c[0]) for c in col) for col in columns]
     right = [max(len(c[1] + c[2]) for c in col) for col in columns]

@@ -56,6 +56,7 @@ def render(
     png_level: int,
     quality: int,
     progress: Optional[Callable[[float], None]] = None,
+    transform: Optional[Callable[[NDArray[np.floating]], NDArray[np.floating]]] = None,
 ) -> Iterator[tuple[FileSpec, bytes, tuple[int, ...]]]:
     """Run ``layer`` over ``data`` and yield each file's bytes, with the shape of what it holds.
 
@@ -72,6 +73,10 @@ def render(
         PNG's zlib level; JPEG's and WebP's quality.
     progress : callable(fraction), optional
         Told the fraction of the batch done.
+    transform : callable(maps) -> maps, optional
+        Applied to the layer's result (N, FN, rows, OW) before anything is written, a band
+        of rows at a time where the pictures allow it (``--combine`` reduces the maps of
+        several kernels to one per channel: :func:`convcli.kernels.combine.combine_maps`).
 
     Yields
     ------
@@ -79,6 +84,8 @@ def render(
         ``shape`` is (n, maps, OH, OW) of the result the file holds.
     """
     n, fn, oh, ow = layer.output_shape(data.shape)
+    if transform is not None:
+        fn = transform(np.zeros((1, fn, 1, 1), dtype=np.float32)).shape[1]
     pictures = all(f.format in PICTURE_FORMATS for f in files) and display in ELEMENTWISE_MODES
     depths = {f.bits for f in files}
     if pictures and len(depths) == 1:
@@ -90,6 +97,8 @@ def render(
             for r0 in range(0, oh, rows):
                 r1 = min(oh, r0 + rows)
                 band = layer.forward_rows(data, r0, r1)  # (N, FN, rows, OW) floats, then pixels at once
+                if transform is not None:
+                    band = transform(band)
                 for k in range(n):
                     to_pixels(band[k], display, bits, out=pixels[k, r0:r1])
                 if progress is not None:
@@ -104,6 +113,8 @@ def render(
     if progress is not None:
         layer.progress = lambda done, total: progress(done / total)
     result = layer.forward(data)
+    if transform is not None:
+        result = transform(result)
     for spec in files:
         maps = result[spec.first:spec.stop, _maps(spec)]
         yield spec, _encode(maps, spec, display, png_level, quality), tuple(maps.shape)

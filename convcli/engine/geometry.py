@@ -29,13 +29,15 @@ ALGORITHMS: tuple[str, ...] = ("auto", "im2col", "separable", "banded")
 PADDING_MODES: tuple[str, ...] = ("zeros", "reflect", "replicate", "circular", "symmetric", "constant")
 
 #: Other tools' names for the same modes: ImageMagick's virtual pixels (edge, mirror, tile, black,
-#: gray, white) and the unambiguous ones of OpenCV and scipy (reflect101, wrap, nearest).  Names that
+#: gray, white, transparent) and the unambiguous ones of OpenCV and scipy (reflect101, wrap,
+#: nearest, scipy's grid-wrap, grid-mirror, grid-constant).  Names that
 #: mean different things in different tools keep convcli's meaning: "reflect" is PyTorch's (``dcb|abcd``,
 #: scipy's "mirror", OpenCV's REFLECT_101); scipy's "reflect" is "symmetric" here (``dcba|abcd``).
 PADDING_ALIASES: dict[str, str] = {
     "edge": "replicate", "nearest": "replicate", "mirror": "symmetric", "tile": "circular", "wrap": "circular",
     "black": "zeros", "gray": "constant:0.5", "grey": "constant:0.5", "white": "constant:1",
-    "reflect101": "reflect", "reflect_101": "reflect",
+    "reflect101": "reflect", "reflect_101": "reflect", "transparent": "zeros",
+    "grid-wrap": "circular", "grid-mirror": "symmetric", "grid-constant": "zeros",
 }
 
 

@@ -256,8 +256,12 @@ class Convolution:
         dtype = np.dtype(dtype) if dtype is not None else compute_dtype(np.empty(0, np.float32), W, b)
         threads = get_num_threads()
         weights = int(np.prod(W.shape)) * dtype.itemsize * 2
-        im2col = plan_tiles(geom, dtype.itemsize, self.tile_bytes).buffer_elements(backward) * dtype.itemsize
-        return weights + threads * max(im2col, 8 * self.tile_bytes)
+        per_worker = plan_tiles(geom, dtype.itemsize, self.tile_bytes).buffer_elements(backward) * dtype.itemsize
+        if self.algorithm != "im2col" and geom.channels_per_group == 1:  # separable or banded may run
+            # their windows, bands and banded matrices: a few tiles, or a few copies of a small image
+            image = (geom.channels * geom.padded_hw[0] * geom.padded_hw[1] + geom.filters * geom.out_h * geom.out_w)
+            per_worker = max(per_worker, min(8 * self.tile_bytes, 8 * image * dtype.itemsize))
+        return weights + threads * per_worker
 
     def plan(self, x_shape: tuple[int, ...], dtype: np.dtype) -> TilePlan:
         """The tile plan a forward of an input of shape ``x_shape`` in ``dtype`` follows."""

@@ -44,7 +44,7 @@ _SMALLER = "use less padding, a larger stride, or fewer kernels or inputs at a t
 
 
 def _work_text(work: int) -> str:
-    return f" and about {_size_text(work)} of work buffers" if work else ""
+    return f", with about {_size_text(work)} of work buffers" if work else ""
 
 
 def check_result_size(shape: Sequence[int], dtype: np.dtype, what: str = "output", *, work: int = 0,
@@ -95,5 +95,5 @@ def allocation_guard(shape: Sequence[int], dtype: np.dtype, what: str = "output"
         smaller = _SMALLER + (", or float32" if np.dtype(dtype) == np.float64 else "")
         raise MemoryLimitError(
             f"out of memory computing the {what} of shape {tuple(int(n) for n in shape)} ({np.dtype(dtype)}, "
-            f"{_size_text(nbytes)}{_work_text(work)}); {smaller}"
+            f"{_size_text(nbytes)}){_work_text(work)}; {smaller}"
         ) from None

@@ -1,25 +1,27 @@
 """Kernels + options -> a layer: the weights, bias and groups of one :class:`~convcli.engine.layer.Convolution`.
 
 :func:`filter_bank` stacks parsed :class:`~convcli.kernels.kernel.Kernel` objects: M 2-D
-kernels become a depthwise bank (groups = C), 4-D layer kernels are concatenated along FN.
+kernels become a depthwise bank (groups = C), placed in one frame by their origins
+(:mod:`convcli.kernels.frame`: kernels of different sizes or with an ImageMagick origin are
+embedded in a common zero kernel centred on each origin) and scaled by ``--scale``
+(:mod:`convcli.kernels.scale`); 4-D layer kernels are concatenated along FN.
 :class:`LayerOptions` holds the options ``apply`` and ``grad`` share, and :func:`build_layer`
 turns kernels and those options into the :class:`~convcli.engine.layer.Convolution` for an
-input of C channels, so the same options always describe the same layer.  Bias handling
-lives here, all of it: :func:`parse_bias` reads a bias given as text or a ``.npy`` file,
-:func:`expand_bias` spreads it over the layer's filters.
+input of C channels, so the same options always describe the same layer, the bias
+spread over the filters by :func:`convcli.kernels.bias.expand_bias`.
 
 Neighbours: the kernel type and the zero-sum test that ``normalize`` uses are
-:mod:`convcli.kernels.kernel`; the way back, from the layer's ``dW`` to the kernels as
+:mod:`convcli.kernels.kernel`; where kernels sit, :mod:`convcli.kernels.frame`; ``--scale``,
+:mod:`convcli.kernels.scale`; the way back, from the layer's ``dW`` to the kernels as
 given (dK), is :mod:`convcli.kernels.gradient`; the engine that runs the layer is
 :mod:`convcli.engine`.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Optional
 
 import numpy as np
 from numpy.typing import NDArray
@@ -27,12 +29,15 @@ from numpy.typing import NDArray
 from ..engine.dtypes import float_dtype
 from ..engine.geometry import PadSpec, parse_padding_mode
 from ..engine.layer import Convolution
-from ..errors import InputFileError, KernelSpecError, ParameterError, ShapeError
+from ..errors import KernelSpecError, ParameterError, ShapeError
+from .bias import expand_bias
+from .frame import Frame, embed, kernel_frame, running_origin
 from .kernel import FloatArray, Kernel, filter_sums, is_zero_sum
+from .scale import KernelScale, scale_kernel
 
 __all__ = [
-    "LayerOptions", "LayerWeights", "build_layer", "expand_bias", "filter_bank", "kernel_stack", "layer_from_weights",
-    "layer_weights", "parse_bias", "working_dtype",
+    "LayerOptions", "LayerWeights", "build_layer", "filter_bank", "kernel_stack", "layer_from_weights",
+    "layer_weights", "prepared_kernel", "working_dtype",
 ]
 
 
@@ -45,31 +50,55 @@ def kernel_stack(kernels: Sequence[Kernel]) -> FloatArray:
     Returns
     -------
     ndarray
-        (M, FH, FW) for M 2-D kernels; the layers concatenated along FN,
+        (M, FH, FW) for M 2-D kernels of one size; the layers concatenated along FN,
         (FN, C/groups, FH, FW), for 4-D kernels.
+
+    Raises
+    ------
+    KernelSpecError
+        2-D kernels of different sizes (their frame is :func:`convcli.kernels.frame.kernel_frame`).
     """
     arrays = [np.asarray(k.weights, dtype=np.float64) for k in kernels]
     if kernels and kernels[0].is_layer:
         return np.concatenate(arrays)
+    if len({a.shape for a in arrays}) > 1:
+        raise KernelSpecError("kernel_stack: 2-D kernels of different sizes have no common stack; see kernel_frame")
     return np.stack(arrays)
 
 
-def _depthwise(kernels: list[Kernel], channels: int) -> tuple[FloatArray, Optional[FloatArray]]:
-    """Stack M same-size 2-D kernels as (C*M, 1, FH, FW): filter c*M + m is kernel m."""
-    first = kernels[0]
-    for k in kernels[1:]:
-        if k.size != first.size:
-            raise KernelSpecError(
-                f"2-D kernels in one bank must have the same size: '{first.label}' is {first.size[0]}×{first.size[1]} "
-                f"but '{k.label}' is {k.size[0]}×{k.size[1]} (give them separately, or widen one, e.g. identity:3)"
-            )
-    stack = np.stack([k.weights for k in kernels])
+def prepared_kernel(kernel: Kernel, *, flip: bool = False, normalize: bool = False,
+                    scale: Optional[KernelScale] = None) -> FloatArray:
+    """One 2-D kernel's values after ``scale`` or ``normalize`` (not flipped, not embedded): (FH, FW), float64.
+
+    ``scale`` adds its BLEND at the kernel's running origin
+    (:func:`convcli.kernels.frame.running_origin`, which depends on ``flip``).
+    """
+    values = np.array(kernel.weights, dtype=np.float64)
+    if scale is not None:
+        return scale_kernel(values, running_origin(kernel, flip), scale)
+    if normalize:  # the sum of the kernel as given, before the flip: the one kernel_gradient tests
+        total, l1 = float(values.sum()), float(np.abs(values).sum())
+        if not is_zero_sum(total, l1):
+            values /= total
+    return values
+
+
+def _depthwise(kernels: list[Kernel], channels: int, flip: bool, normalize: bool,
+               scale: Optional[KernelScale]) -> tuple[FloatArray, Optional[FloatArray], Frame]:
+    """M 2-D kernels as (C*M, 1, FH, FW) in their common frame: filter c*M + m is kernel m."""
+    frame = kernel_frame(kernels, flip)
+    stack = np.stack([
+        embed(prepared_kernel(k, flip=flip, normalize=normalize, scale=scale), frame, m)
+        for m, k in enumerate(kernels)
+    ])
+    if flip:
+        stack = stack[..., ::-1, ::-1]
     weights = np.tile(stack, (channels, 1, 1))[:, None]
     bias = None
     if any(k.bias is not None for k in kernels):
         per_kernel = [0.0 if k.bias is None else float(k.bias[0]) for k in kernels]
         bias = np.tile(np.array(per_kernel), channels)
-    return weights, bias
+    return weights, bias, frame
 
 
 def _layer(kernels: list[Kernel], channels: int, groups: Optional[int]) -> tuple[
@@ -103,7 +132,8 @@ def _layer(kernels: list[Kernel], channels: int, groups: Optional[int]) -> tuple
 
 
 def filter_bank(kernels: Sequence[Kernel], channels: int, *, groups: Optional[int] = None,
-                flip: bool = False, normalize: bool = False) -> tuple[FloatArray, Optional[FloatArray], int]:
+                flip: bool = False, normalize: bool = False,
+                scale: Optional[KernelScale] = None) -> tuple[FloatArray, Optional[FloatArray], int]:
     """Stack kernels into the weights of one :class:`~convcli.engine.layer.Convolution`.
 
     Parameters
@@ -116,19 +146,24 @@ def filter_bank(kernels: Sequence[Kernel], channels: int, *, groups: Optional[in
         For 4-D kernels, the layer's groups (default 1); for 2-D kernels only None
         or ``channels``.
     flip : bool
-        Rotate every kernel 180° (both spatial axes): true convolution.
+        Rotate every kernel 180° (both spatial axes), with its origin: true convolution.
     normalize : bool
         Divide each 2-D kernel (each filter of a layer) by its sum; left alone when
         it is zero-sum (:func:`is_zero_sum`: ``|sum| <= 1e-12 * max(1, sum |w|)``).
         A negative sum flips the signs.
+    scale : KernelScale, optional
+        ImageMagick's ``convolve:scale`` for each 2-D kernel (:mod:`convcli.kernels.scale`);
+        not with ``normalize``, not for layer kernels.
 
     Returns
     -------
     W : ndarray, shape (FN, C // groups, FH, FW), float64
         M 2-D kernels give ``(C*M, 1, FH, FW)``, depthwise: output channel
-        ``c*M + m`` is kernel m on channel c (PyTorch's grouped order); the 2-D
-        kernels must all have the same size.  4-D kernels with equal
-        ``(C/groups, FH, FW)`` are concatenated along FN.
+        ``c*M + m`` is kernel m on channel c (PyTorch's grouped order).  Kernels of
+        different sizes, or with origins ``pad="same"`` would not put over the output
+        pixel, are embedded in one frame (:func:`convcli.kernels.frame.kernel_frame`;
+        FH, FW are then its sides).  4-D kernels with equal ``(C/groups, FH, FW)`` are
+        concatenated along FN.
     b : ndarray, shape (FN,), or None
         The file biases (zeros for kernels without one), None when no kernel has one.
         For 2-D kernels the bias of kernel m is repeated: ``b[c*M + m]``.
@@ -138,13 +173,12 @@ def filter_bank(kernels: Sequence[Kernel], channels: int, *, groups: Optional[in
     Raises
     ------
     KernelSpecError
-        No kernels, 2-D and 4-D mixed, 2-D kernels of different sizes, 4-D
-        kernels of different (C/groups, FH, FW).
+        No kernels, 2-D and 4-D mixed, 4-D kernels of different (C/groups, FH, FW).
     ShapeError
         ``channels`` not positive, or a layer's ``W.shape[1] * groups != channels``.
     ParameterError
         ``groups`` not a positive integer, not ``channels`` for 2-D kernels, or not
-        dividing FN.
+        dividing FN; ``scale`` with ``normalize`` or with layer kernels.
     """
     kernels = list(kernels)
     if not kernels:
@@ -159,24 +193,30 @@ def filter_bank(kernels: Sequence[Kernel], channels: int, *, groups: Optional[in
             f"'{layers[0].label}' {layers[0].weights.shape}: a 2-D kernel filters each channel on its own, "
             "a 4-D one mixes channels; use one kind"
         )
+    if scale is not None and normalize:
+        raise ParameterError("--scale and --normalize both rescale kernels; give one (--scale '!' normalises)")
     if layers:
-        weights, bias, groups = _layer(kernels, int(channels), groups)
-    else:
-        if groups is not None and groups != channels:
+        if scale is not None:
             raise ParameterError(
-                f"groups={groups} does not fit 2-D kernels: they filter each of the {channels} channel(s) on its "
-                f"own (groups = C = {channels}); leave groups unset or use a 4-D layer kernel"
+                f"--scale applies to 2-D kernels (ImageMagick's), not to layer kernel '{layers[0].label}' "
+                f"{layers[0].weights.shape}; use --normalize for a layer"
             )
-        weights, bias = _depthwise(kernels, int(channels))
-        groups = int(channels)
-    weights = np.ascontiguousarray(weights, dtype=np.float64)
-    if normalize:  # sums of the kernels as given, before the flip: the ones kernel_gradient tests
-        sums, l1 = filter_sums(weights)
-        keep = ~np.asarray(is_zero_sum(sums, l1), dtype=bool).reshape(-1)
-        weights[keep] /= sums[keep, None, None, None]
-    if flip:
-        weights = np.ascontiguousarray(weights[..., ::-1, ::-1])
-    return weights, bias, groups
+        weights, bias, groups = _layer(kernels, int(channels), groups)
+        weights = np.array(weights, dtype=np.float64)
+        if normalize:  # sums of the filters as given, before the flip: the ones kernel_gradient tests
+            sums, l1 = filter_sums(weights)
+            keep = ~np.asarray(is_zero_sum(sums, l1), dtype=bool).reshape(-1)
+            weights[keep] /= sums[keep, None, None, None]
+        if flip:
+            weights = weights[..., ::-1, ::-1]
+        return np.ascontiguousarray(weights), bias, groups
+    if groups is not None and groups != channels:
+        raise ParameterError(
+            f"groups={groups} does not fit 2-D kernels: they filter each of the {channels} channel(s) on its "
+            f"own (groups = C = {channels}); leave groups unset or use a 4-D layer kernel"
+        )
+    weights, bias, _ = _depthwise(kernels, int(channels), flip, normalize, scale)
+    return np.ascontiguousarray(weights, dtype=np.float64), bias, int(channels)
 
 
 # ---------------------------------------------------------------- the layer
@@ -192,11 +232,17 @@ class LayerOptions:
     pad : int, (h, w), "same" or "valid"
     groups : int or None
         None: depthwise for 2-D kernels, 1 for layers.
-    padding_mode : str
+    padding_mode : str or None
+        A padding mode (:func:`convcli.engine.geometry.parse_padding_mode`).  None: by the
+        input's kind, which the commands know (:func:`convcli.commands.common.padding_for`:
+        replicate for images, zeros for arrays); :func:`layer_from_weights` takes None as
+        zeros, the arrays' default.
     flip : bool
         Rotate kernels 180° (true convolution instead of cross-correlation).
     normalize : bool
         Divide each kernel by its sum (left alone when the sum is 0).
+    scale : KernelScale or None
+        ImageMagick's ``convolve:scale`` for 2-D kernels (:func:`convcli.kernels.scale.parse_scale`).
     dtype : str or None
         "float32" or "float64"; None keeps a float input's dtype (others become float32).
     bias : ndarray, shape (), (M,) or (FN,), or None
@@ -212,11 +258,12 @@ class LayerOptions:
     pad: PadSpec = "same"
     dilation: object = 1
     groups: Optional[int] = None
-    padding_mode: str = "zeros"
+    padding_mode: Optional[str] = None
     flip: bool = False
     normalize: bool = False
     dtype: Optional[str] = None
     bias: Optional[NDArray[np.floating]] = None
+    scale: Optional[KernelScale] = None
     algorithm: str = "auto"
 
 
@@ -232,7 +279,7 @@ class LayerWeights:
     Attributes
     ----------
     W : ndarray, shape (FN, C/groups, FH, FW), float64
-        After flip and normalize, as the layer runs them.
+        After scale or normalize, framing and flip, as the layer runs them.
     b : ndarray, shape (FN,), float64, or None
     groups : int
     layer_kernels : bool
@@ -252,7 +299,7 @@ def layer_weights(kernels: Sequence[Kernel], channels: int, options: LayerOption
     kernels' file biases (:func:`expand_bias`).
     """
     weights, file_bias, groups = filter_bank(
-        kernels, channels, groups=options.groups, flip=options.flip, normalize=options.normalize
+        kernels, channels, groups=options.groups, flip=options.flip, normalize=options.normalize, scale=options.scale
     )
     bias: Optional[NDArray[np.floating]] = file_bias
     if options.bias is not None:
@@ -272,7 +319,7 @@ def layer_from_weights(
     values, to float rounding, and the engine converts the samples a tile at a time.
     """
     algorithm = "im2col" if weights.layer_kernels and options.algorithm == "auto" else options.algorithm
-    w, mode = weights.W, options.padding_mode
+    w, mode = weights.W, "zeros" if options.padding_mode is None else options.padding_mode
     if divisor is not None:
         w = w / divisor
         parsed = parse_padding_mode(mode)
@@ -300,101 +347,3 @@ def build_layer(kernels: Sequence[Kernel], channels: int, options: LayerOptions,
         groups=C for M 2-D kernels (output channel c*M + m).
     """
     return layer_from_weights(layer_weights(kernels, channels, options), options, dtype)
-
-
-def expand_bias(
-    bias: NDArray[np.floating],
-    n_filters: int,
-    n_kernels: int,
-    channels: int,
-    *,
-    per_kernel: Optional[Sequence[int]] = None,
-) -> NDArray[np.floating]:
-    """Bias of shape (FN,) from a scalar, one value per kernel, or FN values.
-
-    Parameters
-    ----------
-    bias : ndarray, any shape
-        The values, flattened.
-    n_filters : int
-        FN, the layer's output maps.
-    n_kernels : int
-        How many kernels (``-k``) make the bank.
-    channels : int
-        Input channels C.
-    per_kernel : sequence of int, optional
-        For 4-D layer kernels, the filters each one contributes (they sum to FN): one
-        value per kernel is repeated over that kernel's filters.  None for M 2-D
-        kernels, where FN = C*M and value m goes to every output map c*M + m.
-
-    Returns
-    -------
-    ndarray, shape (FN,), float64
-    """
-    values = np.asarray(bias, dtype=np.float64).ravel()
-    if values.size == 1:
-        return np.full(n_filters, values[0])
-    if values.size == n_filters:
-        return values
-    if values.size == n_kernels:
-        if per_kernel is not None:
-            return np.repeat(values, list(per_kernel))  # kernel k's filters all get value k
-        if n_filters == n_kernels * channels:
-            return np.tile(values, channels)  # output channel c*M + m gets value m
-    raise ShapeError(
-        f"--bias has {values.size} values; expected 1, one per kernel ({n_kernels}) or one per output map ({n_filters})"
-    )
-
-
-def parse_bias(text: str, name: str = "--bias") -> NDArray[np.float64]:
-    """A bias given as text: a number, a comma-separated list ('0.1,0.2'), a .npy file or '-'.
-
-    Numbers are tried first, so a file is read when the text ends in .npy or is no list of
-    numbers; '-' reads .npy bytes from standard input (through :mod:`convcli.io`, with
-    ``allow_pickle=False``).  :func:`expand_bias` then fits the values to a layer.
-
-    Parameters
-    ----------
-    text : str
-        The bias as the user wrote it.
-    name : str
-        How messages name it.
-
-    Returns
-    -------
-    ndarray, shape (K,), float64
-        The values, flattened (a file of any shape); K >= 1, all finite.
-
-    Raises
-    ------
-    ParameterError
-        Text that is neither numbers nor a file, a file of non-numeric values or no values,
-        NaN or inf.
-    InputFileError
-        A file that is missing or cannot be read as ``.npy``.
-    """
-    from ..io.arrays import load_npy
-    from ..io.inputs import STDIN_NAME, read_source
-
-    usage = "a number, a comma-separated list, a .npy file or '-' (.npy on standard input)"
-    source = text.strip()
-    values: Any = None
-    if source != "-" and not source.lower().endswith(".npy"):
-        try:
-            values = np.array([float(v) for v in source.replace(";", ",").split(",")], dtype=np.float64)
-        except ValueError:
-            if not os.path.isfile(source):
-                raise ParameterError(f"{name} must be {usage}, got {text!r}") from None
-    if values is None:
-        if source != "-" and not os.path.exists(source):
-            raise InputFileError(f"{name} file {source!r} not found; expected {usage}")
-        where = f"{name} from standard input" if source == "-" else f"{name} file {source!r}"
-        array = load_npy(read_source(source), STDIN_NAME if source == "-" else source)
-        if array.dtype.kind not in "biuf":
-            raise ParameterError(f"{where} holds {array.dtype} values; expected real numbers")
-        if array.size == 0:
-            raise ParameterError(f"{where} is empty (shape {array.shape}); expected at least one value")
-        values = array.astype(np.float64).ravel()
-    if not np.all(np.isfinite(values)):
-        raise ParameterError(f"{name} values must be finite (no nan or inf), got {text!r}")
-    return values

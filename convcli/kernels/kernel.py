@@ -1,6 +1,7 @@
 """The kernel type and the one zero-sum test: what every stage knows about a kernel.
 
-:class:`Kernel` is one parsed kernel (weights, an optional bias, a label);
+:class:`Kernel` is one parsed kernel (weights, an optional bias, a label, and for a kernel
+written in ImageMagick's language its origin and which positions are taps);
 :func:`check_weights` and :func:`check_bias` are the checks every kernel source goes
 through.  :func:`is_zero_sum` is convcli's one test of a zero-sum filter: ``normalize``
 leaves such a filter alone (:func:`convcli.kernels.bank.filter_bank`), the default PNG
@@ -142,11 +143,21 @@ class Kernel:
         Short, file-name-safe name used in output suffixes ("sobel-x", "gaussian-2",
         "inline", a file's stem).
 
+    origin : (int, int) or None
+        2-D kernels only: (row, column) of the tap that lies over the output pixel
+        (ImageMagick's ``+X+Y``, given as (Y, X)).  None: where ``pad="same"`` puts it,
+        ``((FH-1)//2, (FW-1)//2)`` of the kernel as the layer runs it (so an even kernel
+        under ``flip`` keeps PyTorch's padding).  :mod:`convcli.kernels.frame` places
+        kernels by their origins.
+    taps : ndarray of bool, shape (FH, FW), or None
+        2-D kernels only: False where a position is not part of the kernel (ImageMagick's
+        ``nan`` or ``-``; its weight is 0 and it has no gradient).  None: every position.
+
     Raises
     ------
     KernelSpecError
-        For a 3-D (or other unsupported) shape, an empty kernel, nan/inf, or a bias
-        that does not match the filters.
+        For a 3-D (or other unsupported) shape, an empty kernel, nan/inf, a bias that
+        does not match the filters, or an origin or taps that do not fit a 2-D kernel.
 
     Notes
     -----
@@ -156,6 +167,8 @@ class Kernel:
     weights: FloatArray
     bias: Optional[FloatArray] = None
     label: str = "kernel"
+    origin: Optional[tuple[int, int]] = None
+    taps: Optional[NDArray[np.bool_]] = None
 
     def __post_init__(self) -> None:
         where = f"kernel '{self.label}'"
@@ -163,6 +176,26 @@ class Kernel:
         object.__setattr__(self, "weights", weights)
         if self.bias is not None:
             object.__setattr__(self, "bias", check_bias(self.bias, weights, where))
+        if (self.origin is not None or self.taps is not None) and weights.ndim != 2:
+            raise KernelSpecError(f"{where}: only a 2-D kernel has an origin or taps, got shape {weights.shape}")
+        if self.origin is not None:
+            row, col = (int(v) for v in self.origin)
+            if not (0 <= row < weights.shape[0] and 0 <= col < weights.shape[1]):
+                raise KernelSpecError(
+                    f"{where}: origin (row {row}, column {col}) lies outside the {weights.shape[0]}×{weights.shape[1]} "
+                    "kernel"
+                )
+            object.__setattr__(self, "origin", (row, col))
+        if self.taps is not None:
+            taps = np.array(self.taps, dtype=bool)
+            if taps.shape != weights.shape:
+                raise KernelSpecError(f"{where}: taps of shape {taps.shape} do not match the weights {weights.shape}")
+            if not taps.any():
+                raise KernelSpecError(f"{where}: the kernel has no taps")
+            if np.any(weights[~taps] != 0):
+                raise KernelSpecError(f"{where}: a position outside the taps must weigh 0")
+            taps.setflags(write=False)
+            object.__setattr__(self, "taps", None if taps.all() else taps)
 
     @property
     def is_layer(self) -> bool:
@@ -178,6 +211,11 @@ class Kernel:
     def size(self) -> tuple[int, int]:
         """Spatial size (FH, FW)."""
         return int(self.weights.shape[-2]), int(self.weights.shape[-1])
+
+    @property
+    def tap_mask(self) -> NDArray[np.bool_]:
+        """Where the kernel has taps: :attr:`taps`, or all True; the weights' shape."""
+        return np.ones(self.weights.shape, dtype=bool) if self.taps is None else self.taps
 
 
 

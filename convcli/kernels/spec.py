@@ -1,26 +1,39 @@
-"""The kernel-spec parser: what a user writes after ``--kernel``, read into a :class:`~convcli.kernels.kernel.Kernel`.
+"""The kernel-spec parser: what a user writes after ``--kernel``, read into kernels (:class:`KernelSpec`).
 
-:func:`parse_kernel` understands, in this order:
+:func:`parse_kernels` understands, in this order:
 
 ``-``
     A kernel file read from standard input (format sniffed from its first bytes).
 ``PATH.npy``, ``.npz``, ``.txt``, ``.csv``, ``.json``
-    A kernel file (see :func:`load_kernel_bytes`); missing is an error.
+    A kernel file (:mod:`convcli.kernels.files`); missing is an error.
 ``NAME[:ARG[:ARG]]``
-    A built-in from :data:`convcli.kernels.builtins.BUILTINS`, e.g. ``sobel-x``, ``gaussian:2``,
-    ``box:5``.  Names are case-insensitive and ``_`` may stand for ``-``.
-``WxH: v,v,...`` or ``N: v,v,...``
-    ImageMagick's form: W columns, H rows, values row by row (``N`` means N×N).
+    A convcli built-in from :data:`convcli.kernels.builtins.BUILTINS`, e.g. ``sobel-x``,
+    ``gaussian:2``, ``box:5``.  Names are case-insensitive and ``_`` may stand for ``-``.
+``NAME[:ARGS]`` of ImageMagick
+    ImageMagick's named kernels (:mod:`convcli.kernels.imagemagick_named`), read as
+    ImageMagick 6 reads them: ``Sobel:45``, ``Kirsch:@`` (also ``Kirsch@``), ``DoG:0,1,2``,
+    ``Gaussian:0x2``, ``Laplacian:1``.  Three names are both convcli's and ImageMagick's:
+    ``gaussian``, ``log`` and ``laplacian`` are convcli's when their arguments are convcli's
+    (none, or ``:``-separated plain numbers that convcli takes: ``gaussian:2``, ``log:1.4``,
+    ``laplacian``), ImageMagick's otherwise (``Gaussian:0x2``, ``LoG:0x1.4``,
+    ``Laplacian:0``).
+``WxH[+X+Y][@><]: v,v,...`` or ``N: v,v,...``
+    ImageMagick's user kernel (:mod:`convcli.kernels.imagemagick`): W columns, H rows,
+    values row by row (``N`` means N×N), the origin ``+X+Y`` (default the centre,
+    ``((W-1)//2, (H-1)//2)``), ``nan`` or ``-`` for a hole, ``@``/``>``/``<`` for its
+    rotations.  convcli also takes its rows separated by ``;`` (``"3x3: 1,2,1; 2,4,2;
+    1,2,1"``), which ImageMagick refuses.
+``A;B;...``
+    Several kernels in one string (ImageMagick's lists): each part a name or a ``WxH:``
+    kernel; empty parts are skipped.
 An existing file
     Any other path that exists; its format is sniffed.
 ``1,2,1;2,4,2;1,2,1``
-    An inline matrix: rows separated by ``;``, values by ``,`` or spaces.
+    An inline matrix: rows separated by ``;``, values by ``,`` or spaces.  A bare list
+    (``"1,2,1,2,4,2,1,2,1"``) is one row, not ImageMagick's old odd square: write ``3:``.
 
-Kernel files are read with :mod:`convcli.io.arrays`' readers (``.npy`` and ``.npz`` always
-with ``allow_pickle=False``; an ``.npz`` holds ``W`` and optionally ``b``).  A kernel file that
-is missing, a directory or unreadable is an :class:`~convcli.errors.InputFileError` (exit code
-3, like any input); bad content is a :class:`~convcli.errors.KernelSpecError` naming the
-kernel file.
+An ImageMagick kernel keeps its origin and holes (:attr:`~convcli.kernels.kernel.Kernel.origin`,
+:attr:`~convcli.kernels.kernel.Kernel.taps`; a hole weighs 0).
 
 Neighbours: the built-in names are :mod:`convcli.kernels.builtins`; the checks every kernel
 passes, :mod:`convcli.kernels.kernel`; stacking kernels into a layer, :mod:`convcli.kernels.bank`.
@@ -29,33 +42,50 @@ passes, :mod:`convcli.kernels.kernel`; stacking kernels into a layer, :mod:`conv
 from __future__ import annotations
 
 import difflib
-import json
 import os
 import re
 import sys
-from typing import Any, Optional
+from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
 
-from ..errors import InputFileError, KernelSpecError, one_line
-from ..io.arrays import choose_member, load_npy, load_npz, load_text, parse_row, stack_rows
-from ..io.inputs import sniff
-from .builtins import BUILTINS
-from .kernel import Kernel, check_bias, check_weights
+from ..errors import InputFileError, KernelSpecError
+from ..io.arrays import parse_row, stack_rows
+from .builtins import BUILTINS, BuiltinKernel
+from .files import KERNEL_FILE_EXTENSIONS, load_kernel_bytes, load_kernel_file, safe_label
+from .imagemagick import MagickKernel, count_values, parse_array, parse_array_head
+from .imagemagick_geometry import parse_geometry
+from .imagemagick_named import MAGICK_KERNELS, MORPHOLOGY_ONLY, parse_named, split_name
+from .kernel import Kernel, check_weights
 
-__all__ = ["KERNEL_FILE_EXTENSIONS", "load_kernel_bytes", "parse_kernel"]
+__all__ = ["CLASHING_NAMES", "KernelSpec", "magick_to_kernel", "parse_kernel", "parse_kernels"]
 
-# Kernel-file formats by extension: what -k reads, a different set from the output formats
-# (text and JSON, no images), so kept here rather than in convcli.io.formats.
-_FORMAT_BY_EXTENSION = {".npy": "npy", ".npz": "npz", ".txt": "text", ".csv": "text", ".json": "json"}
+#: Names both convcli and ImageMagick define (see the module notes for which one a spec gets).
+CLASHING_NAMES: frozenset[str] = frozenset(BUILTINS) & frozenset(MAGICK_KERNELS)
 
-#: File extensions read as kernel files (compared case-insensitively).
-KERNEL_FILE_EXTENSIONS: tuple[str, ...] = tuple(_FORMAT_BY_EXTENSION)
+_ARRAY_HEAD = re.compile(r"^\s*\d[^:;]*:")
+_PLAIN_NUMBER = re.compile(r"^\s*[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?\s*$")
 
-_IMAGEMAGICK = re.compile(r"^(\d+)(?:\s*[xX]\s*(\d+))?\s*([+-]\d+[+-]\d+)?\s*:(.*)$", re.S)
 
-# What a kernel file named .npy or .npz lacks when its bytes are not that format.
-_NOT_FORMAT = {"npy": "no NumPy header", "npz": "not a zip archive"}
+@dataclass(frozen=True)
+class KernelSpec:
+    """What one ``-k`` gave: its kernels and one label for output names.
+
+    Attributes
+    ----------
+    text : str
+        The spec as given.
+    kernels : tuple of Kernel
+        One, or several for a list (``;``) or a rotation set (``@``, ``>``, ``<``).
+    label : str
+        The kernel's label; for several, the parts' labels joined by ``+``, a rotation
+        set as ``LABEL-xN`` (N kernels).
+    """
+
+    text: str
+    kernels: tuple[Kernel, ...]
+    label: str
 
 
 # ---------------------------------------------------------------- text matrices
@@ -82,182 +112,6 @@ def _parse_inline(spec: str) -> np.ndarray:
     return check_weights(matrix, where)
 
 
-def _parse_imagemagick(spec: str, match: re.Match[str]) -> np.ndarray:
-    """ImageMagick's ``"WxH: v,v,..."``: W columns, H rows, values row by row."""
-    where = f"ImageMagick kernel {spec!r}"
-    width = int(match.group(1))
-    height = int(match.group(2)) if match.group(2) is not None else width
-    if width < 1 or height < 1:
-        raise KernelSpecError(f"{where}: W and H must be at least 1, got {width}x{height}")
-    if match.group(3) is not None:
-        raise KernelSpecError(
-            f"{where}: origin offsets ({match.group(3)}) are not supported; convcli centres every kernel"
-        )
-    body = match.group(4).strip().rstrip(";")
-    if not body:
-        raise KernelSpecError(f"{where}: no values after ':'; expected {width}×{height} = {width * height} numbers")
-    if ";" in body:  # rows written out: check them against W and H
-        rows = [_numbers(p, where, f"row {i}") for i, p in enumerate(body.split(";"), 1)]
-        for i, row in enumerate(rows, 1):
-            if len(row) != width:
-                count = f"{len(row)} value" if len(row) == 1 else f"{len(row)} values"
-                raise KernelSpecError(
-                    f"{where}: row {i} has {count} but W={width}; 'WxH:' means W columns and H rows"
-                )
-        if len(rows) != height:
-            raise KernelSpecError(f"{where}: {len(rows)} rows but H={height}; 'WxH:' means W columns and H rows")
-        values = [v for row in rows for v in row]
-    else:
-        values = _numbers(body, where, "the values")
-    if len(values) != width * height:
-        raise KernelSpecError(
-            f"{where}: needs {width}×{height} = {width * height} values (W={width} columns × H={height} rows, "
-            f"row by row), got {len(values)}"
-        )
-    return check_weights(np.array(values, dtype=np.float64).reshape(height, width), where)
-
-
-# ---------------------------------------------------------------- kernel files
-
-
-def _kernel_format(data: bytes) -> str:
-    """npy or npz by their magic bytes, json when the text starts with ``[`` or ``{``, else text."""
-    kind = sniff(data)
-    if kind in ("npy", "npz"):
-        return kind
-    return "json" if data.lstrip()[:1] in (b"[", b"{") else "text"
-
-
-def _read_npz(data: bytes, where: str) -> tuple[np.ndarray, Optional[np.ndarray]]:
-    """Arrays ``W`` and the optional ``b`` of an ``.npz``; any other name is refused.
-
-    The rule is :func:`~convcli.io.arrays.choose_member`'s, with ``companions=("b",)``.
-    """
-    arrays = load_npz(data, where)
-    weights = choose_member(arrays, ("W",), where, companions=("b",), error=KernelSpecError)
-    return arrays[weights], arrays.get("b")
-
-
-def _json_shape(obj: Any, where: str, path: str) -> tuple[int, ...]:
-    """Shape of a nested list of numbers; refuses ragged lists and non-numbers."""
-    if isinstance(obj, list):
-        shapes = [_json_shape(item, where, f"{path}[{i}]") for i, item in enumerate(obj)]
-        for i, shape in enumerate(shapes):
-            if shape != shapes[0]:
-                raise KernelSpecError(
-                    f"{where}: {path} is ragged: item [0] has shape {shapes[0]} but item [{i}] has {shape}"
-                )
-        return (len(obj), *(shapes[0] if shapes else ()))
-    if isinstance(obj, bool) or not isinstance(obj, (int, float)):
-        raise KernelSpecError(f"{where}: {path} is {json.dumps(obj)[:40]}, expected a number or a list of numbers")
-    return ()
-
-
-def _read_json(data: bytes, where: str) -> tuple[np.ndarray, Optional[np.ndarray]]:
-    try:
-        obj = json.loads(data.decode("utf-8-sig"))
-    except UnicodeDecodeError:
-        raise KernelSpecError(f"{where} is not a text file (not UTF-8); expected JSON") from None
-    except json.JSONDecodeError as error:
-        raise KernelSpecError(
-            f"{where} is not valid JSON: {error.msg} at line {error.lineno} column {error.colno}"
-        ) from None
-    bias_obj: Any = None
-    if isinstance(obj, dict):
-        extra = [k for k in obj if k not in ("W", "b")]
-        if "W" not in obj or extra:
-            keys = ", ".join(repr(k) for k in obj) or "none"
-            raise KernelSpecError(f"{where}: a JSON object needs key 'W' and optionally 'b'; its keys are {keys}")
-        obj, bias_obj = obj["W"], obj.get("b")
-    _json_shape(obj, where, "W")
-    weights = np.array(obj, dtype=np.float64)
-    bias = None
-    if bias_obj is not None:
-        _json_shape(bias_obj, where, "b")
-        bias = np.array(bias_obj, dtype=np.float64)
-    return weights, bias
-
-
-def load_kernel_bytes(data: bytes, fmt: Optional[str] = None, *, label: str = "kernel",
-                      where: Optional[str] = None) -> Kernel:
-    """Read a kernel file's bytes.
-
-    Parameters
-    ----------
-    data : bytes
-        The file's contents.
-    fmt : {"npy", "npz", "text", "json"}, optional
-        The format; sniffed from the first bytes when None (NumPy or zip magic, see
-        :func:`~convcli.io.inputs.sniff`; ``[`` or ``{``; else text).
-    label : str
-        The kernel's label.
-    where : str, optional
-        How error messages name the source; default ``"kernel file '<label>'"`` (``repr`` quoting).
-
-    Returns
-    -------
-    Kernel
-        ``.npy``: the array.  ``.npz``: array ``W``, optional ``b``.  Text: rows of
-        numbers separated by commas or spaces, ``#`` comments.  JSON: nested lists, or
-        ``{"W": ..., "b": ...}``.  Weights of shape (FH, FW) or (FN, C/groups, FH,
-        FW); 1-D is one row.  ``.npy``, ``.npz`` and text are read by
-        :mod:`convcli.io.arrays` (``.npy`` and ``.npz`` with ``allow_pickle=False``,
-        always), their messages put after ``where``.
-
-    Raises
-    ------
-    KernelSpecError
-        A corrupt or unreadable file, a pickled object array, a 3-D array, nan/inf,
-        an empty kernel - one line, no traceback.
-    """
-    where = where or f"kernel file {label!r}"
-    fmt = fmt or _kernel_format(data)
-    if fmt in _NOT_FORMAT and sniff(data) != fmt:  # the extension said npy or npz, the bytes do not
-        raise KernelSpecError(f"{where} is not a .{fmt} file ({_NOT_FORMAT[fmt]})")
-    weights: np.ndarray
-    bias: Optional[np.ndarray] = None
-    try:
-        if fmt == "npy":
-            weights = load_npy(data, where)
-        elif fmt == "npz":
-            weights, bias = _read_npz(data, where)
-        elif fmt == "json":
-            weights, bias = _read_json(data, where)
-        else:
-            weights = load_text(data, where)
-    except KernelSpecError:
-        raise
-    except InputFileError as error:
-        raise KernelSpecError(f"{where} cannot be read as {fmt}: {error.reason}") from None
-    except Exception as error:  # whatever a corrupt JSON file makes the library raise (overflow, recursion)
-        raise KernelSpecError(f"{where} cannot be read as {fmt}: {one_line(error)}") from None
-    checked = check_weights(weights, where)
-    return Kernel(checked, None if bias is None else check_bias(bias, checked, where), _safe_label(label))
-
-
-def _load_file(path: str) -> Kernel:
-    """A kernel file: missing, a directory or unreadable is an InputFileError (exit 3), bad content not."""
-    where = f"kernel file {path!r}"
-    if not os.path.exists(path):
-        raise InputFileError(f"{where} not found")
-    if os.path.isdir(path):
-        raise InputFileError(f"{where} is a directory; expected a kernel file")
-    try:
-        with open(path, "rb") as handle:
-            data = handle.read()
-    except OSError as error:
-        raise InputFileError(f"{where} cannot be read: {error.strerror or error}") from None
-    stem, ext = os.path.splitext(os.path.basename(path))
-    return load_kernel_bytes(data, _FORMAT_BY_EXTENSION.get(ext.lower()), label=stem, where=where)
-
-
-def _safe_label(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._+-]+", "_", text).strip("._") or "kernel"
-
-
-# ---------------------------------------------------------------- parse_kernel
-
-
 def _looks_inline(spec: str) -> bool:
     """True when some token of the spec is a number: parse it as a matrix."""
     for token in re.split(r"[,;\s]+", spec):
@@ -269,24 +123,103 @@ def _looks_inline(spec: str) -> bool:
     return False
 
 
-def parse_kernel(spec: str) -> Kernel:
-    """Turn a kernel spec into a :class:`~convcli.kernels.kernel.Kernel`.
+# ---------------------------------------------------------------- names, ImageMagick kernels, lists
+
+
+def magick_to_kernel(kernel: MagickKernel) -> Kernel:
+    """An ImageMagick kernel as convcli's: holes weigh 0 and are no taps; the origin is (Y, X)."""
+    holes = np.isnan(kernel.values)
+    return Kernel(np.where(holes, 0.0, kernel.values), None, kernel.label, origin=(kernel.y, kernel.x), taps=~holes)
+
+
+def _from_magick(kernels: list[MagickKernel]) -> tuple[list[Kernel], str]:
+    label = kernels[0].label if len(kernels) == 1 else f"{kernels[0].label}-x{len(kernels)}"
+    return [magick_to_kernel(k) for k in kernels], label
+
+
+def _convcli_form(builtin: BuiltinKernel, args: list[str]) -> bool:
+    """Whether a clashing name's ``args`` are convcli's: not ImageMagick's geometry, or convcli's plain numbers.
+
+    convcli's: none, or up to its count of plain numbers (or empty).  Arguments that are
+    neither that nor one ImageMagick geometry (``gaussian:abc``, ``gaussian:1:5:7``) stay
+    convcli's too, so the message is convcli's.
+    """
+    if not any(a.strip() for a in args):  # none, or only empty ones ("laplacian:")
+        return True
+    if len(args) <= builtin.max_args and all(not a.strip() or _PLAIN_NUMBER.match(a) for a in args):
+        return True
+    return len(args) > 1 or parse_geometry(args[0]) is None
+
+
+def _parse_part(part: str) -> Optional[tuple[list[Kernel], str]]:
+    """A convcli built-in, an ImageMagick name or a ``WxH:`` kernel (no ``;``); None when ``part`` is none of them."""
+    text = part.strip()
+    name, *args = text.split(":")
+    key = name.strip().lower().replace("_", "-")
+    if key in BUILTINS and (key not in CLASHING_NAMES or _convcli_form(BUILTINS[key], args)):
+        label = safe_label("-".join([key, *(a.strip() for a in args)]))
+        return [Kernel(BUILTINS[key].make(args), None, label)], label
+    split = split_name(text)
+    if split is not None and split[0].lower() in MAGICK_KERNELS.keys() | MORPHOLOGY_ONLY:
+        return _from_magick(parse_named(text))
+    if _ARRAY_HEAD.match(text):
+        return _from_magick(parse_array(text))
+    return None
+
+
+def _parse_list(text: str) -> Optional[tuple[list[Kernel], str]]:
+    """A spec holding ``;``: convcli's rows of one ``WxH:`` kernel, a kernel list, or None (an inline matrix)."""
+    parts = text.split(";")
+    first = next((p for p in parts if p.strip()), "")
+    if _ARRAY_HEAD.match(first) and first is parts[0]:
+        head, _, body = first.partition(":")
+        shape = parse_array_head(head, f"ImageMagick kernel {text!r}")
+        if count_values(body) < shape.width * shape.height:  # ImageMagick refuses this; convcli reads rows
+            rows = text.rstrip().rstrip(";").split(";")[1:]
+            return _from_magick(parse_array(first, rows=rows))
+    elif _parse_part(first) is None:
+        return None
+    kernels: list[Kernel] = []
+    labels: list[str] = []
+    for part in parts:
+        if not part.strip():
+            continue  # ImageMagick skips empty kernels between separators
+        parsed = _parse_part(part)
+        if parsed is None:
+            raise KernelSpecError(
+                f"kernel list {text!r}: {part.strip()!r} is not a kernel name or 'WxH: values' "
+                "(';' separates kernels here, as in ImageMagick)"
+            )
+        kernels.extend(parsed[0])
+        labels.append(parsed[1])
+    return kernels, "+".join(labels)
+
+
+def _suggestion(name: str) -> str:
+    """"; did you mean 'X'?" for the nearest convcli or ImageMagick name, or ""."""
+    names = {n: n for n in BUILTINS}
+    names.update({key: entry.name for key, entry in MAGICK_KERNELS.items() if key not in names})
+    close = difflib.get_close_matches(name, list(names), n=1)
+    return f"; did you mean '{names[close[0]]}'?" if close else ""
+
+
+def parse_kernels(spec: str) -> KernelSpec:
+    """Turn a kernel spec into its kernels (see the module notes for what is read how).
 
     Parameters
     ----------
     spec : str
-        ``-`` (a kernel file on stdin), a file ending in .npy/.npz/.txt/.csv/.json, a
-        built-in ``NAME[:ARG...]`` (see :data:`~convcli.kernels.builtins.BUILTINS`; case-insensitive), an
-        ImageMagick ``"WxH: v,v,..."`` / ``"N: ..."`` (W columns, values row by row),
-        another existing file (sniffed), or an inline matrix ``"1,2,1;2,4,2;1,2,1"``
-        (rows by ``;``, values by ``,`` or spaces), tried in that order.
+        ``-``, a kernel file, a convcli built-in, an ImageMagick name or ``WxH:`` kernel,
+        a ``;`` list of those, another existing file, or an inline matrix, tried in
+        that order.
 
     Returns
     -------
-    Kernel
-        weights of shape (FH, FW), or (FN, C/groups, FH, FW) from a 4-D file; a bias
-        only from files.  Labels: the built-in name with its arguments joined by
-        ``-`` ("gaussian-2"), "inline", the file's stem, or "stdin".
+    KernelSpec
+        Kernels with weights of shape (FH, FW), or (FN, C/groups, FH, FW) from a 4-D
+        file; a bias only from files.  Labels: the built-in name with its arguments
+        joined by ``-`` ("gaussian-2"), an ImageMagick name likewise ("sobel-45"; a
+        rotation ``-r90``), "inline", the file's stem, or "stdin".
 
     Raises
     ------
@@ -298,39 +231,58 @@ def parse_kernel(spec: str) -> Kernel:
 
     Examples
     --------
-    >>> parse_kernel("3x2: 1,2,3,4,5,6").weights
-    array([[1., 2., 3.],
-           [4., 5., 6.]])
+    >>> [k.label for k in parse_kernels("Sobel;Sobel:90").kernels]
+    ['sobel', 'sobel-90']
+    >>> parse_kernels("3x1+0+0: 1,2,3").kernels[0].origin
+    (0, 0)
     """
     text = spec.strip()
-    if not text:
+    if not text.strip(";"):
         raise KernelSpecError(
-            "empty kernel spec; expected a name (sobel-x, gaussian:2; see 'convcli kernels'), an inline matrix "
-            "('1,2,1;2,4,2;1,2,1') or a file (.npy, .npz, .txt, .csv, .json)"
+            "empty kernel spec; expected a name (sobel-x, gaussian:2, Sobel:45; see 'convcli kernels'), an inline "
+            "matrix ('1,2,1;2,4,2;1,2,1') or a file (.npy, .npz, .txt, .csv, .json)"
         )
     if text == "-":
-        return load_kernel_bytes(sys.stdin.buffer.read(), label="stdin", where="kernel from standard input")
+        kernel = load_kernel_bytes(sys.stdin.buffer.read(), label="stdin", where="kernel from standard input")
+        return KernelSpec(spec, (kernel,), kernel.label)
     if os.path.splitext(text)[1].lower() in KERNEL_FILE_EXTENSIONS:
-        return _load_file(text)
-    name, *args = text.split(":")
-    name = name.strip().lower().replace("_", "-")
-    if name in BUILTINS:
-        weights = BUILTINS[name].make(args)
-        return Kernel(weights, None, _safe_label("-".join([name, *(a.strip() for a in args)])))
-    match = _IMAGEMAGICK.match(text)
-    if match:
-        return Kernel(_parse_imagemagick(text, match), None, "inline")
+        kernel = load_kernel_file(text)
+        return KernelSpec(spec, (kernel,), kernel.label)
+    parsed = _parse_list(text) if ";" in text else _parse_part(text)
+    if parsed is not None:
+        return KernelSpec(spec, tuple(parsed[0]), parsed[1])
     if os.path.isfile(text):
-        return _load_file(text)
+        kernel = load_kernel_file(text)
+        return KernelSpec(spec, (kernel,), kernel.label)
     if os.path.isdir(text):
         raise InputFileError(f"kernel {text!r} is a directory; expected a kernel file, a built-in name or a matrix")
     if re.fullmatch(r"\d+\s*[xX]\s*\d+", text):
         raise KernelSpecError(f"ImageMagick kernel {text!r} has no values; write {text + ': v,v,...'!r} (row by row)")
     if _looks_inline(text):
-        return Kernel(_parse_inline(text), None, "inline")
+        return KernelSpec(spec, (Kernel(_parse_inline(text), None, "inline"),), "inline")
     if "/" in text or "\\" in text:
         raise InputFileError(f"kernel file {text!r} not found")
-    typed = text.split(":")[0].strip()
-    close = difflib.get_close_matches(name, list(BUILTINS), n=1)
-    hint = f"; did you mean '{close[0]}'?" if close else ""
+    typed = re.split(r"[:;@<>]", text)[0].strip()
+    hint = _suggestion(typed.lower().replace("_", "-"))
     raise KernelSpecError(f"unknown kernel {typed!r}{hint} (convcli kernels lists them)")
+
+
+def parse_kernel(spec: str) -> Kernel:
+    """The one kernel a spec gives (:func:`parse_kernels`).
+
+    Raises
+    ------
+    KernelSpecError
+        As :func:`parse_kernels`, or the spec gives several kernels (a list or a
+        rotation set).
+
+    Examples
+    --------
+    >>> parse_kernel("3x2: 1,2,3,4,5,6").weights
+    array([[1., 2., 3.],
+           [4., 5., 6.]])
+    """
+    parsed = parse_kernels(spec)
+    if len(parsed.kernels) != 1:
+        raise KernelSpecError(f"kernel {spec.strip()!r} gives {len(parsed.kernels)} kernels; expected one")
+    return parsed.kernels[0]

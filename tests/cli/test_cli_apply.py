@@ -9,14 +9,19 @@ Two facts the scipy comparisons depend on:
 - padding modes: PyTorch's names map to scipy's as zeros -> 'constant' (cval 0), reflect -> 'mirror'
   (d c b | a b c d | c b a: the edge is not repeated), replicate -> 'nearest', circular -> 'wrap';
   scipy's own 'reflect' repeats the edge sample, which is not PyTorch's reflect.
+- the default padding mode is replicate ('nearest') for images and zeros ('constant') for arrays:
+  tests on images without ``--padding-mode`` compare with 'nearest'.
 - even kernels: convcli's ``pad='same'`` puts the odd extra padding pixel bottom/right (as PyTorch and
   TensorFlow do), so a correlation's kernel origin is tap ``(k - 1) // 2``; scipy centres it on tap
   ``k // 2``, so scipy needs ``origin=-1`` on each even axis.  With ``--flip`` (kernel rotated 180°)
-  the two agree with no origin at all: ``scipy.ndimage.convolve``.
+  the two agree with no origin at all: ``scipy.ndimage.convolve``.  A kernel written in ImageMagick's
+  ``WxH:`` form keeps ImageMagick's origin ``((W-1)//2, (H-1)//2)`` under ``--flip`` too (the origin
+  turns with the kernel, as ``-morphology Convolve`` has it): :func:`magick_convolve`.
 """
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import os
@@ -73,6 +78,17 @@ def scipy_filter(chw: np.ndarray, kernel: np.ndarray, mode: str = "constant", fl
         return np.stack([ndi.convolve(c, kernel, mode=mode, cval=0.0) for c in chw])
     origin = [(k % 2) - 1 for k in kernel.shape]  # -1 on even axes, 0 on odd ones
     return np.stack([ndi.correlate(c, kernel, mode=mode, cval=0.0, origin=origin) for c in chw])
+
+
+def magick_convolve(chw: np.ndarray, kernel: np.ndarray, mode: str = "nearest") -> np.ndarray:
+    """ImageMagick's -morphology Convolve with its default origin ((H-1)//2, (W-1)//2), per channel, with scipy.
+
+    out(y, x) = sum K[v, u] in(y + Y - v, x + X - u): a correlation with the kernel turned 180°, whose
+    origin tap (H-1-Y, W-1-X) lies over the output pixel; scipy's ``origin`` counts from tap ``k // 2``.
+    """
+    turned = kernel[::-1, ::-1]
+    origin = [(k - 1 - (k - 1) // 2) - k // 2 for k in kernel.shape]
+    return np.stack([ndi.correlate(c, turned, mode=mode, cval=0.0, origin=origin) for c in chw])
 
 
 def naive_conv(
@@ -162,7 +178,8 @@ def test_image_matches_scipy_correlate(tmp_path: Path, rgb: Path, spec: str, pad
 def test_flip_is_scipy_convolve(tmp_path: Path, rgb: Path, spec: str) -> None:
     out = tmp_path / "out.npy"
     ok("apply", rgb, "-k", spec, "--flip", "--dtype", "float64", "-o", out, "-q")
-    expected = scipy_filter(image_floats(rgb), KERNELS[spec], flip=True)
+    convolve = magick_convolve if ":" in spec else functools.partial(scipy_filter, flip=True)
+    expected = convolve(image_floats(rgb), KERNELS[spec], "nearest")  # an image: replicate padding
     np.testing.assert_allclose(load_npy(out)[0], expected, rtol=1e-12, atol=1e-12)
 
 
@@ -178,7 +195,7 @@ def test_float32_default_for_images(tmp_path: Path, rgb: Path) -> None:
     ok("apply", rgb, "-k", "gaussian:1", "-o", out, "-q")
     got = load_npy(out)
     assert got.dtype == np.float32
-    np.testing.assert_allclose(got[0], scipy_filter(image_floats(rgb), gaussian_kernel(1.0)), atol=2e-6)
+    np.testing.assert_allclose(got[0], scipy_filter(image_floats(rgb), gaussian_kernel(1.0), "nearest"), atol=2e-6)
 
 
 def test_rgb_stays_rgb_and_gray_is_one_channel(tmp_path: Path, rgb: Path) -> None:
@@ -191,7 +208,7 @@ def test_rgb_stays_rgb_and_gray_is_one_channel(tmp_path: Path, rgb: Path) -> Non
     assert got.shape == (1, 1, 32, 40)
     x = image_floats(rgb)
     luma = (0.299 * x[0] + 0.587 * x[1] + 0.114 * x[2])[None]
-    np.testing.assert_allclose(got[0], scipy_filter(luma, np.full((3, 3), 1 / 9)), atol=1e-5)
+    np.testing.assert_allclose(got[0], scipy_filter(luma, np.full((3, 3), 1 / 9), "nearest"), atol=1e-5)
 
 
 # ---------------------------------------------------------------- kernel sources
@@ -252,8 +269,8 @@ def test_bank_of_2d_kernels_orders_maps_c_times_m_plus_m(tmp_path: Path, rgb: Pa
     x = image_floats(rgb)
     assert got.shape == (6, 32, 40)
     for c in range(3):
-        np.testing.assert_allclose(got[2 * c], scipy_filter(x[c : c + 1], SOBEL_X)[0], atol=1e-12)
-        np.testing.assert_allclose(got[2 * c + 1], scipy_filter(x[c : c + 1], SOBEL_Y)[0], atol=1e-12)
+        np.testing.assert_allclose(got[2 * c], scipy_filter(x[c : c + 1], SOBEL_X, "nearest")[0], atol=1e-12)
+        np.testing.assert_allclose(got[2 * c + 1], scipy_filter(x[c : c + 1], SOBEL_Y, "nearest")[0], atol=1e-12)
 
 
 def test_npz_kernel_bias_is_applied_and_bias_option_replaces_it(tmp_path: Path, arr: Path) -> None:
@@ -287,7 +304,7 @@ def test_normalize(tmp_path: Path, arr: Path, spec: str, kernel: np.ndarray) -> 
 def test_flip_and_normalize_is_scipy_convolve_of_scaled_kernel(tmp_path: Path, rgb: Path) -> None:
     out = tmp_path / "o.npy"
     ok("apply", rgb, "-k", "3x2: 1,2,4,8,16,32", "--flip", "--normalize", "--dtype", "float64", "-o", out, "-q")
-    expected = scipy_filter(image_floats(rgb), KERNELS["3x2: 1,2,4,8,16,32"] / 63, flip=True)
+    expected = magick_convolve(image_floats(rgb), KERNELS["3x2: 1,2,4,8,16,32"] / 63, "nearest")
     np.testing.assert_allclose(load_npy(out)[0], expected, rtol=1e-12, atol=1e-14)
 
 
@@ -639,7 +656,7 @@ def test_different_sizes_go_to_separate_files(tmp_path: Path, rgb: Path, gray: P
     assert a.shape == (1, 3, 32, 40) and b.shape == (1, 1, 28, 36)
     assert not (tmp_path / "out.npy").exists()
     assert result.stderr.count("wrote") == 2
-    np.testing.assert_allclose(b[0], scipy_filter(image_floats(gray), np.full((3, 3), 1 / 9)), atol=1e-6)
+    np.testing.assert_allclose(b[0], scipy_filter(image_floats(gray), np.full((3, 3), 1 / 9), "nearest"), atol=1e-6)
 
 
 def test_same_size_pngs_get_one_file_each(tmp_path: Path, rgb: Path, rgb2: Path) -> None:
@@ -780,8 +797,9 @@ def test_stdin_to_stdout_chain(tmp_path: Path, rgb: Path) -> None:
     first = ok("apply", rgb, "-k", "gaussian:1", "-o", "-", "-q").stdout_bytes
     ok("apply", "-", "-k", "sobel-x", "-o", tmp_path / "chain.npy", "-q", input=first)
     ok("apply", tmp_path / "chain.npy", "-k", "identity", "-o", tmp_path / "same.npy", "-q")
-    blurred = scipy_filter(image_floats(rgb), gaussian_kernel(1.0))
-    np.testing.assert_allclose(load_npy(tmp_path / "chain.npy")[0], scipy_filter(blurred, SOBEL_X), atol=1e-5)
+    blurred = scipy_filter(image_floats(rgb), gaussian_kernel(1.0), "nearest")  # an image: replicate padding
+    sobel = scipy_filter(blurred, SOBEL_X, "constant")  # the .npy from standard input is an array: zeros
+    np.testing.assert_allclose(load_npy(tmp_path / "chain.npy")[0], sobel, atol=1e-5)
 
 
 def test_stdout_only_with_dash(tmp_path: Path, rgb: Path) -> None:
@@ -842,7 +860,13 @@ ERRORS: list[tuple[str, Sequence[str], int, Sequence[str]]] = [
     ("string kernel file", ["RGB", "-k", "strings.npy", "-o", "OUT"], 2, ["real numbers"]),
     ("channel mismatch", ["RGB", "-k", "w4.npy", "-o", "OUT"], 2, ["4 input channels", "the input has 3"]),
     ("mixed kernels", ["RGB", "-k", "box:3", "-k", "w4.npy", "-o", "OUT"], 2, ["cannot mix"]),
-    ("kernel sizes", ["RGB", "-k", "box:3", "-k", "box:5", "-o", "OUT"], 2, ["same size", "3×3", "5×5"]),
+    ("scale and normalize", ["RGB", "-k", "box:3", "--scale", "!", "--normalize", "-o", "OUT"], 2,
+     ["--scale and --normalize"]),
+    ("scale syntax", ["RGB", "-k", "box:3", "--scale", "two", "-o", "OUT"], 2, ["--scale must be", "'two'"]),
+    ("scale of a layer", ["RGB", "-k", "w4.npy", "--scale", "!", "-o", "OUT"], 2, ["2-D kernels", "--normalize"]),
+    ("combine a layer", ["four.npy", "-k", "w4.npy", "--combine", "max", "-o", "OUT"], 2, ["--combine", "layer"]),
+    ("kernel list", ["RGB", "-k", "Sobel;nonsense", "-o", "OUT"], 2, ["'nonsense' is not a kernel name"]),
+    ("45° of a row", ["RGB", "-k", "3x1@: 1,2,3", "-o", "OUT"], 2, ["cannot turn by 45°", "3×3"]),
     ("groups 2-D", ["RGB", "-k", "box:3", "--groups", "2", "-o", "OUT"], 2, ["groups=2"]),
     ("groups 0", ["RGB", "-k", "box:3", "--groups", "0", "-o", "OUT"], 2, ["--groups"]),
     ("groups FN", ["four.npy", "-k", "w4.npy", "--groups", "3", "-o", "OUT"], 2, ["groups"]),
@@ -1075,6 +1099,8 @@ def test_16_bit_input_gives_a_16_bit_png_by_default(tmp_path: Path, gray: Path) 
 def test_messages_quote_paths_so_a_newline_in_a_name_stays_on_one_line(tmp_path: Path, gray: Path) -> None:
     odd = tmp_path / "two\nlines.png"
     result = ok("apply", gray, "-k", "box:3", "-o", odd)
-    assert result.stderr.splitlines() == [f"convcli: wrote {str(odd)!r} (png, 1×1×28×36, display clip)"]
+    assert result.stderr.splitlines() == [
+        f"convcli: wrote {str(odd)!r} (png, 1×1×28×36, display clip, padding replicate)"
+    ]
     assert_one_line_error(run("apply", gray, "-k", str(tmp_path / "no\nsuch.npy"), "-o", tmp_path / "o.png"), 3,
                           "kernel file", "no\\nsuch.npy", "not found")

@@ -135,7 +135,7 @@ def test_default_output_is_an_npz_beside_the_input(work: Path) -> None:
         assert grads[name].dtype == np.float32
         np.testing.assert_array_equal(grads[name], want[name])
     summary = result.stderr
-    assert "x 1×3×8×9 -> y 1×4×8×9 (float32)" in summary
+    assert "x 1×3×8×9 -> y 1×4×8×9 (float32, padding zeros)" in summary  # an array: zero padding
     for name in ("dx", "dW", "db"):
         assert f"|{name}| {np.linalg.norm(want[name]):.6g}" in summary
     assert "ms" in summary and "wrote 'x-grad.npz'" in summary
@@ -193,7 +193,7 @@ def test_separate_outputs(work: Path) -> None:
     np.testing.assert_array_equal(np.load("dw.npy"), want["dW"])
     np.testing.assert_array_equal(np.load("db.npy"), want["db"])
     assert not (work / "x-grad.npz").exists()  # no npz unless -o is given too
-    assert "wrote dW to 'dw.npy' (npy, 4×3×3×3)" in result.stderr
+    assert "wrote dW to 'dw.npy' (npy, 4×3×3×3, padding zeros)" in result.stderr
     ok("x.npy", "-k", "w.npy", "--dout", "randn:1", "--db", "-", "-o", "g.npz")
     assert (work / "g.npz").exists()
     streamed = ok("x.npy", "-k", "w.npy", "--dout", "randn:1", "--dx", "-").stdout_bytes
@@ -253,7 +253,7 @@ def test_dK_of_builtin_and_inline_kernels_float32(work: Path) -> None:
 
     kernels = np.stack([gaussian_kernel(1.0, 3), EMBOSS, 2.0 ** np.arange(9).reshape(3, 3)])
     want = numeric_dK(image_floats(work / "rgb.png"), kernels, randn((1, 9, 14, 18), 2, np.float32), True, True,
-                      pad="same")
+                      pad="same", padding_mode="replicate")  # an image: replicate padding
     assert got["dK"].dtype == np.float32
     np.testing.assert_allclose(got["dK"], want, rtol=2e-4, atol=2e-4 * float(np.abs(want).max()))
 
@@ -324,7 +324,7 @@ def test_gray_and_keep_alpha(work: Path) -> None:
     assert load_npz("a.npz")["dx"].shape[1] + 1 == load_npz("b.npz")["dx"].shape[1]
     x = image_floats(work / "alpha.png", "RGBA")
     want = direct(x, depthwise([np.ones((3, 3)) / 9], 4).astype(np.float32), np.ones((1, 4, 10, 12), np.float32),
-                  pad="same", groups=4)
+                  pad="same", groups=4, padding_mode="replicate")  # an image: replicate padding
     np.testing.assert_allclose(load_npz("b.npz")["dx"], want["dx"], rtol=1e-6)
 
 

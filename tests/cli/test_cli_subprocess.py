@@ -52,11 +52,11 @@ def bash(script: str, cwd: Path, env: dict[str, str] | None = None) -> subproces
                           capture_output=True, text=True, timeout=60)
 
 
-def depthwise(x: np.ndarray, kernel: np.ndarray) -> np.ndarray:
-    """The library's own layer: ``kernel`` on each channel of x (N, C, H, W), 'same' zero padding."""
+def depthwise(x: np.ndarray, kernel: np.ndarray, padding_mode: str = "zeros") -> np.ndarray:
+    """The library's own layer: ``kernel`` on each channel of x (N, C, H, W), 'same' padding (zeros by default)."""
     channels = x.shape[1]
     weights = np.tile(kernel.astype(x.dtype), (channels, 1, 1, 1))
-    return Convolution(weights, None, pad="same", groups=channels).forward(x)
+    return Convolution(weights, None, pad="same", groups=channels, padding_mode=padding_mode).forward(x)
 
 
 @pytest.fixture
@@ -80,7 +80,8 @@ def test_shell_pipeline_equals_two_library_steps(tmp_path: Path, photo: Path) ->
     assert result.stderr.count("convcli: wrote") == 2
 
     x = load_image(photo.read_bytes(), "photo.png").data  # (1, 3, H, W) float32 in [0, 1]
-    edges = depthwise(depthwise(x, gaussian_kernel(2.0)), SOBEL_X)
+    # the photo is an image (replicate padding); the .npy coming through the pipe an array (zeros)
+    edges = depthwise(depthwise(x, gaussian_kernel(2.0), "replicate"), SOBEL_X)
     expected = np.asarray(Image.open(io.BytesIO(encode_png(to_display(edges[0], "offset")))))
     with Image.open(tmp_path / "edges.png") as im:
         assert im.mode == "RGB" and im.size == (256, 192)
@@ -88,13 +89,13 @@ def test_shell_pipeline_equals_two_library_steps(tmp_path: Path, photo: Path) ->
     assert np.abs(got.astype(int) - expected.astype(int)).max() <= 1
     assert np.mean(got == expected) > 0.999
 
-    # and the raw floats, against scipy (zero padding, per channel)
+    # and the raw floats, against scipy (per channel: the image replicated, the array zero-padded)
     result = bash("$CONVCLI apply photo.png -k gaussian:2 -o - -q | $CONVCLI apply - -k sobel-x -o edges.npy -q",
                   tmp_path)
     assert result.returncode == 0 and result.stderr == ""
     raw = np.load(tmp_path / "edges.npy")
     assert raw.shape == (1, 3, 192, 256) and raw.dtype == np.float32
-    reference = [ndi.correlate(ndi.correlate(c.astype(np.float64), gaussian_kernel(2.0), mode="constant"), SOBEL_X,
+    reference = [ndi.correlate(ndi.correlate(c.astype(np.float64), gaussian_kernel(2.0), mode="nearest"), SOBEL_X,
                                mode="constant") for c in x[0]]
     np.testing.assert_allclose(raw[0], np.stack(reference), atol=1e-5)
 

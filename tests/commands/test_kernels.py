@@ -14,7 +14,8 @@ from convcli.kernels.builtins import (
     SOBEL_X,
     SOBEL_Y,
 )
-from convcli.kernels.spec import load_kernel_bytes, parse_kernel
+from convcli.kernels.files import load_kernel_bytes
+from convcli.kernels.spec import parse_kernel
 
 
 def test_format_matrix() -> None:

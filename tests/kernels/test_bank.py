@@ -10,7 +10,8 @@ from kernel_helpers import correlate, distinct
 
 from convcli.engine.layer import Convolution
 from convcli.errors import ConvcliError, InputFileError, KernelSpecError, ParameterError, ShapeError
-from convcli.kernels.bank import filter_bank, kernel_stack, parse_bias
+from convcli.kernels.bank import filter_bank, kernel_stack
+from convcli.kernels.bias import parse_bias
 from convcli.kernels.builtins import SOBEL_X
 from convcli.kernels.kernel import Kernel
 from convcli.kernels.spec import parse_kernel
@@ -48,15 +49,14 @@ def test_depthwise_groups_argument() -> None:
         filter_bank(kernel, 3, groups=1)
 
 
-def test_2d_kernels_of_different_sizes_are_refused() -> None:
-    with pytest.raises(KernelSpecError) as info:
-        filter_bank([parse_kernel("sobel-x"), parse_kernel("box:2")], 3)
-    message = str(info.value)
-    assert "same size" in message and "'sobel-x' is 3×3" in message and "'box-2' is 2×2" in message
-    with pytest.raises(KernelSpecError, match="'identity' is 1×1.*identity:3"):
-        filter_bank([parse_kernel("sobel-x"), parse_kernel("identity")], 1)
-    w, _, _ = filter_bank([parse_kernel("sobel-x"), parse_kernel("identity:3")], 1)
+def test_2d_kernels_of_different_sizes_share_a_frame_centred_on_their_origins() -> None:
+    w, _, _ = filter_bank([parse_kernel("sobel-x"), parse_kernel("identity")], 1)
+    assert w.shape == (2, 1, 3, 3)
     np.testing.assert_array_equal(w[1, 0], [[0, 0, 0], [0, 1, 0], [0, 0, 0]])
+    np.testing.assert_array_equal(w[0, 0], parse_kernel("sobel-x").weights)
+    # box:2 has its origin at (0, 0), where 'same' padding puts an even kernel's: it sits bottom-right of centre
+    w, _, _ = filter_bank([parse_kernel("sobel-x"), parse_kernel("box:2")], 1)
+    np.testing.assert_array_equal(w[1, 0], [[0, 0, 0], [0, 0.25, 0.25], [0, 0.25, 0.25]])
 
 
 def test_flip_rotates_both_axes() -> None:

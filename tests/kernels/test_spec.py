@@ -15,7 +15,8 @@ from hypothesis.extra import numpy as hnp
 from kernel_helpers import SOBEL_X_ROWS, distinct, spec_error
 
 from convcli.errors import InputFileError, KernelSpecError
-from convcli.kernels.spec import load_kernel_bytes, parse_kernel
+from convcli.kernels.files import load_kernel_bytes
+from convcli.kernels.spec import parse_kernel
 
 # ---------------------------------------------------------------- inline and ImageMagick
 
@@ -73,12 +74,14 @@ def test_imagemagick_orientation() -> None:
         ("3: 1,2,3", ["3×3 = 9 values", "got 3"]),
         ("2x3: 1,2,3;4,5,6", ["row 1 has 3 values but W=2"]),
         ("3x3: 1,2,3;4,5,6", ["2 rows but H=3"]),
-        ("3x3+1+1: 1,2,3,4,5,6,7,8,9", ["origin offsets", "not supported"]),
+        ("3x3+3+1: 1,2,3,4,5,6,7,8,9", ["origin +3+1 lies outside the 3x3 kernel"]),
+        ("3x3-1+0: 1,2,3,4,5,6,7,8,9", ["must not be negative"]),
         ("2x2: 1,a,3,4", ["'a' is not a number"]),
         ("2x2:", ["no values"]),
         ("3x3", ["has no values", "3x3: v,v"]),
-        ("0x2: 1", ["at least 1"]),
-        ("2x1: 1,nan", ["non-finite"]),
+        ("0x2: 1", ["1×2 = 2 values"]),  # ImageMagick: a width under 1 is 1
+        ("2x1: nan,-", ["every value is a hole"]),
+        ("2x1: 1,inf", ["not a finite number"]),
     ],
 )
 def test_bad_imagemagick_specs(spec: str, words: list[str]) -> None:
