@@ -50,6 +50,10 @@ MODES: dict[str, tuple[str, float, Optional[str]]] = {
     "circular": ("wrap", 0.0, "tile"),
     "tile": ("wrap", 0.0, "tile"),
     "wrap": ("wrap", 0.0, "tile"),
+    "grid-wrap": ("grid-wrap", 0.0, "tile"),
+    "grid-mirror": ("grid-mirror", 0.0, "mirror"),
+    "grid-constant": ("grid-constant", 0.0, "black"),
+    "transparent": ("constant", 0.0, "black"),
 }
 
 H, W, P = 4, 5, 7  # P > H and P > W: the mirror and wrap modes repeat periodically
