@@ -33,7 +33,7 @@ from numpy.typing import NDArray
 from .banded import correlate_rows
 from .geometry import ConvGeometry, ceil_div, plan_geometry
 from .padding import Lattice, read_window, window
-from .parallel import TileCounter, run_tiles
+from .parallel import TileCounter, run_tiles, single_threaded_blas
 from .tiles import (
     PARALLEL_MIN_MACS,
     Tile,
@@ -117,20 +117,27 @@ def factorize(w: NDArray[np.generic], dtype: np.dtype) -> Factors:
         ``K = U diag(s) Vᵀ`` gives ``cols = U·sqrt(s)``, ``rows = sqrt(s)·Vᵀ``, keeping the
         terms whose singular value is above ``max(FH, FW)·eps·s_max`` (at least one).
     """
-    k = np.asarray(w, dtype=np.float64)[:, 0]
-    fn, fh, fw = k.shape
+    every = np.asarray(w, dtype=np.float64)[:, 0]
+    # a depthwise bank repeats its M kernels for every channel: factorize each distinct one once
+    seen: dict[bytes, int] = {}
+    which = np.array([seen.setdefault(f.tobytes(), len(seen)) for f in every], dtype=np.intp)
+    k = every[[list(which).index(i) for i in range(len(seen))]]
+    _, fh, fw = k.shape
     if np.all(k == np.round(k)):
         pairs = [_exact_rank_one(kf) for kf in k]
         if all(p is not None for p in pairs):
             cols = np.stack([p[0] for p in pairs if p is not None])[:, None]
             rows = np.stack([p[1] for p in pairs if p is not None])[:, None]
-            return Factors(cols, rows, True)
-    u, s, vt = np.linalg.svd(k)  # (FN, FH, m), (FN, m), (FN, m, FW)
+            return Factors(cols[which], rows[which], True)
+    with single_threaded_blas():  # LAPACK's threads only slow small SVDs down (and stall when cores are busy)
+        u, s, vt = np.linalg.svd(k)  # (F, FH, m), (F, m), (F, m, FW)
     tol = max(fh, fw) * float(np.finfo(dtype).eps)
     kept = s > tol * s[:, :1]
     rank = max(1, int(np.max(np.sum(kept, axis=1))))
     root = np.sqrt(np.where(kept, s, 0.0))[:, :rank]
-    return Factors(u[:, :, :rank].transpose(0, 2, 1) * root[:, :, None], vt[:, :rank, :] * root[:, :, None], False)
+    cols = u[:, :, :rank].transpose(0, 2, 1) * root[:, :, None]
+    rows = vt[:, :rank, :] * root[:, :, None]
+    return Factors(cols[which], rows[which], False)
 
 
 def _pass_geometries(geom: ConvGeometry, rank: int) -> tuple[ConvGeometry, ConvGeometry]:

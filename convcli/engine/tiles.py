@@ -209,7 +209,8 @@ class TilePlan:
         """One layout per chunk shape (at most a few: the last chunk of an axis may be shorter)."""
         images = max(t.images for t in self.tiles)
         rows = max(t.rows for t in self.tiles)
-        return {c.shape: flat_layout(self.geom, c.shape, images, rows) for c in self.chunks}
+        shapes = dict.fromkeys(c.shape for c in self.chunks)
+        return {shape: flat_layout(self.geom, shape, images, rows) for shape in shapes}
 
     def layout(self, chunk: Chunk) -> FlatLayout:
         return self.layouts[chunk.shape]
