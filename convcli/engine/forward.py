@@ -73,10 +73,21 @@ def forward_im2col(
     order = Turnstile() if plan.chunked else None
     finished = TileCounter(len(plan.tiles), progress)
 
+    def direct(index: int, ws: Workspace) -> None:
+        """Depthwise: each tap's run times its weight, added up; no columns."""
+        tile, chunk, _ = plan.item(index)
+        res = ws.result(tile, chunk, g.filters)  # (FN, nb, rows, wq)
+        flat = res.reshape(g.filters, tile.images, -1)
+        ws.gathered(x, tile, chunk).multiply_add(weights[0].reshape(g.groups, -1), flat,
+                                                 ws.col[: flat.size].reshape(flat.shape))
+        _store(out[tile.n0:tile.n1, :, tile.row0 - r0:tile.row1 - r0, :], res[..., : g.out_w].transpose(1, 0, 2, 3),
+               bias4)
+        finished.tick()
+
     def work(index: int, ws: Workspace) -> None:
         tile, chunk, first = plan.item(index)
-        col = ws.columns(x, tile, chunk)  # im2col of the item: (C', taps, nb, rows*wq)
         res = ws.result(tile, chunk, g.filters)  # (FN, nb, rows, wq)
+        col = ws.columns(x, tile, chunk)  # im2col of the item: (C', taps, nb, rows*wq)
         cols = tile.images * col.shape[3]
         np.matmul(weights[index % len(plan.chunks)], col.reshape(g.groups, -1, cols),
                   out=res.reshape(g.groups, g.filters_per_group, cols))  # the GEMM
@@ -95,7 +106,8 @@ def forward_im2col(
         if last:
             finished.tick()
 
-    run_tiles(len(plan), lambda: Workspace(plan, dtype), work, order, parallel=plan.worth_threads)
+    run_tiles(len(plan), lambda: Workspace(plan, dtype), direct if plan.direct else work, order,
+              parallel=plan.worth_threads)
     return out
 
 

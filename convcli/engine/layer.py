@@ -268,15 +268,16 @@ class Convolution:
         return plan_tiles(self.geometry(x_shape), np.dtype(dtype).itemsize, self.tile_bytes)
 
     def _setup(
-        self, x: NDArray[np.generic]
+        self, x: NDArray[np.generic], *, direct: bool = False
     ) -> tuple[TilePlan, np.dtype, NDArray[np.floating], Optional[NDArray[np.floating]]]:
-        """Checked geometry, compute dtype, plan, and W and b in that dtype."""
+        """Checked geometry, compute dtype, plan (a forward's may multiply depthwise taps in place), W and b."""
         W, b = self._check_params()
         dtype = compute_dtype(x, W, b)
         plan = plan_tiles(
             plan_geometry(x.shape, W.shape, self.stride, self.pad, self.dilation, self.groups, self.padding_mode),
             dtype.itemsize,
             self.tile_bytes,
+            direct=direct,
         )
         return plan, dtype, W.astype(dtype, copy=False), None if b is None else b.astype(dtype, copy=False)
 
@@ -320,7 +321,7 @@ class Convolution:
         x = np.asarray(x)
         if x.ndim != 4:
             raise ShapeError(f"x must be 4-D (N, C, H, W), got {x.ndim}-D shape {x.shape}")
-        plan, dtype, w, bias = self._setup(x)
+        plan, dtype, w, bias = self._setup(x, direct=True)
         if rows is not None and not (0 <= rows[0] < rows[1] <= plan.geom.out_h):
             raise ParameterError(f"rows must satisfy 0 <= row0 < row1 <= OH = {plan.geom.out_h}, got {rows}")
         choice = choose_algorithm(plan.geom, self.W, dtype, self.algorithm)
