@@ -27,6 +27,7 @@ Why it differs from the book:
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
@@ -213,6 +214,7 @@ class Convolution:
         self.algorithm = algorithm
         self.progress: Optional[Callable[[int, int], None]] = None
         self.choice: Optional[Choice] = None
+        self._choice_cache: Optional[tuple[object, Choice]] = None
         self.x: Optional[NDArray[np.generic]] = None
         self.dW: Optional[NDArray[np.floating]] = None
         self.db: Optional[NDArray[np.floating]] = None
@@ -324,7 +326,14 @@ class Convolution:
         plan, dtype, w, bias = self._setup(x, direct=True)
         if rows is not None and not (0 <= rows[0] < rows[1] <= plan.geom.out_h):
             raise ParameterError(f"rows must satisfy 0 <= row0 < row1 <= OH = {plan.geom.out_h}, got {rows}")
-        choice = choose_algorithm(plan.geom, self.W, dtype, self.algorithm)
+        # the choice (an SVD for separable kernels) is kept for the next call with the same W, dtype and
+        # geometry: a picture computed a band of rows at a time asks for it once per band
+        key = (plan.geom, dtype.str, self.algorithm, hashlib.blake2b(np.ascontiguousarray(w).tobytes()).digest())
+        if self._choice_cache is not None and self._choice_cache[0] == key:
+            choice = self._choice_cache[1]
+        else:
+            choice = choose_algorithm(plan.geom, self.W, dtype, self.algorithm)
+            self._choice_cache = (key, choice)
         if choice.factors is not None:
             out = forward_separable(x, plan.geom, choice.factors, bias, dtype, self.tile_bytes, self.progress, rows)
         elif choice.algorithm == "banded":
