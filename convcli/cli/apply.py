@@ -11,7 +11,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from .app import app
+from ..io.formats import DISPLAY_MODES, OUTPUT_FORMATS
+from .app import EXIT_EPILOG, HelpfulCommand, app
 from .options import (
     LAYER,
     DisplayName,
@@ -21,17 +22,19 @@ from .options import (
     QuietOpt,
     Reporter,
     check_stdin_once,
+    check_stdin_usable,
     shared_layer_options,
     stdin_count,
 )
 
 
-@app.command()
+@app.command(cls=HelpfulCommand, epilog=EXIT_EPILOG)
 @shared_layer_options
 def apply(
     inputs: Annotated[
         list[str],
         typer.Argument(
+            metavar="INPUT...",
             help="Images (PNG, JPEG, TIFF, BMP, WebP, GIF), arrays (.npy, .npz with x or one array, .txt/.csv; "
             "HW, CHW or NCHW), or '-' for standard input.",
             show_default=False,
@@ -43,6 +46,7 @@ def apply(
         typer.Option(
             "--output",
             "-o",
+            metavar="FILE|DIR/|-",
             help="Output file, a template with {stem} and {map}, a directory (existing, or ending in '/') to write "
             "the default names into, or '-' for standard output (.npy unless --format). Default: beside each input, "
             "named STEM-KERNEL.png (.npy for array inputs).",
@@ -54,6 +58,7 @@ def apply(
         typer.Option(
             "--format",
             "-f",
+            metavar="|".join(OUTPUT_FORMATS),
             help="Output format: png (mapped to pixels), tiff (float), npy or npz (raw float NCHW, never scaled). "
             "Default: from -o's extension.",
         ),
@@ -61,6 +66,7 @@ def apply(
     display: Annotated[
         Optional[DisplayName],
         typer.Option(
+            metavar="|".join(DISPLAY_MODES),
             help="How PNG maps floats to pixels: clip to [0, 1], abs, minmax (per map), offset (0.5 + value). "
             "Default: clip when every kernel's sum (after --normalize) is positive; offset when any kernel sums "
             "to zero (sobel-x, laplacian, log) or to a negative number.",
@@ -70,6 +76,7 @@ def apply(
         Optional[int],
         typer.Option(
             "--bit-depth",
+            metavar="8|16",
             help="PNG bit depth: 8 or 16 (a 16-bit PNG holds one map: one file per map). Default: from the "
             "inputs, 16 for one-map PNGs when every input is a 16-bit image (16-bit gray PNG or TIFF, float "
             "TIFF), else 8.",
@@ -93,8 +100,12 @@ def apply(
     """
     from ..commands import apply as command
 
-    check_stdin_once(
+    readers = (
         ("INPUT '-'", stdin_count(*inputs)), ("-k -", stdin_count(*kernel)), ("--bias -", stdin_count(layer.bias))
     )
+    check_stdin_once(*readers)
+    check_stdin_usable(*readers)
     out = command.OutputOptions(output=output, format=format, display=display, bit_depth=bit_depth)
-    command.apply_command(inputs, kernel, layer, out, Reporter(quiet))
+    report = Reporter(quiet)
+    command.apply_command(inputs, kernel, layer, out, report)
+    report.flush()

@@ -9,26 +9,44 @@ from typing import Annotated, Optional
 
 import typer
 
-from .app import app
+from .app import EXIT_EPILOG, HelpfulCommand, app
+from .options import check_stdin_usable, stdin_count
 
 
-@app.command()
+@app.command(cls=HelpfulCommand, epilog=EXIT_EPILOG)
 def kernels(
     spec: Annotated[
         Optional[str],
         typer.Argument(
+            metavar="[KERNEL]",
             help="A kernel spec to print as a matrix (e.g. gaussian:1.5, sobel-x, a file, or '-' for a kernel "
             "file on standard input).",
             show_default=False,
         ),
     ] = None,
 ) -> None:
-    """List the built-in kernels, or print one kernel's matrix."""
-    from ..commands import kernels as command
+    """List the built-in kernels, or print one kernel's matrix.
 
+    Examples:
+
+      convcli kernels
+
+      convcli kernels gaussian:1.5
+
+      convcli kernels "3x3: 0,-1,0,-1,5,-1,0,-1,0"
+
+      convcli kernels edge.txt
+    """
+    from ..commands import kernels as command
+    from ..errors import OutputFileError, visible
+    from ..io.outputs import stdout_open
+
+    check_stdin_usable(("KERNEL '-'", stdin_count(spec)))
+    if not stdout_open():
+        raise OutputFileError("standard output is closed; 'convcli kernels' prints there")
     if spec is not None:
         heading, matrix = command.describe_kernel(spec)
-        typer.echo(heading)
+        typer.echo(visible(heading))
         typer.echo(matrix)
         return
     from rich.console import Console

@@ -28,15 +28,25 @@ from numpy.typing import NDArray
 from ..engine.layer import Convolution
 from ..engine.memory import allocation_guard, check_result_size
 from ..errors import OutputFileError, ParameterError
+from ..hooks import pause
 from ..io.display import default_display, to_display
 from ..io.formats import OUTPUT_FORMATS, check_display, extension_for, format_for_path
 from ..io.images import encode_png, encode_tiff_float
 from ..io.inputs import STDIN_NAME, LoadedInput, load_input
-from ..io.outputs import all_or_nothing, check_targets, npy_bytes, npz_bytes, protected_files, refuse_terminal
+from ..io.outputs import OutputSet, npy_bytes, npz_bytes, protected_files, refuse_terminal
 from ..kernels.bank import LayerOptions, LayerWeights, layer_from_weights, layer_weights, working_dtype
 from ..kernels.kernel import Kernel, filter_sums
 from ..kernels.spec import parse_kernel
-from .common import QUIET, Reporter, SharedOptions, format_shape, target_name
+from .common import (
+    QUIET,
+    Reporter,
+    SharedOptions,
+    check_work_size,
+    format_shape,
+    read_limits,
+    said_warnings,
+    target_name,
+)
 
 __all__ = [
     "PROGRESS_MIN_VALUES", "OutputOptions", "Written", "apply_command", "apply_filters", "check_output_options",
@@ -142,7 +152,8 @@ def resolve_format(options: OutputOptions) -> Optional[str]:
         An output name with no known extension and no format.
     """
     named = options.output is not None and options.output != "-" and not _is_directory_target(options.output)
-    from_name = format_for_path(str(options.output).replace("{stem}", "").replace("{map}", "")) if named else None
+    # the fields filled with a stand-in, so that '{stem}.png' still ends in .png
+    from_name = format_for_path(str(options.output).replace("{stem}", "x").replace("{map}", "0")) if named else None
     if options.format is not None:
         fmt = options.format.lower()
         fmt = "tiff" if fmt == "tif" else fmt
@@ -284,6 +295,34 @@ def _plan_outputs(batches: list[_Batch], fixed: Optional[str], options: OutputOp
     return outputs
 
 
+def _split_note(options: OutputOptions, outputs: Sequence[_Output], batches: int) -> Optional[str]:
+    """One line saying why the one file ``-o`` names becomes several, or None when ``-o`` said so itself.
+
+    That is when convcli inserts ``-{stem}`` or ``-{map}`` into a name without them
+    (:func:`_templated`): inputs of several shapes for one ``.npy``, several images for one
+    image file, more maps than one PNG holds.
+    """
+    named = options.output is not None and options.output != "-" and not _is_directory_target(options.output)
+    if not named or len(outputs) < 2:
+        return None
+    template = str(options.output)
+    stems = "{stem}" not in template and len({(id(o.batch), o.first) for o in outputs}) > 1
+    maps = "{map}" not in template and any(o.map_index is not None for o in outputs)
+    if not (stems or maps):
+        return None
+    reasons = []
+    if stems:
+        if outputs[0].format in ("npy", "npz"):
+            reasons.append(f"the inputs have {batches} different shapes (channels or sizes), and one array holds one")
+        else:
+            reasons.append("one image file holds one image")
+    if maps:
+        reasons.append("one PNG holds 1, 3 or 4 maps (one at 16 bits)")
+    names = ", ".join(target_name(o.path) for o in outputs[:3]) + (", ..." if len(outputs) > 3 else "")
+    return (f"-o {target_name(template)} names one file, but {' and '.join(reasons)}: writing {len(outputs)} "
+            f"files ({names})")
+
+
 def _encode(maps: NDArray[np.floating], fmt: str, display: str, bit_depth: int) -> bytes:
     """Bytes of one output file; ``maps`` has shape (N, FN, OH, OW) (N = 1 for images)."""
     if fmt == "npy":
@@ -308,6 +347,7 @@ def apply_filters(
     *,
     protect: Sequence[str] = (),
     on_progress: Optional[Callable[[float, int], None]] = None,
+    on_note: Optional[Callable[[str], None]] = None,
 ) -> list[Written]:
     """Filter every input and write the feature maps.
 
@@ -329,6 +369,9 @@ def apply_filters(
     on_progress : callable(done, total), optional
         Progress for display: ``done`` batches out of ``total``, fractional while a
         batch's tiles are being computed (called from the engine's worker threads).
+    on_note : callable(str), optional
+        Told, in one line, when the output named by ``-o`` becomes several files (inputs
+        of several shapes for one ``.npy``, several images or maps for one PNG).
 
     Returns
     -------
@@ -338,8 +381,12 @@ def apply_filters(
     Raises
     ------
     MemoryLimitError
-        A result larger than the machine's memory (:func:`check_result_size`), or one
-        numpy could not allocate.
+        A result larger than the machine's memory (:func:`check_result_size`), work
+        buffers that could never fit (:func:`~convcli.commands.common.check_work_size`), or
+        a result numpy could not allocate.
+    OutputFileError
+        An output that cannot be written, found before any work (every output is
+        reserved first: :class:`~convcli.io.outputs.OutputSet`).
     """
     fmt = check_output_options(output_options)
     if not kernels:
@@ -367,6 +414,8 @@ def apply_filters(
         batch.output_shape = (batch.output_shape[0] + item.data.shape[0], *batch.output_shape[1:])
     for batch in batches:
         check_result_size(batch.output_shape, batch.dtype)
+        first = batch.inputs[0].data.shape
+        check_work_size(batch.layer, (sum(i.data.shape[0] for i in batch.inputs), *first[1:]), batch.dtype)
 
     # one display for the whole run, from the float64 filters as the layer runs them
     display = output_options.display or (display_for(next(iter(weights.values()))) if weights else "clip")
@@ -374,13 +423,18 @@ def apply_filters(
         i.kind == "image" and i.bits == 16 for i in inputs
     )
     outputs = _plan_outputs(batches, fmt, output_options, "+".join(k.label for k in kernels))
-    check_targets([o.path for o in outputs], protect, hint="use {stem} and {map} in -o")
+    note = _split_note(output_options, outputs, len(batches))
+    if note is not None and on_note is not None:
+        on_note(note)
 
     written: list[Written] = []
-    with all_or_nothing(protect) as write:  # a failure part-way leaves none of this run's new files
+    # every output checked and its place made before any work; all written, or none
+    with OutputSet(protect) as files:
+        files.reserve([o.path for o in outputs], hint="use {stem} and {map} in -o")
         for index, batch in enumerate(batches):
             if on_progress is not None:
                 batch.layer.progress = functools.partial(_batch_progress, on_progress, index, len(batches))
+            pause("compute")
             with allocation_guard(batch.output_shape, batch.dtype):
                 data = np.concatenate([i.data for i in batch.inputs]) if len(batch.inputs) > 1 else batch.inputs[0].data
                 result = batch.layer.forward(data.astype(batch.dtype, copy=False))
@@ -391,7 +445,7 @@ def apply_filters(
                 if out.map_index is not None:
                     maps = maps[:, out.map_index : out.map_index + 1]
                 bits = output_options.bit_depth or (16 if sixteen and maps.shape[1] == 1 else 8)
-                write(out.path, _encode(maps, out.format, display, bits))
+                files.write(out.path, _encode(maps, out.format, display, bits))
                 png = out.format == "png"
                 written.append(
                     Written(out.path, maps.shape, out.format, display if png else None, bits if png else None)
@@ -429,15 +483,21 @@ def apply_command(
     if output_options.output == "-":
         refuse_terminal("-o -")
     options = shared.layer_options()
-    parsed = [parse_kernel(spec) for spec in kernels]
-    loaded = [load_input(source, gray=shared.gray, keep_alpha=shared.keep_alpha) for source in inputs]
-    for item in loaded:
-        for note in item.notes:
-            report.say(f"{item.name!r}: {note}")
-    protect = protected_files(*inputs, *kernels, shared.bias)
-    large = sum(item.data.size for item in loaded) >= PROGRESS_MIN_VALUES
-    with report.progress("filtering", len(loaded), show=len(loaded) > 1 or large) as on_progress:
-        written = apply_filters(loaded, parsed, options, output_options, protect=protect, on_progress=on_progress)
+    limits = read_limits(shared)
+    with said_warnings(report):  # library warnings: one line each, and only when the command succeeds
+        parsed = [parse_kernel(spec) for spec in kernels]
+        loaded = [
+            load_input(source, gray=shared.gray, keep_alpha=shared.keep_alpha, limits=limits) for source in inputs
+        ]
+        pause("read")
+        for item in loaded:
+            for note in item.notes:
+                report.say(f"{target_name(item.name)}: {note}")
+        protect = protected_files(*inputs, *kernels, shared.bias)
+        large = sum(item.data.size for item in loaded) >= PROGRESS_MIN_VALUES
+        with report.progress("filtering", len(loaded), show=len(loaded) > 1 or large) as on_progress:
+            written = apply_filters(loaded, parsed, options, output_options, protect=protect, on_progress=on_progress,
+                                    on_note=report.say)
     for done in written:
         how = f", display {done.display}" if done.display else ""
         how += f", {done.bits}-bit" if done.bits == 16 else ""

@@ -31,8 +31,8 @@ from ..errors import InputFileError, KernelSpecError, ParameterError, ShapeError
 from .kernel import FloatArray, Kernel, filter_sums, is_zero_sum
 
 __all__ = [
-    "LayerOptions", "LayerWeights", "build_layer", "expand_bias", "filter_bank", "kernel_stack", "layer_from_weights",
-    "layer_weights", "parse_bias", "working_dtype",
+    "LayerOptions", "LayerWeights", "build_layer", "check_range", "expand_bias", "filter_bank", "kernel_stack",
+    "layer_from_weights", "layer_weights", "parse_bias", "working_dtype",
 ]
 
 
@@ -254,8 +254,50 @@ def layer_weights(kernels: Sequence[Kernel], channels: int, options: LayerOption
     return LayerWeights(weights, bias, groups)
 
 
+def check_range(weights: LayerWeights, dtype: np.dtype) -> None:
+    """Refuse weights whose filters would overflow ``dtype``: taps adding up (in magnitude) past its largest float.
+
+    A filter's output on values of magnitude at most 1 (an image) is at most the sum of its
+    taps' magnitudes plus its bias; past ``np.finfo(dtype).max`` the result is inf or NaN
+    everywhere (``1e308`` is finite in float64, inf in float32).
+
+    Raises
+    ------
+    KernelSpecError
+        Naming the filter, its size and the dtype's limit; ``--dtype float64`` is offered
+        when the filter fits there.
+    """
+    dtype = np.dtype(dtype)
+    if dtype.kind != "f":
+        return
+    limit = float(np.finfo(dtype).max)
+    with np.errstate(over="ignore", invalid="ignore"):
+        flat = np.abs(np.asarray(weights.W, dtype=np.float64)).reshape(len(weights.W), -1)
+        size = flat.sum(axis=1)
+        if weights.b is not None:
+            size = size + np.abs(np.asarray(weights.b, dtype=np.float64))
+    bad = np.flatnonzero(~(size <= limit))
+    if not bad.size:
+        return
+    first = int(bad[0])
+    worst = float(flat[first].max())
+    fits64 = bool(size[first] <= float(np.finfo(np.float64).max))
+    advice = "use --dtype float64, or scale the kernel down" if fits64 and dtype != np.float64 else "scale it down"
+    raise KernelSpecError(
+        f"kernel too large for {dtype}: filter {first}'s taps (up to {worst:.3g}) add up to "
+        f"{float(size[first]):.3g}, more than {dtype} holds ({limit:.3g}), so its output would be inf or NaN; {advice}"
+    )
+
+
 def layer_from_weights(weights: LayerWeights, options: LayerOptions, dtype: np.dtype) -> Convolution:
-    """The Convolution of ``weights`` cast to ``dtype``, with the options' geometry."""
+    """The Convolution of ``weights`` cast to ``dtype``, with the options' geometry.
+
+    Raises
+    ------
+    KernelSpecError
+        A filter too large for ``dtype`` (:func:`check_range`).
+    """
+    check_range(weights, dtype)
     return Convolution(
         weights.W.astype(dtype),
         None if weights.b is None else np.asarray(weights.b, dtype=dtype),
@@ -350,8 +392,10 @@ def parse_bias(text: str, name: str = "--bias") -> NDArray[np.float64]:
     InputFileError
         A file that is missing or cannot be read as ``.npy``.
     """
+    from ..errors import quote
     from ..io.arrays import load_npy
-    from ..io.inputs import STDIN_NAME, read_source
+    from ..io.inputs import STDIN_NAME
+    from ..io.streams import read_source
 
     usage = "a number, a comma-separated list, a .npy file or '-' (.npy on standard input)"
     source = text.strip()
@@ -361,17 +405,18 @@ def parse_bias(text: str, name: str = "--bias") -> NDArray[np.float64]:
             values = np.array([float(v) for v in source.replace(";", ",").split(",")], dtype=np.float64)
         except ValueError:
             if not os.path.isfile(source):
-                raise ParameterError(f"{name} must be {usage}, got {text!r}") from None
+                raise ParameterError(f"{name} must be {usage}, got {quote(text)}") from None
     if values is None:
         if source != "-" and not os.path.exists(source):
             raise InputFileError(f"{name} file {source!r} not found; expected {usage}")
         where = f"{name} from standard input" if source == "-" else f"{name} file {source!r}"
-        array = load_npy(read_source(source), STDIN_NAME if source == "-" else source)
+        data = read_source(source, role="array", what=f"{name} file")  # bounded; devices refused
+        array = load_npy(data, STDIN_NAME if source == "-" else source)
         if array.dtype.kind not in "biuf":
             raise ParameterError(f"{where} holds {array.dtype} values; expected real numbers")
         if array.size == 0:
             raise ParameterError(f"{where} is empty (shape {array.shape}); expected at least one value")
         values = array.astype(np.float64).ravel()
     if not np.all(np.isfinite(values)):
-        raise ParameterError(f"{name} values must be finite (no nan or inf), got {text!r}")
+        raise ParameterError(f"{name} values must be finite (no nan or inf), got {quote(text)}")
     return values

@@ -32,14 +32,14 @@ import difflib
 import json
 import os
 import re
-import sys
 from typing import Any, Optional
 
 import numpy as np
 
-from ..errors import InputFileError, KernelSpecError, one_line
+from ..errors import InputFileError, KernelSpecError, one_line, quote
 from ..io.arrays import choose_member, load_npy, load_npz, load_text, parse_row, stack_rows
 from ..io.inputs import sniff
+from ..io.streams import read_source
 from .builtins import BUILTINS
 from .kernel import Kernel, check_bias, check_weights
 
@@ -71,7 +71,7 @@ def _numbers(text: str, where: str, row: str) -> list[float]:
 
 def _parse_inline(spec: str) -> np.ndarray:
     """``"1,2,1;2,4,2;1,2,1"`` -> 3×3; ``"1 2 1"`` -> 1×3."""
-    where = f"inline kernel {spec!r}"
+    where = f"inline kernel {quote(spec)}"
     parts = spec.strip().rstrip(";").split(";")
     names = [f"row {i}" for i in range(1, len(parts) + 1)]
     rows = [_numbers(part, where, name) for part, name in zip(parts, names)]
@@ -84,7 +84,7 @@ def _parse_inline(spec: str) -> np.ndarray:
 
 def _parse_imagemagick(spec: str, match: re.Match[str]) -> np.ndarray:
     """ImageMagick's ``"WxH: v,v,..."``: W columns, H rows, values row by row."""
-    where = f"ImageMagick kernel {spec!r}"
+    where = f"ImageMagick kernel {quote(spec)}"
     width = int(match.group(1))
     height = int(match.group(2)) if match.group(2) is not None else width
     if width < 1 or height < 1:
@@ -149,7 +149,9 @@ def _json_shape(obj: Any, where: str, path: str) -> tuple[int, ...]:
                 )
         return (len(obj), *(shapes[0] if shapes else ()))
     if isinstance(obj, bool) or not isinstance(obj, (int, float)):
-        raise KernelSpecError(f"{where}: {path} is {json.dumps(obj)[:40]}, expected a number or a list of numbers")
+        shown = json.dumps(obj)
+        shown = shown if len(shown) <= 24 else shown[:21] + "..."  # a short part of the file, never more
+        raise KernelSpecError(f"{where}: {path} is {shown}, expected a number or a list of numbers")
     return ()
 
 
@@ -165,9 +167,10 @@ def _read_json(data: bytes, where: str) -> tuple[np.ndarray, Optional[np.ndarray
     bias_obj: Any = None
     if isinstance(obj, dict):
         extra = [k for k in obj if k not in ("W", "b")]
-        if "W" not in obj or extra:
-            keys = ", ".join(repr(k) for k in obj) or "none"
-            raise KernelSpecError(f"{where}: a JSON object needs key 'W' and optionally 'b'; its keys are {keys}")
+        if "W" not in obj or extra:  # a file that is not a kernel: its keys are not echoed
+            keys = ", ".join(quote(k, 16) for k in extra[:3]) + (", ..." if len(extra) > 3 else "")
+            has = f"it also has {keys}" if "W" in obj else f"it has {len(obj)} other key(s)"
+            raise KernelSpecError(f"{where}: a JSON object needs key 'W' and optionally 'b'; {has}")
         obj, bias_obj = obj["W"], obj.get("b")
     _json_shape(obj, where, "W")
     weights = np.array(obj, dtype=np.float64)
@@ -238,15 +241,9 @@ def load_kernel_bytes(data: bytes, fmt: Optional[str] = None, *, label: str = "k
 def _load_file(path: str) -> Kernel:
     """A kernel file: missing, a directory or unreadable is an InputFileError (exit 3), bad content not."""
     where = f"kernel file {path!r}"
-    if not os.path.exists(path):
-        raise InputFileError(f"{where} not found")
     if os.path.isdir(path):
         raise InputFileError(f"{where} is a directory; expected a kernel file")
-    try:
-        with open(path, "rb") as handle:
-            data = handle.read()
-    except OSError as error:
-        raise InputFileError(f"{where} cannot be read: {error.strerror or error}") from None
+    data = read_source(path, role="kernel", what="kernel file")  # bounded; devices refused, FIFOs never hang
     stem, ext = os.path.splitext(os.path.basename(path))
     return load_kernel_bytes(data, _FORMAT_BY_EXTENSION.get(ext.lower()), label=stem, where=where)
 
@@ -309,7 +306,7 @@ def parse_kernel(spec: str) -> Kernel:
             "('1,2,1;2,4,2;1,2,1') or a file (.npy, .npz, .txt, .csv, .json)"
         )
     if text == "-":
-        return load_kernel_bytes(sys.stdin.buffer.read(), label="stdin", where="kernel from standard input")
+        return load_kernel_bytes(read_source("-", role="kernel"), label="stdin", where="kernel from standard input")
     if os.path.splitext(text)[1].lower() in KERNEL_FILE_EXTENSIONS:
         return _load_file(text)
     name, *args = text.split(":")
@@ -320,17 +317,21 @@ def parse_kernel(spec: str) -> Kernel:
     match = _IMAGEMAGICK.match(text)
     if match:
         return Kernel(_parse_imagemagick(text, match), None, "inline")
-    if os.path.isfile(text):
+    if os.path.exists(text) and not os.path.isdir(text):  # a file, or a device or FIFO the reader refuses
         return _load_file(text)
     if os.path.isdir(text):
-        raise InputFileError(f"kernel {text!r} is a directory; expected a kernel file, a built-in name or a matrix")
+        raise InputFileError(
+            f"kernel {quote(text, 200)} is a directory; expected a kernel file, a built-in name or a matrix"
+        )
     if re.fullmatch(r"\d+\s*[xX]\s*\d+", text):
-        raise KernelSpecError(f"ImageMagick kernel {text!r} has no values; write {text + ': v,v,...'!r} (row by row)")
+        raise KernelSpecError(
+            f"ImageMagick kernel {quote(text)} has no values; write {quote(text + ': v,v,...')} (row by row)"
+        )
     if _looks_inline(text):
         return Kernel(_parse_inline(text), None, "inline")
     if "/" in text or "\\" in text:
-        raise InputFileError(f"kernel file {text!r} not found")
+        raise InputFileError(f"kernel file {quote(text, 200)} not found")
     typed = text.split(":")[0].strip()
     close = difflib.get_close_matches(name, list(BUILTINS), n=1)
     hint = f"; did you mean '{close[0]}'?" if close else ""
-    raise KernelSpecError(f"unknown kernel {typed!r}{hint} (convcli kernels lists them)")
+    raise KernelSpecError(f"unknown kernel {quote(typed)}{hint} (convcli kernels lists them)")

@@ -241,7 +241,7 @@ def test_first_repeated_sees_spellings_of_one_file(tmp_path: Path) -> None:
     assert first_repeated([str(tmp_path / "new.png"), str(tmp_path / "sub" / ".." / "new.png")]) is not None
 
 
-def test_all_or_nothing_removes_only_new_files_on_failure(tmp_path: Path) -> None:
+def test_all_or_nothing_changes_nothing_on_failure(tmp_path: Path) -> None:
     old = tmp_path / "old.npy"
     old.write_bytes(b"before")
     new = tmp_path / "new.npy"
@@ -249,13 +249,16 @@ def test_all_or_nothing_removes_only_new_files_on_failure(tmp_path: Path) -> Non
         with all_or_nothing() as write:
             write(str(new), b"fresh")
             write(str(old), b"after")
-            assert new.read_bytes() == b"fresh"
+            assert not new.exists() and old.read_bytes() == b"before"  # written beside their targets only
             raise RuntimeError("late failure")
-    assert not new.exists()  # created by the failed block: removed
-    assert old.read_bytes() == b"after"  # replaced whole before the failure: kept
+    assert not new.exists()  # never put in place
+    assert old.read_bytes() == b"before"  # never replaced
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["old.npy"]
     with all_or_nothing() as write:
         write(str(new), b"kept")
-    assert new.read_bytes() == b"kept"
+        write(str(old), b"after")
+    assert new.read_bytes() == b"kept" and old.read_bytes() == b"after"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["new.npy", "old.npy"]
 
 
 def test_check_targets(tmp_path: Path) -> None:
