@@ -149,7 +149,9 @@ def reworded_warnings(name: str) -> Iterator[None]:
             continue
         text = one_line(record.message, 240)
         if not issubclass(record.category, ConvcliWarning):
-            text = f"{name_of(name)}: {text}"
+            # a name already quoted by its caller ("kernel file 'k.npy'") is kept as it is
+            label = name if name.endswith(("'", '"')) and " " in name else name_of(name)
+            text = f"{label}: {text}"
         if text not in seen:
             seen.add(text)
             warnings.warn(ConvcliWarning(text), stacklevel=3)

@@ -28,19 +28,23 @@ from typer.core import TyperCommand, TyperGroup
 from .. import __version__
 from ..errors import BrokenOutputPipe, ConvcliError, Interrupted, one_line, visible
 
-#: The exit codes, as ``--help`` and the README list them.
-EXIT_CODES: tuple[tuple[str, str], ...] = (
-    ("0", "success"),
-    ("1", "failure (a failed --check, a result too large for memory)"),
-    ("2", "usage: a bad option, argument or kernel"),
-    ("3", "an input that cannot be read"),
-    ("4", "an output that cannot be written"),
-    ("130", "interrupted by SIGINT (129 SIGHUP, 143 SIGTERM: 128 + the signal); nothing written"),
-    ("141", "the reader of standard output left early: ended as SIGPIPE ends a process, quietly"),
+#: The exit codes: (code, short label for --help, what it means).
+EXIT_CODES: tuple[tuple[str, str, str], ...] = (
+    ("0", "ok", "success"),
+    ("1", "failure", "a failure, such as a failed --check or a result too large for memory"),
+    ("2", "usage", "a bad option, argument or kernel, or '-' while standard input is a terminal"),
+    ("3", "unreadable input", "an input that cannot be read (missing, a device, too large, of no known format)"),
+    ("4", "output", "an output that cannot be written (or may not be replaced); nothing was written"),
+    ("130", "interrupted", "interrupted by SIGINT (129 for SIGHUP, 143 for SIGTERM: 128 + the signal's number); "
+     "no file was written or replaced"),
+    ("141", "reader left", "the reader of standard output left early (| head): convcli ends as SIGPIPE ends a "
+     "process, quietly"),
 )
 
 #: The epilog of every command's --help.
-EXIT_EPILOG = "Exit status: " + "; ".join(f"{code} {what}" for code, what in EXIT_CODES) + "."
+EXIT_EPILOG = "Exit status: " + ", ".join(f"{code} {label}" for code, label, _ in EXIT_CODES) + (
+    " (129 SIGHUP, 143 SIGTERM; 141 is SIGPIPE's)."
+)
 
 _USAGE_REWORDING = (
     ("Value error, ", ""),
@@ -65,7 +69,19 @@ class _PipeGone(Exception):
 
 
 class HelpfulCommand(TyperCommand):
-    """A command whose ``--help`` row shows no type (a flag needs none)."""
+    """A command whose ``--help`` says what to type: arguments by their metavar alone, no type for the flags.
+
+    Typer would show ``{INPUT...}...`` in the usage line and ``<list[str]>`` beside an
+    argument; here the usage line and the row show the metavar (``INPUT...``, ``[KERNEL]``).
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for param in self.params:
+            if param.param_type_name == "argument" and param.metavar:
+                label = str(param.metavar)
+                param.display_type_rich = lambda ctx: None  # type: ignore[attr-defined]
+                param._usage_display_name = lambda label=label: label  # type: ignore[attr-defined]
 
     def get_help_option(self, ctx: Any) -> Any:
         option = super().get_help_option(ctx)

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Callable, Literal, Optional, T
 
 import typer
 
-from ..errors import ParameterError, visible
+from ..errors import ParameterError, quote, visible
 from ..io.formats import DISPLAY_MODES, OUTPUT_FORMATS
 
 if TYPE_CHECKING:
@@ -64,12 +64,12 @@ def parse_pair(text: str, name: str) -> object:
     try:
         values = [int(p) for p in parts]
     except ValueError:
-        raise ParameterError(f"{name} must be an integer or 'H,W', got {text!r}") from None
+        raise ParameterError(f"{name} must be an integer or 'H,W', got {quote(text)}") from None
     if len(values) == 1:
         return values[0]
     if len(values) == 2:
         return values[0], values[1]
-    raise ParameterError(f"{name} must be an integer or 'H,W', got {text!r}")
+    raise ParameterError(f"{name} must be an integer or 'H,W', got {quote(text)}")
 
 
 def parse_pad(text: str) -> Any:
@@ -81,13 +81,13 @@ def parse_pad(text: str) -> Any:
         values = [int(p) for p in parts]
     except ValueError:
         raise ParameterError(
-            f"--pad must be same, valid, an integer, 'PH,PW' or 'TOP,BOTTOM,LEFT,RIGHT', got {text!r}"
+            f"--pad must be same, valid, an integer, 'PH,PW' or 'TOP,BOTTOM,LEFT,RIGHT', got {quote(text)}"
         ) from None
     if len(values) == 1:
         return values[0]
     if len(values) in (2, 4):
         return tuple(values)
-    raise ParameterError(f"--pad takes 1, 2 or 4 integers, got {len(values)} in {text!r}")
+    raise ParameterError(f"--pad takes 1, 2 or 4 integers, got {len(values)} in {quote(text)}")
 
 
 def check_stdin_once(*uses: tuple[str, int]) -> None:

@@ -14,14 +14,17 @@ read) is :mod:`convcli.io.arrays`; decoding images is :mod:`convcli.io.images`; 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+import tempfile
+import warnings
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
 import numpy as np
 from numpy.typing import NDArray
 
-from ..errors import ConvcliError, InputFileError, ShapeError, name_of, one_line, reworded_warnings
+from ..errors import ConvcliError, ConvcliWarning, InputFileError, ShapeError, name_of, one_line, reworded_warnings
 from . import streams
 from .arrays import NPY_MAGIC, NPZ_MAGIC, choose_member, load_npy, load_npz, load_text
 from .images import LoadedImage, load_image, luma
@@ -282,11 +285,38 @@ def decode_input(data: bytes, source: str, *, gray: bool = False, keep_alpha: bo
     return array_input(array, source, gray=gray)
 
 
+@contextmanager
+def _c_library_stderr(name: str) -> Iterator[None]:
+    """What C libraries (libtiff) print on file descriptor 2 inside the block becomes one warning per line.
+
+    libtiff reports odd files straight to the process's stderr ("More samples per pixel than
+    can be decoded: 2048"), around convcli's messages; here it is caught in a temporary file
+    and warned as a :class:`~convcli.errors.ConvcliWarning` naming the source (dropped, with
+    every other warning, when the block fails).
+    """
+    try:
+        saved = os.dup(2)
+    except OSError:  # no stderr at all: nothing to keep clean
+        yield
+        return
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        sink.seek(0)
+        said = sink.read(8192).decode("utf-8", "replace").splitlines()
+    for line in list(dict.fromkeys(line.strip() for line in said if line.strip()))[:3]:
+        warnings.warn(ConvcliWarning(f"{name_of(name)}: {one_line(line, 200)}"), stacklevel=3)
+
+
 def _decode_image(data: bytes, name: str, *, gray: bool, keep_alpha: bool, limits: ReadLimits) -> LoadedImage:
     """:func:`~convcli.io.images.load_image`, after the size check, with one error for whatever Pillow raises."""
-    check_image_size(data, name, limits)
     try:
-        with pillow_pixel_limit(limits), reworded_warnings(name):
+        with _c_library_stderr(name), pillow_pixel_limit(limits), reworded_warnings(name):
+            check_image_size(data, name, limits)
             return load_image(data, name, gray=gray, keep_alpha=keep_alpha)
     except ConvcliError:
         raise

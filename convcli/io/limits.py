@@ -29,7 +29,7 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Optional
+from typing import Optional, Union
 
 from ..errors import InputFileError, ParameterError, one_line
 
@@ -183,7 +183,7 @@ def _npy_budget(head: bytes, where: str, ceiling: Optional[int], ceiling_text: s
 _KERNEL_TEXT = "the most a kernel file may hold"
 
 
-def byte_budget(head: bytes, role: str, where: str, *, text: bool, limits: ReadLimits = DEFAULTS,
+def byte_budget(head: bytes, role: str, where: str, *, text: Union[bool, str], limits: ReadLimits = DEFAULTS,
                 complete: bool = False) -> Optional[Budget]:
     """The most bytes a source may hold, decided from its first bytes.
 
@@ -196,9 +196,9 @@ def byte_budget(head: bytes, role: str, where: str, *, text: bool, limits: ReadL
         file (``-k``), or an array file (``--dout``, ``--bias``: .npy or .npz only).
     where : str
         How messages name the source ("standard input", "input file 'x.png'").
-    text : bool
-        Whether the source may be a text array (a .txt/.csv name, or plain text on
-        standard input); only for ``role="input"``.
+    text : bool or "sniff"
+        Whether the source may be a text array: True for a .txt/.csv name, "sniff" for
+        standard input (when its first bytes are plain text); only for ``role="input"``.
     limits : ReadLimits
     complete : bool
         ``head`` is the whole source (it ended): no budget is needed beyond it.
@@ -215,7 +215,7 @@ def byte_budget(head: bytes, role: str, where: str, *, text: bool, limits: ReadL
         A ``.npy`` header that declares more data than could ever be held.
     """
     from .arrays import NPY_MAGIC, NPZ_MAGIC
-    from .inputs import sniff
+    from .inputs import _looks_like_text, sniff
 
     memory = machine_memory()
     memory_text = f"this machine's {format_bytes(memory)} of memory" if memory else "memory"
@@ -229,7 +229,7 @@ def byte_budget(head: bytes, role: str, where: str, *, text: bool, limits: ReadL
         return Budget(memory or 2**62, "this machine's memory")
     if role == "input" and sniff(head) == "image":
         return Budget(limits.image_bytes, f"the most an image within --max-pixels {limits.max_pixels:,} can take")
-    if role == "input" and text:
+    if role == "input" and (text is True or (text == "sniff" and _looks_like_text(head))):
         return Budget(MAX_TEXT_BYTES, "the most a text array may hold; use .npy for larger arrays")
     # no known format: nothing past the first bytes is needed to say so
     return Budget(len(head), "data of no format convcli reads")

@@ -24,7 +24,7 @@ import os
 import stat
 import sys
 import time
-from typing import Callable, Optional
+from typing import Callable, Optional, Union
 
 from ..errors import InputFileError, ParameterError, name_of
 from .limits import DEFAULTS, HEAD_BYTES, ReadLimits, byte_budget, format_bytes
@@ -92,7 +92,7 @@ def _fill(read: Callable[[int], bytes], chunks: list[bytes], have: int, upto: in
     return have, False
 
 
-def _read_bounded(read: Callable[[int], bytes], where: str, role: str, *, text: bool, limits: ReadLimits,
+def _read_bounded(read: Callable[[int], bytes], where: str, role: str, *, text: Union[bool, str], limits: ReadLimits,
                   size: Optional[int] = None, first: bytes = b"") -> bytes:
     """Read with ``read(n)`` (blocking; b"" at the end) no further than the source's budget.
 
@@ -131,11 +131,12 @@ def _read_bounded(read: Callable[[int], bytes], where: str, role: str, *, text: 
     return b"".join(chunks)
 
 
-def _read_stdin(role: str, what: Optional[str], text: bool, limits: ReadLimits) -> bytes:
+def _read_stdin(role: str, what: Optional[str], text: Union[bool, str], limits: ReadLimits) -> bytes:
     where = what or _STDIN_WHAT[role]
     state = stdin_state()
     if state == "closed":
-        raise InputFileError(f"{where}: standard input is closed; give the data on standard input or as a file")
+        what = "" if where == "standard input" else f" ({where})"
+        raise InputFileError(f"standard input is closed{what}; give the data on standard input or as a file")
     if state == "terminal":
         raise ParameterError(
             "'-' reads standard input, but it is a terminal; pipe or redirect the data into convcli "
@@ -188,7 +189,7 @@ def _os_error(where: str, exc: OSError) -> InputFileError:
 
 
 def read_source(source: str, *, role: str = "input", what: Optional[str] = None,
-                limits: ReadLimits = DEFAULTS, text: Optional[bool] = None) -> bytes:
+                limits: ReadLimits = DEFAULTS, text: Union[None, bool, str] = None) -> bytes:
     """All the bytes of a source that its use could need: a file, a FIFO, or standard input for ``-``.
 
     Parameters
@@ -201,9 +202,9 @@ def read_source(source: str, *, role: str = "input", what: Optional[str] = None,
         How messages name a file ("kernel file", "--dout file"); default from ``role``.
     limits : ReadLimits
         The image limits an input's budget follows.
-    text : bool, optional
+    text : bool or "sniff", optional
         Whether the source may be a text array (default: for an input, a name ending .txt
-        or .csv, or standard input).
+        or .csv; for standard input, "sniff": when its first bytes are plain text).
 
     Returns
     -------
@@ -223,7 +224,7 @@ def read_source(source: str, *, role: str = "input", what: Optional[str] = None,
     if role not in ROLES:
         raise ValueError(f"role must be one of {ROLES}, got {role!r}")
     if text is None:
-        text = role == "input" and (source == "-" or source.lower().endswith((".txt", ".csv")))
+        text = "sniff" if source == "-" else role == "input" and source.lower().endswith((".txt", ".csv"))
     if source == "-":
         return _read_stdin(role, None if what is None else f"{what} (standard input)", text, limits)
     where = f"{what or _DEFAULT_WHAT[role]} {name_of(source)}"

@@ -404,7 +404,7 @@ def parse_bias(text: str, name: str = "--bias") -> NDArray[np.float64]:
         try:
             values = np.array([float(v) for v in source.replace(";", ",").split(",")], dtype=np.float64)
         except ValueError:
-            if not os.path.isfile(source):
+            if not os.path.exists(source) or os.path.isdir(source):  # a device or FIFO: the reader refuses it
                 raise ParameterError(f"{name} must be {usage}, got {quote(text)}") from None
     if values is None:
         if source != "-" and not os.path.exists(source):

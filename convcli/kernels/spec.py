@@ -85,6 +85,8 @@ def _parse_inline(spec: str) -> np.ndarray:
 def _parse_imagemagick(spec: str, match: re.Match[str]) -> np.ndarray:
     """ImageMagick's ``"WxH: v,v,..."``: W columns, H rows, values row by row."""
     where = f"ImageMagick kernel {quote(spec)}"
+    if len(match.group(1)) > 9 or len(match.group(2) or "") > 9:  # int() refuses over 4300 digits
+        raise KernelSpecError(f"{where}: W and H must have at most 9 digits")
     width = int(match.group(1))
     height = int(match.group(2)) if match.group(2) is not None else width
     if width < 1 or height < 1:
