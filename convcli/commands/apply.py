@@ -33,7 +33,7 @@ from ..io.display import default_display, to_display
 from ..io.formats import OUTPUT_FORMATS, check_display, extension_for, format_for_path
 from ..io.images import encode_png, encode_tiff_float
 from ..io.inputs import STDIN_NAME, LoadedInput, load_input
-from ..io.outputs import OutputSet, npy_bytes, npz_bytes, protected_files, refuse_terminal
+from ..io.outputs import OutputSet, check_folder, npy_bytes, npz_bytes, protected_files, refuse_terminal
 from ..kernels.bank import LayerOptions, LayerWeights, layer_from_weights, layer_weights, working_dtype
 from ..kernels.kernel import Kernel, filter_sums
 from ..kernels.spec import parse_kernel
@@ -482,6 +482,8 @@ def apply_command(
     check_output_options(output_options)  # a bad name or option is reported before any input is read
     if output_options.output == "-":
         refuse_terminal("-o -")
+    elif output_options.output is not None:  # /proc/x.png: found before a long read, not after
+        check_folder(output_options.output, into=_is_directory_target(output_options.output))
     options = shared.layer_options()
     limits = read_limits(shared)
     with said_warnings(report):  # library warnings: one line each, and only when the command succeeds

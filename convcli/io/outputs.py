@@ -56,7 +56,8 @@ from ..errors import BrokenOutputPipe, OutputFileError, name_of
 from ..hooks import pause
 
 __all__ = [
-    "OutputSet", "Target", "all_or_nothing", "check_target", "check_targets", "commits", "first_repeated", "npy_bytes",
+    "OutputSet", "Target", "all_or_nothing", "check_folder", "check_target", "check_targets", "commits",
+    "first_repeated", "npy_bytes",
     "npz_bytes", "protected_files", "refuse_terminal", "same_file", "stdout_open", "write_output",
 ]
 
@@ -302,6 +303,39 @@ def check_target(path: str, protect: Sequence[str] = ()) -> str:
         user planted in a sticky world-writable folder.
     """
     return _classify(path, protect).file
+
+
+def check_folder(path: str, *, into: bool = False) -> None:
+    """Before any input is read: can files be created where ``path`` goes?  A file is made and removed to see.
+
+    Catches what permission bits do not show (``/proc``, a read-only mount, a full quota)
+    before a long read; :meth:`OutputSet.reserve` checks each output again once its name is
+    known.  A folder with a template field in it (``{stem}/``) is left to that later check.
+
+    Parameters
+    ----------
+    path : str
+        An output path (``-`` passes), or with ``into`` the folder outputs go into.
+
+    Raises
+    ------
+    OutputFileError
+        The folder does not exist, or no file can be created in it.
+    """
+    if path == "-" or not path:
+        return
+    folder = path if into else (os.path.dirname(path) or ".")
+    if "{" in folder:
+        return
+    if not os.path.isdir(folder):
+        raise OutputFileError(f"output directory {name_of(folder)} does not exist (for {name_of(path)})")
+    probe = os.path.join(folder, f".convcli-probe.{os.urandom(4).hex()}.tmp")
+    try:
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
+    except OSError as exc:
+        raise _write_error(path, exc) from None
+    os.close(fd)
+    _unlink(probe)
 
 
 def first_repeated(paths: Sequence[str]) -> Optional[str]:
