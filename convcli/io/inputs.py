@@ -28,7 +28,7 @@ from ..errors import ConvcliError, ConvcliWarning, InputFileError, ShapeError, n
 from . import streams
 from .arrays import NPY_MAGIC, NPZ_MAGIC, choose_member, load_npy, load_npz, load_text
 from .images import LoadedImage, load_image, luma
-from .limits import DEFAULTS, ReadLimits, check_image_size, pillow_pixel_limit
+from .limits import DEFAULTS, ReadLimits, check_image_size, decoder_reason, pillow_pixel_limit
 
 STDIN_NAME = "<stdin>"
 TEXT_EXTENSIONS = (".txt", ".csv")
@@ -323,8 +323,9 @@ def _decode_image(data: bytes, name: str, *, gray: bool, keep_alpha: bool, limit
     except MemoryError:
         raise InputFileError(f"cannot read {name_of(name)} as an image: not enough memory to decode it") from None
     except Exception as exc:  # a decoder on untrusted bytes may raise anything: still one line, exit 3
+        reason = decoder_reason(exc)
         raise InputFileError(
-            f"cannot read {name_of(name)} as an image: {one_line(exc, 120)}; expected PNG, JPEG, TIFF, BMP, WebP or GIF"
+            f"cannot read {name_of(name)} as an image: {reason}; expected PNG, JPEG, TIFF, BMP, WebP or GIF"
         ) from None
 
 

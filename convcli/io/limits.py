@@ -35,7 +35,8 @@ from ..errors import InputFileError, ParameterError, one_line
 
 __all__ = [
     "DEFAULT_MAX_PAGES", "DEFAULT_MAX_PIXELS", "IMAGE_BYTES_PER_PIXEL", "MAX_KERNEL_BYTES", "MAX_TEXT_BYTES",
-    "ReadLimits", "byte_budget", "check_image_size", "format_bytes", "machine_memory", "pillow_pixel_limit",
+    "ReadLimits", "byte_budget", "check_image_size", "decoder_reason", "format_bytes", "machine_memory",
+    "pillow_pixel_limit",
 ]
 
 #: The default of ``--max-pixels``: Pillow's ``MAX_IMAGE_PIXELS`` (1024³ / 4 / 3 = 89,478,485,
@@ -276,6 +277,15 @@ def _frames(im: object, cap: int) -> list[tuple[int, int, str]]:
             return sizes
 
 
+def decoder_reason(exc: BaseException) -> str:
+    """What a decoder's exception says, as a message's reason: its text, or "malformed headers (KeyError 229)"."""
+    text = one_line(exc, 100)
+    if isinstance(exc, (OSError, ValueError, EOFError)) and not isinstance(exc, UnicodeError):
+        return text
+    kind = type(exc).__name__
+    return f"malformed headers ({kind} {text})" if str(exc) else f"malformed headers ({kind})"
+
+
 def check_image_size(data: bytes, name: str, limits: ReadLimits = DEFAULTS) -> None:
     """Refuse, from its headers alone, an image that would decode to too many pixels, pages or bytes.
 
@@ -311,7 +321,7 @@ def check_image_size(data: bytes, name: str, limits: ReadLimits = DEFAULTS) -> N
     except UnidentifiedImageError:
         raise InputFileError(f"cannot read {shown} as an image: not a recognised image format") from None
     except Exception as exc:  # Pillow's header parsers raise many kinds on malformed files
-        raise InputFileError(f"cannot read {shown} as an image: {one_line(exc, 120) or type(exc).__name__}") from None
+        raise InputFileError(f"cannot read {shown} as an image: {decoder_reason(exc)}") from None
     if len(frames) > limits.max_pages:
         raise InputFileError(
             f"{shown} has more than {limits.max_pages} pages; convcli reads at most {limits.max_pages} "
