@@ -235,6 +235,8 @@ def _classify(path: str, protect: Sequence[str]) -> Target:
         return Target(path, "stdout", path)
     if not path:
         raise OutputFileError("output path is empty")
+    if "\x00" in path:
+        raise OutputFileError(f"output {name_of(path)} is not a valid file name (it holds a NUL character)")
     _refuse_input(path, protect)
     target = _follow(path)
     if target != path:

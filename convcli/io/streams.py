@@ -228,6 +228,8 @@ def read_source(source: str, *, role: str = "input", what: Optional[str] = None,
     if source == "-":
         return _read_stdin(role, None if what is None else f"{what} (standard input)", text, limits)
     where = f"{what or _DEFAULT_WHAT[role]} {name_of(source)}"
+    if "\x00" in source:  # no file can have this name (os.stat would raise ValueError)
+        raise InputFileError(f"{where} not found (a file name cannot hold a NUL character)")
     try:
         info = os.stat(source)  # follows links: /dev/zero behind a symlink is still a device
     except OSError as exc:

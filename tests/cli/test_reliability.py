@@ -302,8 +302,9 @@ CASES = [
     Case("float32 overflow of 1e308", ["apply", "x.npy", "-k", "1e308", "-o", "o.npy"], 2,
          ["too large for float32", "--dtype float64"]),
     Case("unsharp:1:1e308", ["apply", "gray.png", "-k", "unsharp:1:1e308", "-o", "o.png"], 2, ["float32"]),
-    Case("1e308 in float64 is computed", ["apply", "gray.png", "-k", "1e308", "--dtype", "float64", "-o", "o.npy", "-q"],
-         changes=("o.npy",), check=lambda f, r: bool(np.isfinite(np.load(f / "o.npy")).all())),
+    Case("1e308 in float64 is computed",
+         ["apply", "gray.png", "-k", "1e308", "--dtype", "float64", "-o", "o.npy", "-q"], changes=("o.npy",),
+         check=lambda f, r: bool(np.isfinite(np.load(f / "o.npy")).all())),
     Case("SIGPIPE ends quietly", shell="$CONVCLI apply photo.png -k sobel-x -o - | head -c 10 > /dev/null; "
          "exit ${PIPESTATUS[0]}", code=141),
     # ---- output names and targets
