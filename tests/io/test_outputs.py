@@ -379,7 +379,7 @@ def test_a_device_is_written_in_place_and_a_block_device_refused(tmp_path: Path)
 
 
 def test_a_file_the_user_may_not_write(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from convcli.io import outputs as module
+    from convcli.io import targets as module
 
     target = tmp_path / "ro.png"
     target.write_bytes(b"theirs")
