@@ -291,7 +291,8 @@ def check_image_size(data: bytes, name: str, limits: ReadLimits = DEFAULTS) -> N
 
     The pixels counted are those convcli decodes: the first frame, or every page of a
     multi-page float TIFF (read as channels).  Nothing is decoded here: Pillow reads the
-    headers of each page (at most ``limits.max_pages + 1`` of them).
+    headers of each TIFF page (at most ``limits.max_pages + 1`` of them); the frames of
+    other formats (GIF, APNG, WebP) are only counted, since opening one decodes it.
 
     Parameters
     ----------
@@ -316,8 +317,12 @@ def check_image_size(data: bytes, name: str, limits: ReadLimits = DEFAULTS) -> N
             warnings.simplefilter("ignore")  # the decoder proper reports its warnings once
             with Image.open(io.BytesIO(data)) as im:
                 kind = str(im.format or "image")
-                frames = _frames(im, limits.max_pages)
                 bands = len(im.getbands())
+                if kind == "TIFF":  # a TIFF page's seek reads its tags only: every page is looked at
+                    frames = _frames(im, limits.max_pages)
+                else:  # a GIF's seek decodes (and may grow the canvas): its frames are counted, not opened
+                    count = min(int(getattr(im, "n_frames", 1)), limits.max_pages + 1)
+                    frames = [(int(im.size[0]), int(im.size[1]), str(im.mode))] * count
     except UnidentifiedImageError:
         raise InputFileError(f"cannot read {shown} as an image: not a recognised image format") from None
     except Exception as exc:  # Pillow's header parsers raise many kinds on malformed files

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import io
 import struct
 import time
@@ -68,6 +69,31 @@ def test_malformed_headers_are_one_error() -> None:
         check_image_size(b"\x89PNG\r\n\x1a\n" + b"\0" * 30, "x.png")
     assert decoder_reason(KeyError(229)) == "malformed headers (KeyError 229)"
     assert decoder_reason(OSError("truncated")) == "truncated"
+
+
+#: Found by atheris: a 622-byte GIF whose second frame declares a canvas of millions of pixels.
+#: Seeking to that frame (as the first size check did, frame by frame) decoded and grew the
+#: canvas: 13 s and gigabytes.  Only TIFF pages are opened now; other frames are counted.
+GIF_WITH_A_HUGE_SECOND_FRAME = base64.b64decode(
+    "R0lGODdhBwAGAIUAANz69MzrQ+z2A+7QAHvi7nDzfz3fDvqupZq6imye/Wm7tVuRUiX44izcihXUyATP6DLwXRDWEQq6nB+rpRqg"
+    "7Ae3BPF1wcGC7LeFT9F6O5xh/q9jIn6GyIlw7Vdt9pdWY0xrB+M5nss6DaJECu0dudoIupNMq49CPWcyF1UmcgAAAAAAAAAAAAAA"
+    "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAEAAAAsAAAAAAcABgAACDIARwAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+    "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAsAAAAAAcABgAACDIARzxAMKBEAxATNBzYgIHAgg8hHBhIIQKFCQgUCiSwwEEB"
+    "CQEAGGQI0EFChQsRPJwICAAh+QQBAAAoACwAAAAABzAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAw"
+    "MDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwAAYAAAAAAAAAAAIAAAAAAAAAAAAAAADFxcXFxcXFxcXFxcXFxcXFxcXF"
+    "xcXFxcXFxcXFxcXFxcXFxcXFxcUAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAACwAAAAABwAGAAAIMgBHAAAAAAAAAAAAAAAAAAAA"
+    "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAALAAAgAAHAAYAAAgyAEc8QDCgRAMQEzQc2ICBwIIPIRwYSCEChQkIFAok"
+    "sMBBAQkBABhkCNBBQoULETycCAgAOw=="
+)
+
+
+def test_frames_of_a_gif_are_counted_not_decoded() -> None:
+    start = time.monotonic()
+    try:
+        decode_input(GIF_WITH_A_HUGE_SECOND_FRAME, "slow.gif")
+    except InputFileError:
+        pass
+    assert time.monotonic() - start < 2
 
 
 def test_limits_are_checked() -> None:
