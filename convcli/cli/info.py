@@ -16,7 +16,7 @@ from typing import Annotated, Optional
 import typer
 
 from .app import EXIT_EPILOG, HelpfulCommand, app
-from .options import GrayOpt, KeepAlphaOpt, MaxPixelsOpt, check_stdin_once, check_stdin_usable, stdin_count
+from .options import GrayOpt, KeepAlphaOpt, MaxPixelsOpt, check_stdin_once, check_stdin_usable, console, stdin_count
 
 
 @app.command(cls=HelpfulCommand, epilog=EXIT_EPILOG)
@@ -69,7 +69,6 @@ def info(
         typer.echo(json.dumps([row.record() for row in rows], indent=2))
         return
 
-    from rich.console import Console
     from rich.measure import Measurement
     from rich.table import Table
     from rich.text import Text
@@ -79,11 +78,11 @@ def info(
         table.add_column(column, overflow="fold")
     for row in rows:
         table.add_row(*(Text(visible(cell)) for cell in row.cells()))  # as they are: never markup
-    console = Console(highlight=False)
-    if not console.is_terminal and not _columns():  # a pipe or a file: the table's natural width
-        width = Measurement.get(console, console.options.update_width(100_000), table).maximum
-        console = Console(width=max(console.width, width), highlight=False)
-    console.print(table)
+    out = console(highlight=False)
+    if not out.is_terminal and not _columns():  # a pipe or a file: the table's natural width
+        width = Measurement.get(out, out.options.update_width(100_000), table).maximum
+        out = console(width=max(out.width, width), highlight=False)
+    out.print(table)
 
 
 def _columns() -> Optional[int]:

@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 import typer
 
 from .app import EXIT_EPILOG, HelpfulCommand, app
-from .options import check_stdin_usable, stdin_count
+from .options import check_stdin_usable, console, stdin_count
 
 
 @app.command(cls=HelpfulCommand, epilog=EXIT_EPILOG)
@@ -49,7 +49,6 @@ def kernels(
         typer.echo(visible(heading))
         typer.echo(matrix)
         return
-    from rich.console import Console
     from rich.table import Table
 
     table = Table(title=command.LISTING_TITLE)
@@ -57,4 +56,4 @@ def kernels(
     table.add_column("what it does")
     for usage, summary in command.kernel_listing():
         table.add_row(usage, summary)
-    Console().print(table)
+    console().print(table)

@@ -320,6 +320,18 @@ def shared_layer_options(command: _Command) -> _Command:
 # ---------------------------------------------------------------- messages
 
 
+def console(**options: Any) -> Any:
+    """A rich Console whose broken pipe (``| head``) ends convcli as SIGPIPE does, not with rich's exit 1."""
+    from rich.console import Console
+
+    class PipeAwareConsole(Console):
+        def on_broken_pipe(self) -> None:
+            self.quiet = True
+            raise BrokenPipeError(32, "Broken pipe")
+
+    return PipeAwareConsole(**options)
+
+
 class Reporter:
     """Messages and progress on stderr (the library's ``Reporter``); progress only when stderr is a terminal.
 
