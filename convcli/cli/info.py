@@ -55,10 +55,12 @@ def info(
       convcli info --json grads.npz
     """
     from ..commands.info import COLUMNS, info_rows
-    from ..errors import OutputFileError, visible
+    from ..errors import OutputFileError, ParameterError, visible
     from ..io.limits import ReadLimits
     from ..io.outputs import stdout_open
 
+    if max_pixels is not None and max_pixels < 1:
+        raise ParameterError(f"--max-pixels must be a positive integer, got {max_pixels}")
     readers = (("FILE '-'", stdin_count(*files)),)
     check_stdin_once(*readers)
     check_stdin_usable(*readers)
