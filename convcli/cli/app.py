@@ -99,12 +99,6 @@ class _OneLineErrors(TyperGroup):
             option.metavar = ""
         return option
 
-    def make_context(self, *args: Any, **kwargs: Any) -> Any:
-        try:
-            return super().make_context(*args, **kwargs)
-        except BrokenPipeError:  # `convcli --help | head -1`: Typer would exit 1
-            raise _PipeGone from None
-
     def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
