@@ -14,6 +14,9 @@ The package, one room per job, in the order data flows:
 - :mod:`convcli.commands`: what each command does, as a library (apply, grad, info, kernels);
 - :mod:`convcli.cli`: the Typer command-line tool (options in, one call, errors out).
 
+:mod:`convcli.errors` holds the error hierarchy every stage raises; :mod:`convcli.hooks` the
+test-only pause points the signal tests stop a real process at.
+
 >>> import numpy as np
 >>> from convcli import Convolution
 >>> layer = Convolution(np.ones((1, 1, 3, 3), np.float32), pad=1)

@@ -21,3 +21,6 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "slow: a long test (over ~15 s); deselected by default, run them with -m slow"
     )
+    config.addinivalue_line(
+        "markers", "fuzz: the long fuzz runs (100,000 inputs per target); deselected by default, run them with -m fuzz"
+    )

@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING, Annotated, Literal, Optional
 
 import typer
 
-from ..io.formats import DEFAULT_QUALITY, PNG_LEVEL
+from ..io.formats import DEFAULT_QUALITY, DISPLAY_MODES, OUTPUT_FORMATS, PNG_LEVEL
 from ..kernels.combine import COMBINE_MODES
-from .app import app
+from .app import EXIT_EPILOG, HelpfulCommand, app
 from .options import (
     LAYER,
     DisplayName,
@@ -23,6 +23,7 @@ from .options import (
     QuietOpt,
     Reporter,
     check_stdin_once,
+    check_stdin_usable,
     shared_layer_options,
     stdin_count,
 )
@@ -34,12 +35,13 @@ else:
     CombineName = Literal[COMBINE_MODES]
 
 
-@app.command()
+@app.command(cls=HelpfulCommand, epilog=EXIT_EPILOG)
 @shared_layer_options
 def apply(
     inputs: Annotated[
         list[str],
         typer.Argument(
+            metavar="INPUT...",
             help="Images (PNG, JPEG, TIFF, BMP, WebP, GIF), arrays (.npy, .npz with x or one array, .txt/.csv; "
             "HW, CHW or NCHW), or '-' for standard input.",
             show_default=False,
@@ -51,6 +53,7 @@ def apply(
         typer.Option(
             "--output",
             "-o",
+            metavar="FILE|DIR/|-",
             help="Output file, a template with {stem} and {map}, a directory (existing, or ending in '/') to write "
             "the default names into, or '-' for standard output (.npy unless --format). Default: beside each input, "
             "named STEM-KERNEL.png (.npy for array inputs).",
@@ -62,6 +65,7 @@ def apply(
         typer.Option(
             "--format",
             "-f",
+            metavar="|".join(OUTPUT_FORMATS),
             help="Output format: png, jpeg, webp (pictures: floats mapped to pixels by --display), tiff (float), "
             "npy or npz (raw float NCHW, never scaled). Default: from -o's extension.",
         ),
@@ -69,6 +73,7 @@ def apply(
     display: Annotated[
         Optional[DisplayName],
         typer.Option(
+            metavar="|".join(DISPLAY_MODES),
             help="How pictures (PNG, JPEG, WebP) map floats to pixels: clip to [0, 1], abs, minmax (per map), "
             "offset (0.5 + value). "
             "Default: clip when every kernel's sum (after --normalize) is positive; offset when any kernel sums "
@@ -79,6 +84,7 @@ def apply(
         Optional[CombineName],
         typer.Option(
             "--combine",
+            metavar="|".join(COMBINE_MODES),
             help="Reduce the maps of several 2-D kernels to one per channel: sum, max, min, or maxabs (max of "
             "|map|), as ImageMagick's -define morphology:compose=Plus/Lighten/Darken and libvips's compass "
             "--combine; -k 'Kirsch:@' --combine max is the compass edge detector. PNG default display: clip for "
@@ -90,6 +96,7 @@ def apply(
         Optional[int],
         typer.Option(
             "--bit-depth",
+            metavar="8|16",
             help="PNG bit depth: 8 or 16 (a 16-bit PNG holds one map: one file per map). Default: from the "
             "inputs, 16 for one-map PNGs when every input is a 16-bit image (16-bit gray PNG or TIFF, float "
             "TIFF), else 8.",
@@ -97,16 +104,18 @@ def apply(
         ),
     ] = None,
     quality: Annotated[
-        int, typer.Option("--quality", help="JPEG and WebP quality, 1 (smallest) to 100 (best).", min=1, max=100)
+        int,
+        typer.Option(
+            "--quality", metavar="1-100", help="JPEG and WebP quality, 1 (smallest) to 100 (best)."
+        ),
     ] = DEFAULT_QUALITY,
     png_level: Annotated[
         int,
         typer.Option(
             "--png-level",
+            metavar="0-9",
             help="PNG zlib level, 0 (no compression) to 9 (smallest, slowest). The default is the fastest, for "
             "files about the size of libvips's.",
-            min=0,
-            max=9,
         ),
     ] = PNG_LEVEL,
     quiet: QuietOpt = False,
@@ -133,10 +142,14 @@ def apply(
     """
     from ..commands import apply as command
 
-    check_stdin_once(
+    readers = (
         ("INPUT '-'", stdin_count(*inputs)), ("-k -", stdin_count(*kernel)), ("--bias -", stdin_count(layer.bias))
     )
+    check_stdin_once(*readers)
+    check_stdin_usable(*readers)
     out = command.OutputOptions(
         output=output, format=format, display=display, bit_depth=bit_depth, quality=quality, png_level=png_level
     )
-    command.apply_command(inputs, kernel, layer, out, Reporter(quiet), combine=combine)
+    report = Reporter(quiet)
+    command.apply_command(inputs, kernel, layer, out, report, combine=combine)
+    report.flush()

@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from .app import app
+from ..io.formats import DISPLAY_MODES
+from .app import EXIT_EPILOG, HelpfulCommand, app
 from .options import (
     LAYER,
     DisplayName,
@@ -20,6 +21,7 @@ from .options import (
     QuietOpt,
     Reporter,
     check_stdin_once,
+    check_stdin_usable,
     shared_layer_options,
     stdin_count,
 )
@@ -28,12 +30,13 @@ if TYPE_CHECKING:
     from ..commands.grad import CheckReport
 
 
-@app.command()
+@app.command(cls=HelpfulCommand, epilog=EXIT_EPILOG)
 @shared_layer_options
 def grad(
     input: Annotated[
         str,
         typer.Argument(
+            metavar="INPUT",
             help="An image, an array (.npy, .npz with x or one array, .txt/.csv; HW, CHW or NCHW), or '-' for "
             "standard input.",
             show_default=False,
@@ -44,6 +47,7 @@ def grad(
         str,
         typer.Option(
             "--dout",
+            metavar="FILE|-|ones|randn[:SEED]",
             help="Upstream gradient dL/dy: a .npy of the forward output's shape (N, FN, OH, OW) (an .npz with dout "
             "or y also works), '-' for standard input, or a generator: ones, randn, randn:SEED (standard normal, "
             "SEED default 0). A wrong shape is an error that names the shape expected.",
@@ -55,48 +59,63 @@ def grad(
         typer.Option(
             "--output",
             "-o",
+            metavar="FILE.npz|-",
             help="An .npz holding dx, dW, db (and dK, the gradient for the kernels as given), or '-' for standard "
             "output. Default: STEM-grad.npz beside the input, unless --dx/--dw/--db are given.",
         ),
     ] = None,
     dx_path: Annotated[
         Optional[str],
-        typer.Option("--dx", help="Write dx alone, shape (N, C, H, W): .npy (raw), .png (display-mapped) or '-'."),
+        typer.Option(
+            "--dx",
+            metavar="FILE|-",
+            help="Write dx alone, shape (N, C, H, W): .npy (raw), .png (display-mapped) or '-'.",
+        ),
     ] = None,
     dw_path: Annotated[
         Optional[str],
         typer.Option(
             "--dw",
+            metavar="FILE|-",
             help="Write the weight gradient alone: .npy, .png or '-'. This is dK when there is one (2-D kernels: "
             "(FH, FW) for one kernel, (M, FH, FW) for M), else dW (FN, C/groups, FH, FW).",
         ),
     ] = None,
     db_path: Annotated[
-        Optional[str], typer.Option("--db", help="Write db alone: .npy or '-', shape (FN,), one per output map.")
+        Optional[str],
+        typer.Option(
+            "--db", metavar="FILE.npy|-", help="Write db alone: .npy or '-', shape (FN,), one per output map."
+        ),
     ] = None,
     layer: LayerArgs = LAYER,
     display: Annotated[
         DisplayName,
-        typer.Option(help="How --dx/--dw PNGs map gradients to pixels (as apply's --display); each map on its own."),
+        typer.Option(
+            metavar="|".join(DISPLAY_MODES),
+            help="How --dx/--dw PNGs map gradients to pixels (as apply's --display); each map on its own.",
+        ),
     ] = "minmax",
     check: Annotated[
         bool,
         typer.Option(
             "--check",
+            metavar="",
             help="Check the gradients: compare dx, dW, db (and dK) at --check-samples random entries each with "
             "float64 central differences of L, print the max abs and rel errors, and exit 1, writing nothing, "
             "when one exceeds --tol.",
         ),
     ] = False,
     check_samples: Annotated[
-        int, typer.Option("--check-samples", help="--check: entries sampled per tensor (all when fewer).", min=1)
+        int, typer.Option("--check-samples", metavar="N", help="--check: entries sampled per tensor (all when fewer).")
     ] = 20,
-    eps: Annotated[float, typer.Option("--eps", help="--check: central-difference step, > 0.")] = 1e-3,
-    seed: Annotated[int, typer.Option("--seed", help="--check: seed of the sampled entries.", min=0)] = 0,
+    eps: Annotated[float, typer.Option("--eps", metavar="STEP", help="--check: central-difference step, > 0.")] = 1e-3,
+    seed: Annotated[int, typer.Option("--seed", metavar="N", help="--check: seed of the sampled entries, >= 0.")] = 0,
     tol: Annotated[
         Optional[float],
         typer.Option(
-            "--tol", help="--check: largest relative error that passes. Default: 1e-3 (float32), 1e-6 (float64)."
+            "--tol",
+            metavar="TOL",
+            help="--check: largest relative error that passes. Default: 1e-3 (float32), 1e-6 (float64).",
         ),
     ] = None,
     quiet: QuietOpt = False,
@@ -129,13 +148,17 @@ def grad(
     from ..commands import grad as command
 
     checking = command.CheckOptions(check_samples, eps, seed, tol) if check else None  # checked first
-    check_stdin_once(
+    readers = (
         ("INPUT '-'", stdin_count(input)), ("--dout -", stdin_count(dout)), ("-k -", stdin_count(*kernel)),
         ("--bias -", stdin_count(layer.bias)),
     )
+    check_stdin_once(*readers)
+    check_stdin_usable(*readers)
     outputs = command.GradOutputOptions(output=output, dx=dx_path, dw=dw_path, db=db_path, display=display)
-    command.grad_command(input, kernel, dout, layer, outputs, checking, Reporter(quiet),
+    report = Reporter(quiet)
+    command.grad_command(input, kernel, dout, layer, outputs, checking, report,
                          show_check=None if quiet else _print_check)
+    report.flush()
 
 
 def _print_check(report: CheckReport) -> None:

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Callable, Literal, Optional, T
 import typer
 
 from ..engine.geometry import ALGORITHMS
-from ..errors import ParameterError
+from ..errors import ParameterError, quote, visible
 from ..io.formats import DISPLAY_MODES, OUTPUT_FORMATS
 
 if TYPE_CHECKING:
@@ -67,12 +67,12 @@ def parse_pair(text: str, name: str) -> object:
     try:
         values = [int(p) for p in parts]
     except ValueError:
-        raise ParameterError(f"{name} must be an integer or 'H,W', got {text!r}") from None
+        raise ParameterError(f"{name} must be an integer or 'H,W', got {quote(text)}") from None
     if len(values) == 1:
         return values[0]
     if len(values) == 2:
         return values[0], values[1]
-    raise ParameterError(f"{name} must be an integer or 'H,W', got {text!r}")
+    raise ParameterError(f"{name} must be an integer or 'H,W', got {quote(text)}")
 
 
 def parse_pad(text: str) -> Any:
@@ -84,13 +84,13 @@ def parse_pad(text: str) -> Any:
         values = [int(p) for p in parts]
     except ValueError:
         raise ParameterError(
-            f"--pad must be same, valid, an integer, 'PH,PW' or 'TOP,BOTTOM,LEFT,RIGHT', got {text!r}"
+            f"--pad must be same, valid, an integer, 'PH,PW' or 'TOP,BOTTOM,LEFT,RIGHT', got {quote(text)}"
         ) from None
     if len(values) == 1:
         return values[0]
     if len(values) in (2, 4):
         return tuple(values)
-    raise ParameterError(f"--pad takes 1, 2 or 4 integers, got {len(values)} in {text!r}")
+    raise ParameterError(f"--pad takes 1, 2 or 4 integers, got {len(values)} in {quote(text)}")
 
 
 def check_stdin_once(*uses: tuple[str, int]) -> None:
@@ -114,6 +114,26 @@ def stdin_count(*values: Optional[str]) -> int:
     return sum(1 for v in values if v is not None and v.strip() == "-")
 
 
+def check_stdin_usable(*uses: tuple[str, int]) -> None:
+    """Refuse, before any work, to read standard input that is a terminal: nothing would ever come.
+
+    ``uses`` are as for :func:`check_stdin_once`.
+
+    Raises
+    ------
+    ParameterError
+        "INPUT '-' reads standard input, which is a terminal; ..."
+    """
+    from ..io.streams import stdin_state
+
+    readers = [name for name, count in uses if count]
+    if readers and stdin_state() == "terminal":
+        raise ParameterError(
+            f"{readers[0]} reads standard input, which is a terminal; pipe or redirect the data into convcli "
+            "(... < FILE, or PROGRAM | convcli ...), or name a file"
+        )
+
+
 # ---------------------------------------------------------------- options, declared once
 
 
@@ -122,6 +142,7 @@ KernelOpt = Annotated[
     typer.Option(
         "--kernel",
         "-k",
+        metavar="KERNEL",
         help="Kernel: a built-in name with arguments (sobel-x, gaussian:2, box:5; see 'convcli kernels'), "
         "an ImageMagick kernel read as ImageMagick reads it (Sobel:45, 'Kirsch:@' for its 45° rotations, "
         "'Sobel:>' for 90°, DoG:0,1,2, Gaussian:0x2, '3x3+0+0: 1,2,1,...' with its origin, nan for a hole, "
@@ -135,21 +156,25 @@ KernelOpt = Annotated[
 BiasOpt = Annotated[
     Optional[str],
     typer.Option(
+        metavar="B|B,B,...|FILE",
         help="Bias: a number, one value per kernel or per output map ('0.1,0.2'), a .npy file, or '-' for .npy "
         "bytes on standard input."
     ),
 ]
-StrideOpt = Annotated[str, typer.Option(help="Stride: N, or 'H,W' (also HxW).")]
+StrideOpt = Annotated[str, typer.Option(metavar="N|H,W", help="Stride: N, or 'H,W' (also HxW).")]
 PadOpt = Annotated[
     str,
     typer.Option(
+        metavar="same|valid|N|H,W|T,B,L,R",
         help="Padding: same (output the input's size / stride), valid (none), N, 'H,W' (also HxW) or 'T,B,L,R'."
     ),
 ]
-DilationOpt = Annotated[str, typer.Option(help="Dilation (spacing between kernel taps): N, or 'H,W' (also HxW).")]
+DilationOpt = Annotated[
+    str, typer.Option(metavar="N|H,W", help="Dilation (spacing between kernel taps): N, or 'H,W' (also HxW).")
+]
 GroupsOpt = Annotated[
     Optional[int],
-    typer.Option(help="Channel groups of a 4-D kernel (default 1). 2-D kernels are always depthwise.", min=1),
+    typer.Option(metavar="N", help="Channel groups of a 4-D kernel (default 1). 2-D kernels are always depthwise."),
 ]
 PaddingModeOpt = Annotated[
     Optional[str],
@@ -170,6 +195,7 @@ FlipOpt = Annotated[
     bool,
     typer.Option(
         "--flip",
+        metavar="",
         help="True convolution: rotate kernels 180°, with their origin (default: correlation). With --flip an "
         "ImageMagick kernel gives ImageMagick's -morphology Convolve.",
     ),
@@ -178,6 +204,7 @@ AlgorithmOpt = Annotated[
     AlgorithmName,
     typer.Option(
         "--algorithm",
+        metavar="|".join(ALGORITHMS),
         help="How the forward pass runs (the result is the same to float rounding): im2col (the 2-D path: "
         "every tap a column, one GEMM); separable (kernels of low rank as vertical and horizontal 1-D passes); "
         "banded (each kernel row a banded matrix, the image read in place: large kernels); auto picks the "
@@ -186,7 +213,7 @@ AlgorithmOpt = Annotated[
     ),
 ]
 NormalizeOpt = Annotated[
-    bool, typer.Option("--normalize", help="Divide each kernel by its sum (left alone when the sum is 0).")
+    bool, typer.Option("--normalize", metavar="", help="Divide each kernel by its sum (left alone when the sum is 0).")
 ]
 ScaleOpt = Annotated[
     Optional[str],
@@ -202,13 +229,26 @@ ScaleOpt = Annotated[
 ]
 DtypeOpt = Annotated[
     Optional[DtypeName],
-    typer.Option(help="Compute dtype. Default: a float array's own dtype; images and integers use float32."),
+    typer.Option(
+        metavar="|".join(COMPUTE_DTYPES),
+        help="Compute dtype. Default: a float array's own dtype; images and integers use float32.",
+    ),
 ]
-GrayOpt = Annotated[bool, typer.Option("--gray", help="Convert inputs to one luma channel first.")]
+GrayOpt = Annotated[bool, typer.Option("--gray", metavar="", help="Convert inputs to one luma channel first.")]
 KeepAlphaOpt = Annotated[
-    bool, typer.Option("--keep-alpha", help="Keep an image's alpha as a channel (default: dropped).")
+    bool, typer.Option("--keep-alpha", metavar="", help="Keep an image's alpha as a channel (default: dropped).")
 ]
-QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")]
+MaxPixelsOpt = Annotated[
+    Optional[int],
+    typer.Option(
+        "--max-pixels",
+        metavar="N",
+        help="The most pixels an image may decode to, all pages read counted (default 89478485, Pillow's "
+        "bomb limit); checked from the file's headers before it is decoded.",
+        show_default=False,
+    ),
+]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", metavar="", help="Print nothing but errors.")]
 
 #: The options apply and grad share, in the order their --help lists them: (parameter, type, default).
 SHARED_OPTIONS: tuple[tuple[str, Any, Any], ...] = (
@@ -225,6 +265,7 @@ SHARED_OPTIONS: tuple[tuple[str, Any, Any], ...] = (
     ("dtype", DtypeOpt, None),
     ("gray", GrayOpt, False),
     ("keep_alpha", KeepAlphaOpt, False),
+    ("max_pixels", MaxPixelsOpt, None),
 )
 
 
@@ -249,6 +290,7 @@ class LayerArgs:
     dtype: Optional[str] = None
     gray: bool = False
     keep_alpha: bool = False
+    max_pixels: Optional[int] = None
 
     def layer_options(self) -> LayerOptions:
         """The options as a :class:`~convcli.kernels.bank.LayerOptions`, the bias read."""
@@ -256,6 +298,10 @@ class LayerArgs:
         from ..kernels.bias import parse_bias
         from ..kernels.scale import parse_scale
 
+        if self.groups is not None and self.groups < 1:
+            raise ParameterError(f"--groups must be a positive integer, got {self.groups}")
+        if self.max_pixels is not None and self.max_pixels < 1:
+            raise ParameterError(f"--max-pixels must be a positive integer, got {self.max_pixels}")
         return LayerOptions(
             stride=parse_pair(self.stride, "--stride"),
             pad=parse_pad(self.pad),
@@ -322,21 +368,44 @@ def shared_layer_options(command: _Command) -> _Command:
 # ---------------------------------------------------------------- messages
 
 
+def console(**options: Any) -> Any:
+    """A rich Console whose broken pipe (``| head``) ends convcli as SIGPIPE does, not with rich's exit 1."""
+    from rich.console import Console
+
+    class PipeAwareConsole(Console):
+        def on_broken_pipe(self) -> None:
+            self.quiet = True
+            raise BrokenPipeError(32, "Broken pipe")
+
+    return PipeAwareConsole(**options)
+
+
 class Reporter:
-    """Messages and progress on stderr (the library's ``Reporter``); progress only when stderr is a terminal."""
+    """Messages and progress on stderr (the library's ``Reporter``); progress only when stderr is a terminal.
+
+    Messages wait until the command has succeeded (:meth:`flush`): a command that fails
+    prints its one error line and nothing else.
+    """
 
     def __init__(self, quiet: bool) -> None:
         self.quiet = quiet
+        self.lines: dict[str, None] = {}  # in order, each line once
 
     def say(self, message: str) -> None:
-        """``convcli: MESSAGE`` on stderr, unless quiet."""
+        """``convcli: MESSAGE`` on stderr when the command succeeds, unless quiet (each line once)."""
         if not self.quiet:
-            typer.echo(f"convcli: {message}", err=True)
+            self.lines.setdefault(f"convcli: {visible(message)}")
+
+    def flush(self) -> None:
+        """Print the messages said so far."""
+        for line in self.lines:
+            typer.echo(line, err=True)
+        self.lines.clear()
 
     @contextmanager
     def progress(self, description: str, total: int, *, show: bool = True) -> Iterator[Callable[[float, int], None]]:
         """A ``report(done, total)`` for a rich progress bar; a no-op unless ``show`` and stderr is a terminal."""
-        if self.quiet or not show or not sys.stderr.isatty():
+        if self.quiet or not show or sys.stderr is None or not sys.stderr.isatty():
             yield lambda done, total: None
             return
         from rich.console import Console

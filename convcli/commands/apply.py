@@ -28,16 +28,35 @@ import numpy as np
 from ..engine.layer import Convolution
 from ..engine.memory import allocation_guard, check_result_size
 from ..errors import ParameterError
+from ..hooks import pause
 from ..io.display import default_display
 from ..io.formats import PICTURE_FORMATS
 from ..io.inputs import LoadedInput, load_input
-from ..io.outputs import all_or_nothing, check_targets, protected_files, refuse_terminal
+from ..io.outputs import OutputSet, check_folder, protected_files, refuse_terminal
 from ..kernels.bank import LayerOptions, LayerWeights, layer_from_weights, layer_weights, working_dtype
 from ..kernels.combine import check_combine, combine_maps
 from ..kernels.kernel import Kernel, filter_sums, is_zero_sum
 from ..kernels.spec import parse_kernels
-from .apply_outputs import Batch, OutputOptions, check_output_options, plan_outputs, resolve_format
-from .common import QUIET, Reporter, SharedOptions, format_shape, padding_for, target_name
+from .apply_outputs import (
+    Batch,
+    OutputOptions,
+    check_output_options,
+    is_directory_target,
+    plan_outputs,
+    resolve_format,
+    split_note,
+)
+from .common import (
+    QUIET,
+    Reporter,
+    SharedOptions,
+    check_work_size,
+    format_shape,
+    padding_for,
+    read_limits,
+    said_warnings,
+    target_name,
+)
 from .render import FileSpec, render
 
 __all__ = [
@@ -103,6 +122,7 @@ def apply_filters(
     on_progress: Optional[Callable[[float, int], None]] = None,
     combine: Optional[str] = None,
     label: Optional[str] = None,
+    on_note: Optional[Callable[[str], None]] = None,
 ) -> list[Written]:
     """Filter every input and write the feature maps.
 
@@ -133,6 +153,9 @@ def apply_filters(
         (N, C*M, OH, OW).
     label : str, optional
         The kernels' part of default output names; default their labels joined by ``+``.
+    on_note : callable(str), optional
+        Told, in one line, when the output named by ``-o`` becomes several files (inputs
+        of several shapes for one ``.npy``, several images or maps for one PNG).
 
     Returns
     -------
@@ -142,10 +165,14 @@ def apply_filters(
     Raises
     ------
     MemoryLimitError
-        A result larger than the machine's memory (:func:`check_result_size`), or one
-        numpy could not allocate.
+        A result larger than the machine's memory (:func:`check_result_size`), work
+        buffers that could never fit (:func:`~convcli.commands.common.check_work_size`), or
+        a result numpy could not allocate.
     ParameterError
         ``combine`` unknown, or given for layer (4-D) kernels.
+    OutputFileError
+        An output that cannot be written, found before any work (every output is
+        reserved first: :class:`~convcli.io.outputs.OutputSet`).
     """
     fmt = check_output_options(output_options)
     if not kernels:
@@ -185,6 +212,8 @@ def apply_filters(
         batch.inputs.append(item)
         batch.output_shape = (batch.output_shape[0] + shape_in[0], *batch.output_shape[1:])
     for batch in batches:
+        # a stride past the input first: its message says so, the general one would not
+        check_work_size(batch.layer, (batch.output_shape[0], *batch.inputs[0].shape[1:]), batch.dtype)
         work = batch.layer.work_bytes(batch.inputs[0].shape, batch.dtype)
         check_result_size(batch.output_shape, batch.dtype, work=work)
 
@@ -196,11 +225,15 @@ def apply_filters(
     )
     name = label if label is not None else "+".join(k.label for k in kernels)
     outputs = plan_outputs(batches, fmt, output_options, name + (f"-{combine}" if combine else ""))
-    check_targets([o.path for o in outputs], protect, hint="use {stem} and {map} in -o")
+    note = split_note(output_options, outputs, len(batches))
+    if note is not None and on_note is not None:
+        on_note(note)
 
     reduce = None if combine is None else functools.partial(combine_maps, kernels=len(kernels), mode=combine)
     written: list[Written] = []
-    with all_or_nothing(protect) as write:  # a failure part-way leaves none of this run's new files
+    # every output checked and its place made before any work; all written, or none
+    with OutputSet(protect) as files:
+        files.reserve([o.path for o in outputs], hint="use {stem} and {map} in -o")
         for index, batch in enumerate(batches):
             mine = [out for out in outputs if out.batch is batch]
             specs = []
@@ -211,16 +244,17 @@ def apply_filters(
             report = None if on_progress is None else functools.partial(
                 _batch_progress, on_progress, index, len(batches)
             )
+            pause("compute")
             work = batch.layer.work_bytes(batch.inputs[0].shape, batch.dtype)
             with allocation_guard(batch.output_shape, batch.dtype, work=work):
                 samples = [i.samples for i in batch.inputs]
                 data = np.concatenate(samples) if len(samples) > 1 else samples[0]
                 if data.dtype.kind == "f":  # float arrays compute in the batch's dtype; integers convert per tile
                     data = data.astype(batch.dtype, copy=False)
-                files = render(batch.layer, data, specs, display, png_level=output_options.png_level,
-                               quality=output_options.quality, progress=report, transform=reduce)
-                for out, (spec, encoded, held) in zip(mine, files):
-                    write(out.path, encoded)
+                rendered = render(batch.layer, data, specs, display, png_level=output_options.png_level,
+                                  quality=output_options.quality, progress=report, transform=reduce)
+                for out, (spec, encoded, held) in zip(mine, rendered):
+                    files.write(out.path, encoded)
                     picture = spec.format in PICTURE_FORMATS
                     written.append(Written(out.path, held, out.format, display if picture else None,
                                            spec.bits if picture else None, batch.padding))
@@ -262,18 +296,25 @@ def apply_command(
         combine = check_combine(combine)
     if output_options.output == "-":
         refuse_terminal("-o -")
+    elif output_options.output is not None:  # /proc/x.png: found before a long read, not after
+        check_folder(output_options.output, into=is_directory_target(output_options.output))
     options = shared.layer_options()
-    specs = [parse_kernels(spec) for spec in kernels]
-    parsed = [kernel for spec in specs for kernel in spec.kernels]
-    loaded = [load_input(source, gray=shared.gray, keep_alpha=shared.keep_alpha) for source in inputs]
-    for item in loaded:
-        for note in item.notes:
-            report.say(f"{item.name!r}: {note}")
-    protect = protected_files(*inputs, *kernels, shared.bias)
-    large = sum(item.samples.size for item in loaded) >= PROGRESS_MIN_VALUES
-    with report.progress("filtering", len(loaded), show=len(loaded) > 1 or large) as on_progress:
-        written = apply_filters(loaded, parsed, options, output_options, protect=protect, on_progress=on_progress,
-                                combine=combine, label="+".join(spec.label for spec in specs))
+    limits = read_limits(shared)
+    with said_warnings(report):  # library warnings: one line each, and only when the command succeeds
+        specs = [parse_kernels(spec) for spec in kernels]
+        parsed = [kernel for spec in specs for kernel in spec.kernels]
+        loaded = [
+            load_input(source, gray=shared.gray, keep_alpha=shared.keep_alpha, limits=limits) for source in inputs
+        ]
+        pause("read")
+        for item in loaded:
+            for note in item.notes:
+                report.say(f"{target_name(item.name)}: {note}")
+        protect = protected_files(*inputs, *kernels, shared.bias)
+        large = sum(item.samples.size for item in loaded) >= PROGRESS_MIN_VALUES
+        with report.progress("filtering", len(loaded), show=len(loaded) > 1 or large) as on_progress:
+            written = apply_filters(loaded, parsed, options, output_options, protect=protect, on_progress=on_progress,
+                                    combine=combine, label="+".join(spec.label for spec in specs), on_note=report.say)
     for done in written:
         how = f", display {done.display}" if done.display else ""
         how += f", {done.bits}-bit" if done.bits == 16 else ""

@@ -12,6 +12,7 @@ Neighbours: the command that computes the maps and writes these files is
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Optional
 
@@ -29,8 +30,12 @@ from ..io.formats import (
     format_for_path,
 )
 from ..io.inputs import STDIN_NAME, LoadedInput
+from .common import target_name
 
-__all__ = ["Batch", "Output", "OutputOptions", "check_output_options", "plan_outputs", "resolve_format"]
+__all__ = [
+    "Batch", "Output", "OutputOptions", "check_output_options", "is_directory_target", "plan_outputs", "resolve_format",
+    "split_note",
+]
 
 
 @dataclass
@@ -97,7 +102,7 @@ class Output:
     format: str
 
 
-def _is_directory_target(output: Optional[str]) -> bool:
+def is_directory_target(output: Optional[str]) -> bool:
     """True when -o names a folder to write into: an existing directory, or a name ending in a separator."""
     if output is None or output == "-":
         return False
@@ -118,7 +123,7 @@ def resolve_format(options: OutputOptions) -> Optional[str]:
     OutputFileError
         An output name with no known extension and no format.
     """
-    named = options.output is not None and options.output != "-" and not _is_directory_target(options.output)
+    named = options.output is not None and options.output != "-" and not is_directory_target(options.output)
     from_name = format_for_path(str(options.output).replace("{stem}", "stem").replace("{map}", "0")) if named else None
     if options.format is not None:
         fmt = options.format.lower()
@@ -160,6 +165,10 @@ def check_output_options(options: OutputOptions) -> Optional[str]:
         check_display(options.display)
     if options.bit_depth is not None and options.bit_depth not in (8, 16):
         raise ParameterError(f"--bit-depth must be 8 or 16, got {options.bit_depth}")
+    if not 1 <= options.quality <= 100:
+        raise ParameterError(f"--quality must be 1 (smallest) to 100 (best), got {options.quality}")
+    if not 0 <= options.png_level <= 9:
+        raise ParameterError(f"--png-level must be 0 (no compression) to 9 (smallest), got {options.png_level}")
     if options.bit_depth == 16 and fmt in ("jpeg", "webp"):
         raise ParameterError(f"--bit-depth 16 needs PNG: {fmt.upper()} holds 8-bit samples")
     if isinstance(options.quality, bool) or not isinstance(options.quality, int) or not 1 <= options.quality <= 100:
@@ -221,7 +230,7 @@ def plan_outputs(batches: list[Batch], fixed: Optional[str], options: OutputOpti
 
     bit_depth = options.bit_depth or 8  # None (from the inputs) never splits maps: only one-map pages get 16 bits
 
-    into_folder = _is_directory_target(options.output)
+    into_folder = is_directory_target(options.output)
     named = options.output is not None and not into_folder
     units: list[_Unit] = []
     whole_batch = named and fixed in ("npy", "npz") and len(batches) == 1
@@ -267,3 +276,31 @@ def plan_outputs(batches: list[Batch], fixed: Optional[str], options: OutputOpti
             for m in u.pages
         )
     return outputs
+
+
+def split_note(options: OutputOptions, outputs: Sequence[Output], batches: int) -> Optional[str]:
+    """One line saying why the one file ``-o`` names becomes several, or None when ``-o`` said so itself.
+
+    That is when convcli inserts ``-{stem}`` or ``-{map}`` into a name without them
+    (:func:`_templated`): inputs of several shapes for one ``.npy``, several images for one
+    image file, more maps than one picture holds.
+    """
+    named = options.output is not None and options.output != "-" and not is_directory_target(options.output)
+    if not named or len(outputs) < 2:
+        return None
+    template = str(options.output)
+    stems = "{stem}" not in template and len({(id(o.batch), o.first) for o in outputs}) > 1
+    maps = "{map}" not in template and any(o.map_index is not None for o in outputs)
+    if not (stems or maps):
+        return None
+    reasons = []
+    if stems:
+        if outputs[0].format in ("npy", "npz"):
+            reasons.append(f"the inputs have {batches} different shapes (channels or sizes), and one array holds one")
+        else:
+            reasons.append("one image file holds one image")
+    if maps:
+        reasons.append("one picture holds 1, 3 or 4 maps (a JPEG 1 or 3, a 16-bit PNG one)")
+    names = ", ".join(target_name(o.path) for o in outputs[:3]) + (", ..." if len(outputs) > 3 else "")
+    return (f"-o {target_name(template)} names one file, but {' and '.join(reasons)}: writing {len(outputs)} "
+            f"files ({names})")

@@ -35,18 +35,30 @@ from numpy.typing import NDArray
 from ..engine.dtypes import compute_dtype
 from ..engine.layer import Convolution
 from ..engine.memory import allocation_guard, check_result_size
-from ..errors import GradientCheckError, InputFileError, OutputFileError, ParameterError, ShapeError
+from ..errors import GradientCheckError, InputFileError, OutputFileError, ParameterError, ShapeError, quote
+from ..hooks import pause
 from ..io.arrays import choose_member, load_npy, load_npz
 from ..io.display import montage
 from ..io.formats import check_display, format_for_path
 from ..io.images import encode_png
-from ..io.inputs import input_stem, load_input, read_source, sniff
-from ..io.outputs import all_or_nothing, check_targets, npy_bytes, npz_bytes, protected_files, refuse_terminal
+from ..io.inputs import input_stem, load_input, sniff
+from ..io.outputs import OutputSet, check_targets, npy_bytes, npz_bytes, protected_files, refuse_terminal
+from ..io.streams import read_source as read_bounded
 from ..kernels.bank import LayerOptions, build_layer, working_dtype
 from ..kernels.gradient import kernel_gradient
 from ..kernels.kernel import Kernel
 from ..kernels.spec import parse_kernels
-from .common import QUIET, Reporter, SharedOptions, format_shape, padding_for, target_name
+from .common import (
+    QUIET,
+    Reporter,
+    SharedOptions,
+    check_work_size,
+    format_shape,
+    padding_for,
+    read_limits,
+    said_warnings,
+    target_name,
+)
 from .gradcheck import CheckRow, check_options, default_tolerance, gradient_check
 
 __all__ = [
@@ -123,11 +135,13 @@ def make_dout(spec: str, shape: tuple[int, ...], dtype: np.dtype) -> Optional[ND
         return np.ones(shape, dtype=dtype)
     match = _RANDN.match(spec)
     if match:
-        seed = int(match.group(1)) if match.group(1) else 0
-        return np.random.default_rng(seed).standard_normal(shape).astype(dtype)
+        digits = match.group(1) or "0"
+        if len(digits) > 1000:  # int() refuses over 4300 digits; a seed needs no more than a few dozen
+            raise ParameterError(f"--dout randn:SEED takes a seed of at most 1000 digits, got {len(digits)}")
+        return np.random.default_rng(int(digits)).standard_normal(shape).astype(dtype)
     if _GENERATOR_LIKE.match(spec) and not os.path.exists(spec):
         raise ParameterError(
-            f"--dout {spec!r} is not a generator: expected ones, randn or randn:SEED with SEED a non-negative "
+            f"--dout {quote(spec)} is not a generator: expected ones, randn or randn:SEED with SEED a non-negative "
             "integer (e.g. randn:7), or a .npy file"
         )
     return None
@@ -163,12 +177,12 @@ def load_dout(spec: str, shape: tuple[int, ...], dtype: np.dtype) -> NDArray[np.
     if generated is not None:
         return generated
     name = "standard input" if spec == "-" else spec
-    if spec != "-" and not os.path.exists(spec):
+    if spec != "-" and not os.path.lexists(spec):
         raise InputFileError(
-            f"--dout file {spec!r} not found; expected a .npy of the forward output's shape {tuple(shape)}, "
+            f"--dout file {quote(spec, 200)} not found; expected a .npy of the forward output's shape {tuple(shape)}, "
             "'-' for standard input, or a generator: ones, randn, randn:SEED"
         )
-    data = read_source(spec)
+    data = read_bounded(spec, role="array", what="--dout file")  # bounded; devices refused, FIFOs never hang
     if sniff(data) == "npz":
         arrays = load_npz(data, name)
         array = arrays[choose_member(arrays, ("dout", "y"), f"--dout {name!r}")]
@@ -330,6 +344,7 @@ def run_grad(x: NDArray[np.generic], kernels: Sequence[Kernel], options: LayerOp
     layer = build_grad_layer(kernels, xs.shape[1], options, dtype)
     expected = layer.output_shape(xs.shape)
     check_result_size(expected, dtype)
+    check_work_size(layer, xs.shape, dtype, backward=True)
     with allocation_guard(expected, dtype):
         upstream = load_dout(dout, expected, dtype)
         grads = _backward(layer, xs, upstream, kernels, options)
@@ -451,21 +466,35 @@ def output_bytes(target: GradOutput, grads: Gradients, display: str) -> tuple[by
 
 
 def write_outputs(
-    targets: Sequence[GradOutput], grads: Gradients, display: str, protect: Sequence[str] = ()
+    targets: Sequence[GradOutput], grads: Gradients, display: str, protect: Sequence[str] = (),
+    outputs: Optional[OutputSet] = None,
 ) -> list[tuple[GradOutput, tuple[int, ...]]]:
-    """Encode every output, then write them; when a write fails, remove the files this call created.
+    """Encode every output and write them all, or none (:class:`~convcli.io.outputs.OutputSet`).
+
+    Parameters
+    ----------
+    outputs : OutputSet, optional
+        The run's outputs, already reserved (:func:`grad_command` reserves them before any
+        work); the caller commits it.  None: a new one, committed here.
 
     Returns
     -------
     list of (GradOutput, shape)
         What was written.
     """
-    encoded = [(t, *output_bytes(t, grads, display)) for t in targets]
     done = []
-    with all_or_nothing(protect) as write:
-        for target, data, shape in encoded:
-            write(target.path, data)
+    files = OutputSet(protect) if outputs is None else outputs
+    try:
+        for target in targets:
+            data, shape = output_bytes(target, grads, display)
+            files.write(target.path, data)
             done.append((target, shape))
+    except BaseException:
+        if outputs is None:
+            files.discard()
+        raise
+    if outputs is None:
+        files.commit()
     return done
 
 
@@ -619,11 +648,31 @@ def grad_command(
     if any(t.path == "-" for t in targets):
         refuse_terminal("'-'")
     options = shared.layer_options()
+    with said_warnings(report), OutputSet(protect) as files:
+        # every output checked and its place made before any work; all written at the end, or none
+        files.reserve([t.path for t in targets], subject="two outputs")
+        written, has_dk, padding = _grad_run(source, kernels, dout, shared, options, output_options, check, report,
+                                             show_check, targets, files)
+    _say_written(written, has_dk, padding, report)
+    return written
+
+
+def _grad_run(
+    source: str, kernels: Sequence[str], dout: str, shared: SharedOptions, options: LayerOptions,
+    output_options: GradOutputOptions, check: Optional[CheckOptions], report: Reporter,
+    show_check: Optional[Callable[[CheckReport], None]], targets: Sequence[GradOutput], files: OutputSet,
+) -> tuple[list[tuple[GradOutput, tuple[int, ...]]], bool, Optional[str]]:
+    """The work of :func:`grad_command` once its outputs are reserved: read, run, check, write beside the targets.
+
+    Returns the outputs written with their shapes, whether dK is among them, and the padding mode used.
+    """
     parsed = [kernel for spec in kernels for kernel in parse_kernels(spec).kernels]
-    item = load_input(source, gray=shared.gray, keep_alpha=shared.keep_alpha)
+    item = load_input(source, gray=shared.gray, keep_alpha=shared.keep_alpha, limits=read_limits(shared))
+    pause("read")
     for note in item.notes:
-        report.say(f"{item.name!r}: {note}")
+        report.say(f"{target_name(item.name)}: {note}")
     options = padding_for(options, item.kind)
+    pause("compute")
     run = run_grad(item.data, parsed, options, dout)
     grads = run.grads
     norms = ", ".join(f"|{name}| {norm:.6g} ({format_shape(shape)})" for name, norm, shape in grads.norms())
@@ -634,13 +683,18 @@ def grad_command(
         if show_check is not None:
             show_check(outcome)
         outcome.verdict()
-    written = write_outputs(targets, grads, output_options.display, protect)
+    written = write_outputs(targets, grads, output_options.display, outputs=files)
+    return written, grads.dK is not None, options.padding_mode
+
+
+def _say_written(
+    written: Sequence[tuple[GradOutput, tuple[int, ...]]], has_dk: bool, padding: Optional[str], report: Reporter
+) -> None:
     for target, shape in written:
         if target.what == "npz":
-            members = "dx, dW, db" + (", dK" if grads.dK is not None else "")
-            report.say(f"wrote {target_name(target.path)} (npz: {members}; padding {options.padding_mode})")
+            members = "dx, dW, db" + (", dK" if has_dk else "")
+            report.say(f"wrote {target_name(target.path)} (npz: {members}; padding {padding})")
         else:
-            name = "dK" if target.what == "dW" and grads.dK is not None else target.what
+            name = "dK" if target.what == "dW" and has_dk else target.what
             report.say(f"wrote {name} to {target_name(target.path)} ({target.format}, {format_shape(shape)}, "
-                       f"padding {options.padding_mode})")
-    return written
+                       f"padding {padding})")

@@ -16,15 +16,16 @@ is :mod:`convcli.io.outputs`.
 from __future__ import annotations
 
 import io
+import math
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any, Literal, Optional, overload
+from typing import IO, Any, Literal, Optional, overload
 
 import numpy as np
 from numpy.typing import NDArray
 
-from ..errors import ConvcliError, InputFileError, one_line
+from ..errors import ConvcliError, InputFileError, one_line, quote, reworded_warnings
 
 __all__ = [
     "NPY_MAGIC", "NPZ_MAGIC", "choose_member", "load_npy", "load_npz", "load_text", "parse_row", "stack_rows",
@@ -78,17 +79,16 @@ def load_npy(data: bytes, name: str) -> NDArray[Any]:
     """
     if not data.startswith(NPY_MAGIC):
         raise _unreadable(name, ".npy", "it does not start with the .npy magic bytes")
-    with _untrusted(name, ".npy"):
-        _check_npy_size(data, name)
+    with _untrusted(name, ".npy"), reworded_warnings(name):
+        _check_npy_size(io.BytesIO(data), len(data), name)
         array = np.load(io.BytesIO(data), allow_pickle=False)
     if not isinstance(array, np.ndarray):
         raise _unreadable(name, ".npy", "it holds no array")
     return array
 
 
-def _check_npy_size(data: bytes, name: str) -> None:
-    """Refuse a .npy whose header promises more bytes than follow (before numpy allocates them)."""
-    stream = io.BytesIO(data)
+def _check_npy_size(stream: IO[bytes], size: int, name: str, kind: str = ".npy") -> None:
+    """Refuse a .npy of ``size`` bytes whose header promises more bytes than follow (before numpy allocates them)."""
     version = np.lib.format.read_magic(stream)
     if version == (1, 0):
         shape, _, dtype = np.lib.format.read_array_header_1_0(stream)
@@ -96,11 +96,11 @@ def _check_npy_size(data: bytes, name: str) -> None:
         shape, _, dtype = np.lib.format.read_array_header_2_0(stream)
     if dtype.hasobject:
         raise _pickled(name)
-    needed = int(np.prod(shape, dtype=np.float64)) * dtype.itemsize
-    present = len(data) - stream.tell()
+    needed = math.prod(int(n) for n in shape) * dtype.itemsize
+    present = size - stream.tell()
     if needed > present:
         raise _unreadable(
-            name, ".npy", f"it is truncated (shape {tuple(shape)} of {dtype} needs {needed} bytes of data, "
+            name, kind, f"it is truncated (shape {tuple(shape)} of {dtype} needs {needed} bytes of data, "
             f"{present} found)"
         )
 
@@ -132,15 +132,43 @@ def load_npz(data: bytes, name: str) -> dict[str, NDArray[Any]]:
         Not a zip, a corrupt member, or an object (pickled) array.
     """
     arrays: dict[str, NDArray[Any]] = {}
-    with _untrusted(name, ".npz"), np.load(io.BytesIO(data), allow_pickle=False) as archive:
+    with _untrusted(name, ".npz"), reworded_warnings(name), np.load(io.BytesIO(data), allow_pickle=False) as archive:
         if not isinstance(archive, np.lib.npyio.NpzFile):
             raise _unreadable(name, ".npz", "it is not a zip archive")
+        _check_npz_sizes(archive, name)
         for key in archive.files:
             value = archive[key]
             if not isinstance(value, np.ndarray):  # numpy hands back the raw bytes of a non-.npy member
                 raise _unreadable(name, ".npz", f"member {key!r} is not a .npy array")
             arrays[key] = value
     return arrays
+
+
+def _check_npz_sizes(archive: Any, name: str) -> None:
+    """Refuse an .npz whose members would decompress to more than the machine holds, or promise more than they have.
+
+    A zip member's size is in the archive's directory, and each member's .npy header says
+    how much data it holds: both are checked before numpy allocates (a compressed member
+    can expand a thousandfold).
+    """
+    from .limits import format_bytes, machine_memory
+
+    infos = archive.zip.infolist()
+    total = sum(info.file_size for info in infos)
+    memory = machine_memory()
+    if memory is not None and total > memory:
+        raise _unreadable(
+            name, ".npz", f"its members hold {format_bytes(total)}, more than this machine's {format_bytes(memory)} "
+            "of memory"
+        )
+    for info in infos:
+        if not info.filename.endswith(".npy"):
+            continue
+        with archive.zip.open(info) as member:
+            if member.read(6) != NPY_MAGIC:
+                continue
+            with archive.zip.open(info) as member:
+                _check_npy_size(member, info.file_size, f"{name}:{info.filename[:-4]}", ".npz member")
 
 
 def parse_row(text: str, row: str) -> list[float]:
@@ -176,7 +204,7 @@ def parse_row(text: str, row: str) -> list[float]:
         try:
             out.append(float(token))
         except ValueError:
-            raise ValueError(f"{token!r} is not a number ({row}, value {i})") from None
+            raise ValueError(f"{quote(token, 24)} is not a number ({row}, value {i})") from None
     return out
 
 
@@ -206,6 +234,15 @@ def stack_rows(rows: Sequence[list[float]], names: Sequence[str]) -> NDArray[np.
     return np.array(rows, dtype=np.float64)
 
 
+def _starts_with_number(line: str) -> bool:
+    token = _VALUE_SEP.split(line.strip(), 1)[0]
+    try:
+        float(token)
+    except ValueError:
+        return False
+    return True
+
+
 def load_text(data: bytes, name: str) -> NDArray[np.float64]:
     """Read a text array: one row per line, values separated by commas and/or white space.
 
@@ -219,7 +256,8 @@ def load_text(data: bytes, name: str) -> NDArray[np.float64]:
     ------
     InputFileError
         Not UTF-8 text, no numbers, ragged rows, or a value that is not a number (its
-        line and place named).
+        line and place named, and the value quoted, shortened; but a file whose first
+        value is no number is not a text array, and nothing of it is quoted).
     """
     try:
         text = data.decode("utf-8-sig")
@@ -232,6 +270,9 @@ def load_text(data: bytes, name: str) -> NDArray[np.float64]:
             line = line.split("#", 1)[0].strip()
             if line:
                 names.append(f"line {lineno}")
+                if not rows and not _starts_with_number(line):
+                    # not a text array at all (a password file, a script): say so without quoting it
+                    raise ValueError(f"its first value ({names[-1]}) is not a number; it is not a text array")
                 rows.append(parse_row(line, names[-1]))
         if not rows:
             raise ValueError("it is empty (no numbers, only blank lines or comments)")

@@ -14,17 +14,21 @@ read) is :mod:`convcli.io.arrays`; decoding images is :mod:`convcli.io.images`; 
 from __future__ import annotations
 
 import os
-import sys
-from collections.abc import Mapping
+import tempfile
+import warnings
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
 import numpy as np
 from numpy.typing import NDArray
 
-from ..errors import InputFileError, ShapeError
+from ..errors import ConvcliError, ConvcliWarning, InputFileError, ShapeError, name_of, one_line, reworded_warnings
+from . import streams
 from .arrays import NPY_MAGIC, NPZ_MAGIC, choose_member, load_npy, load_npz, load_text
-from .images import as_values, load_image, luma
+from .images import LoadedImage, as_values, load_image, luma
+from .limits import DEFAULTS, ReadLimits, check_image_size, decoder_reason, pillow_pixel_limit
 
 STDIN_NAME = "<stdin>"
 TEXT_EXTENSIONS = (".txt", ".csv")
@@ -47,13 +51,19 @@ def _display_name(source: str) -> str:
     return STDIN_NAME if source == "-" else source
 
 
-def read_source(source: str) -> bytes:
-    """All bytes of a file, or of standard input for ``-``.
+def read_source(source: str, *, limits: ReadLimits = DEFAULTS) -> bytes:
+    """All bytes of an input file, or of standard input for ``-``, within the input's budget.
+
+    :func:`convcli.io.streams.read_source` with ``role="input"``: devices refused, a FIFO
+    read like standard input (never waited for without a writer), and no more bytes read
+    than an input of its format could need (:func:`convcli.io.limits.byte_budget`).
 
     Parameters
     ----------
     source : str
         A path, or ``-`` for ``sys.stdin.buffer``.
+    limits : ReadLimits
+        The image limits (``--max-pixels``) the budget of an image follows.
 
     Returns
     -------
@@ -63,35 +73,12 @@ def read_source(source: str) -> bytes:
     Raises
     ------
     InputFileError
-        Missing file, a directory, no permission, other read errors, or no bytes at all.
+        Missing file, a directory, a device, no permission, other read errors, no bytes at
+        all, or more bytes than the input could need.
+    ParameterError
+        ``-`` while standard input is a terminal.
     """
-    if source == "-":
-        stream = getattr(sys.stdin, "buffer", None)
-        if stream is None:
-            raise InputFileError("standard input is not available")
-        try:
-            data: bytes = stream.read()
-        except OSError as exc:
-            raise InputFileError(f"cannot read standard input: {exc.strerror or exc}") from None
-        if not data:
-            raise InputFileError("standard input is empty; expected .npy or image bytes")
-        return data
-    try:
-        with open(source, "rb") as handle:
-            data = handle.read()
-    except FileNotFoundError:
-        raise InputFileError(f"input file {source!r} not found") from None
-    except IsADirectoryError:
-        raise InputFileError(f"input {source!r} is a directory, not a file") from None
-    except PermissionError:
-        if os.path.isdir(source):  # Windows reports a directory as a permission error
-            raise InputFileError(f"input {source!r} is a directory, not a file") from None
-        raise InputFileError(f"cannot read input file {source!r}: permission denied") from None
-    except OSError as exc:
-        raise InputFileError(f"cannot read input file {source!r}: {exc.strerror or exc}") from None
-    if not data:
-        raise InputFileError(f"input file {source!r} is empty")
-    return data
+    return streams.read_source(source, role="input", limits=limits)
 
 
 def sniff(data: bytes) -> str:
@@ -242,7 +229,8 @@ def _looks_like_text(data: bytes) -> bool:
     return all(32 <= c < 127 or c in b"\t\r\n" for c in head)
 
 
-def load_input(source: str, *, gray: bool = False, keep_alpha: bool = False) -> LoadedInput:
+def load_input(source: str, *, gray: bool = False, keep_alpha: bool = False,
+               limits: ReadLimits = DEFAULTS) -> LoadedInput:
     """Read a file (or ``-``) as an NCHW array, whatever its format: :func:`decode_input` of its bytes.
 
     The format comes from the magic bytes (:func:`sniff`), not the extension: .npy,
@@ -259,6 +247,9 @@ def load_input(source: str, *, gray: bool = False, keep_alpha: bool = False) -> 
         (in float32, or float64 for float64 arrays), C = 1 left alone, other C refused.
     keep_alpha : bool
         Images only: keep alpha as the last channel.
+    limits : ReadLimits
+        How many pixels and pages an image may decode to (``--max-pixels``), checked from
+        its headers before it is decoded (:func:`convcli.io.limits.check_image_size`).
 
     Returns
     -------
@@ -268,27 +259,32 @@ def load_input(source: str, *, gray: bool = False, keep_alpha: bool = False) -> 
     Raises
     ------
     InputFileError
-        Unreadable source, unknown format, non-numeric array.
+        Unreadable source, unknown format, non-numeric array, an image over the limits.
     ShapeError
         An array that is not 2-, 3- or 4-D, or ``gray`` on an array with C not in (1, 3).
     """
-    return decode_input(read_source(source), source, gray=gray, keep_alpha=keep_alpha)
+    return decode_input(read_source(source, limits=limits), source, gray=gray, keep_alpha=keep_alpha, limits=limits)
 
 
-def decode_input(data: bytes, source: str, *, gray: bool = False, keep_alpha: bool = False) -> LoadedInput:
+def decode_input(data: bytes, source: str, *, gray: bool = False, keep_alpha: bool = False,
+                 limits: ReadLimits = DEFAULTS) -> LoadedInput:
     """An input's bytes as an NCHW array (see :func:`load_input`; ``source`` names it and tells text by extension).
+
+    An image is checked against ``limits`` from its headers first, and whatever its decoder
+    raises on bad bytes becomes one :class:`~convcli.errors.InputFileError`; its warnings
+    come out once each, as one line (:func:`convcli.errors.reworded_warnings`).
 
     Raises
     ------
     InputFileError
-        Unknown format, undecodable data, non-numeric array.
+        Unknown format, undecodable data, non-numeric array, an image over the limits.
     ShapeError
         An array that is not 2-, 3- or 4-D, or ``gray`` on an array with C not in (1, 3).
     """
     name = _display_name(source)
     kind = sniff(data)
     if kind == "image":
-        image = load_image(data, name, gray=gray, keep_alpha=keep_alpha)
+        image = _decode_image(data, name, gray=gray, keep_alpha=keep_alpha, limits=limits)
         return LoadedInput(image.samples, name, input_stem(source), "image", image.notes, image.bits, image.divisor)
     if kind == "npy":
         array = load_npy(data, name)
@@ -302,6 +298,50 @@ def decode_input(data: bytes, source: str, *, gray: bool = False, keep_alpha: bo
             "an image (PNG, JPEG, TIFF, BMP, WebP, GIF) or a .txt/.csv array"
         )
     return array_input(array, source, gray=gray)
+
+
+@contextmanager
+def _c_library_stderr(name: str) -> Iterator[None]:
+    """What C libraries (libtiff) print on file descriptor 2 inside the block becomes one warning per line.
+
+    libtiff reports odd files straight to the process's stderr ("More samples per pixel than
+    can be decoded: 2048"), around convcli's messages; here it is caught in a temporary file
+    and warned as a :class:`~convcli.errors.ConvcliWarning` naming the source (dropped, with
+    every other warning, when the block fails).
+    """
+    try:
+        saved = os.dup(2)
+    except OSError:  # no stderr at all: nothing to keep clean
+        yield
+        return
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        sink.seek(0)
+        said = sink.read(8192).decode("utf-8", "replace").splitlines()
+    for line in list(dict.fromkeys(line.strip() for line in said if line.strip()))[:3]:
+        warnings.warn(ConvcliWarning(f"{name_of(name)}: {one_line(line, 200)}"), stacklevel=3)
+
+
+def _decode_image(data: bytes, name: str, *, gray: bool, keep_alpha: bool, limits: ReadLimits) -> LoadedImage:
+    """:func:`~convcli.io.images.load_image`, after the size check, with one error for whatever Pillow raises."""
+    try:
+        with _c_library_stderr(name), pillow_pixel_limit(limits), reworded_warnings(name):
+            check_image_size(data, name, limits)
+            return load_image(data, name, gray=gray, keep_alpha=keep_alpha)
+    except ConvcliError:
+        raise
+    except MemoryError:
+        raise InputFileError(f"cannot read {name_of(name)} as an image: not enough memory to decode it") from None
+    except Exception as exc:  # a decoder on untrusted bytes may raise anything: still one line, exit 3
+        reason = decoder_reason(exc)
+        raise InputFileError(
+            f"cannot read {name_of(name)} as an image: {reason}; expected PNG, JPEG, TIFF, BMP, WebP or GIF"
+        ) from None
 
 
 def array_input(array: NDArray[Any], source: str, *, gray: bool = False) -> LoadedInput:

@@ -1,11 +1,30 @@
-"""Writing outputs: files replaced whole or not at all, ``-`` for stdout, inputs never overwritten.
+"""Writing outputs: all of a run's files or none, nothing replaced that is not the user's, ``-`` for stdout.
 
-:func:`write_output` writes atomically (a temporary file in the target's directory, then
-``os.replace``) and refuses to write over an input file; :func:`check_targets` checks every
-output of a run before the first is written, and :func:`all_or_nothing` removes a run's new
-files when one write fails; :func:`protected_files` says which of a run's sources are files
-never to overwrite; :func:`refuse_terminal` keeps binary data off a terminal;
-:func:`npy_bytes` and :func:`npz_bytes` encode arrays as ``.npy`` and ``.npz`` file bytes.
+One run writes through one :class:`OutputSet`:
+
+1. :meth:`OutputSet.reserve` checks every target before any work (:func:`check_target`)
+   and creates each file's temporary twin beside it, so an output that cannot be
+   created (``/proc/x.png``, a read-only folder) is found before the computing starts;
+   a FIFO or device target is opened then (a FIFO waits a few seconds for its reader).
+2. :meth:`OutputSet.write` writes each result into its temporary file (``.NAME.XXXX.tmp``)
+   as it is computed; nothing the user can see changes yet.
+3. :meth:`OutputSet.commit` streams the bytes meant for standard output, FIFOs and devices,
+   then renames every temporary file over its target, keeping each replaced file aside
+   (a hard link, ``.NAME.XXXX.old``) until all are in place.  A failure, or SIGINT,
+   SIGTERM or SIGHUP arriving during the renames, puts every replaced file back and
+   removes every new one; the signal then takes effect.
+4. Any failure or signal before the commit removes every temporary file
+   (:meth:`OutputSet.discard`); the context manager does it for a ``with`` block.
+
+The rules every target passes (:func:`check_target`, :func:`check_targets`,
+:func:`check_folder`, :func:`protected_files`, :func:`refuse_terminal`) are
+:mod:`convcli.io.targets`, re-exported here: never an input, an existing file only when
+the user may write it, a FIFO or device written in place, a symbolic link followed only
+as ``fs.protected_symlinks`` allows.
+
+:func:`write_output` writes one file this way; :func:`all_or_nothing` is a ``with``
+block of one run; :func:`npy_bytes` and :func:`npz_bytes` encode arrays as ``.npy`` and
+``.npz`` file bytes.
 
 Neighbours: the output formats by name and extension are :mod:`convcli.io.formats`; PNG and
 TIFF encoding is :mod:`convcli.io.images`, floats -> pixels :mod:`convcli.io.display`; how
@@ -17,7 +36,11 @@ from __future__ import annotations
 import errno
 import io
 import os
+import signal
+import stat
 import sys
+import threading
+import time
 import zipfile
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -26,7 +49,43 @@ from typing import Callable, Optional
 import numpy as np
 from numpy.typing import ArrayLike
 
-from ..errors import OutputFileError
+from ..errors import BrokenOutputPipe, OutputFileError, name_of
+from ..hooks import pause
+from .targets import (
+    Target,
+    _classify,
+    _may_write,
+    _unlink,
+    _write_error,
+    check_folder,
+    check_target,
+    check_targets,
+    first_repeated,
+    protected_files,
+    refuse_terminal,
+    same_file,
+    stdout_open,
+)
+
+__all__ = [
+    "OutputSet", "Target", "all_or_nothing", "check_folder", "check_target", "check_targets", "commits",
+    "first_repeated", "npy_bytes",
+    "npz_bytes", "protected_files", "refuse_terminal", "same_file", "stdout_open", "write_output",
+]
+
+#: The signals a commit holds until its renames are all done (or all undone).
+HELD_SIGNALS = tuple(s for s in (getattr(signal, n, None) for n in ("SIGINT", "SIGTERM", "SIGHUP")) if s is not None)
+
+#: How long a FIFO output waits for a reader (``CONVCLI_FIFO_WAIT`` seconds, as for inputs).
+FIFO_WAIT_SECONDS = 5.0
+
+_WRITE_CHUNK = 4 * 2**20
+_commits = [0]
+
+
+def commits() -> int:
+    """How many :class:`OutputSet` commits this process completed (the CLI says so when a late signal comes)."""
+    return _commits[0]
 
 
 def npy_bytes(array: ArrayLike) -> bytes:
@@ -57,18 +116,73 @@ def npz_bytes(arrays: Mapping[str, ArrayLike]) -> bytes:
     return buffer.getvalue()
 
 
-def same_file(a: str, b: str) -> bool:
-    """True when paths ``a`` and ``b`` name one file (after links, ``..`` and case folding)."""
+def _fifo_wait() -> float:
     try:
-        return os.path.samefile(a, b)
-    except OSError:
-        return os.path.normcase(os.path.realpath(a)) == os.path.normcase(os.path.realpath(b))
+        return max(0.0, float(os.environ.get("CONVCLI_FIFO_WAIT", FIFO_WAIT_SECONDS)))
+    except ValueError:
+        return FIFO_WAIT_SECONDS
+
+
+# ---------------------------------------------------------------- signals held during a commit
+
+
+@contextmanager
+def _signals_held() -> Iterator[list[int]]:
+    """Hold SIGINT, SIGTERM and SIGHUP while the block runs; the list it gives fills with those that came.
+
+    When the block ends each held signal is raised again, so its handler (or default
+    action) runs then, after the block's renames are all done or all undone.  Only the main
+    thread can change handlers; elsewhere the block runs as it is.
+    """
+    came: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield came
+        return
+    saved = {}
+
+    def hold(signum: int, frame: object) -> None:
+        came.append(signum)
+
+    for number in HELD_SIGNALS:
+        handler = signal.getsignal(number)
+        if handler in (signal.SIG_IGN, None):
+            continue
+        saved[number] = handler
+        signal.signal(number, hold)
+    try:
+        yield came
+    finally:
+        for number, handler in saved.items():
+            signal.signal(number, handler)
+        for number in dict.fromkeys(came):
+            signal.raise_signal(number)
+
+
+# ---------------------------------------------------------------- one run's outputs
+
+
+def _write_all(fd: int, data: bytes, path: str, *, broken: bool = False) -> None:
+    """Write every byte of ``data`` to ``fd`` (a short write is resumed; a FIFO's closed reader is a broken pipe)."""
+    view = memoryview(data)
+    first = True
+    while view:
+        try:
+            count = os.write(fd, view[:_WRITE_CHUNK])
+        except BrokenPipeError:
+            if broken:
+                message = f"the reader of {name_of(path)} closed it before all output was written"
+                raise BrokenOutputPipe(message) from None
+            raise
+        view = view[count:]
+        if first and view:
+            first = False
+            pause("writing")
 
 
 def _write_stdout(data: bytes) -> None:
-    stream = getattr(sys.stdout, "buffer", None)
+    stream = getattr(sys.stdout, "buffer", None) if sys.stdout is not None else None
     if stream is None:
-        raise OutputFileError("standard output does not accept bytes")
+        raise OutputFileError("standard output is closed or does not accept bytes; give an output file with -o")
     try:
         # an unbuffered stdout (python -u, PYTHONUNBUFFERED) is a raw FileIO whose write may
         # take only part of the bytes (a pipe whose reader left): loop until all are taken
@@ -78,64 +192,293 @@ def _write_stdout(data: bytes) -> None:
             view = view[count or 0 :]  # None: a non-blocking stream took nothing yet
         stream.flush()
     except BrokenPipeError:
-        raise OutputFileError("standard output was closed before all output was written") from None
+        raise BrokenOutputPipe("standard output was closed before all output was written") from None
+    except ValueError:  # a closed file object
+        raise OutputFileError("standard output is closed; give an output file with -o") from None
     except OSError as exc:
         raise OutputFileError(f"cannot write to standard output: {exc.strerror or exc}") from None
 
 
-def check_target(path: str, protect: Sequence[str] = ()) -> str:
-    """Refuse an output path that :func:`write_output` must not or cannot write.
+def _side_name(file: str, suffix: str) -> str:
+    directory, base = os.path.split(file)
+    return os.path.join(directory, f".{base}.{os.urandom(4).hex()}.{suffix}")
 
-    :func:`write_output` calls it; a caller writing several files can call it on every
-    path first, so that a refusal of the second cannot leave the first written.
+
+class OutputSet:
+    """The outputs of one run: checked and reserved before any work, written beside their targets, committed together.
 
     Parameters
     ----------
-    path : str
-        Output path; ``-`` (standard output) always passes.
     protect : sequence of str
-        Paths that must not be overwritten (the inputs; ``-`` entries ignored).  Compared
-        as files, so another relative path, a symlink or a hard link to one is refused too.
+        Paths never to overwrite (the inputs; ``-`` for standard input's file).
 
-    Returns
-    -------
-    str
-        The file to replace: ``path``, or the file it points to when it is a symbolic link.
-
-    Raises
-    ------
-    OutputFileError
-        ``path`` is empty or one of ``protect``, its directory is missing or not writable,
-        or it is a directory.
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> with OutputSet() as outputs:
+    ...     _ = outputs.reserve([str(folder / "a.bin"), str(folder / "b.bin")])  # before any work
+    ...     outputs.write(str(folder / "a.bin"), b"first")
+    ...     outputs.write(str(folder / "b.bin"), b"second")
+    >>> sorted(p.name for p in folder.iterdir())
+    ['a.bin', 'b.bin']
     """
-    if path == "-":
-        return path
-    if not path:
-        raise OutputFileError("output path is empty")
-    for other in protect:
-        if other != "-" and os.path.lexists(path) and os.path.exists(other) and same_file(path, other):
-            raise OutputFileError(
-                f"refusing to overwrite input {other!r} with output {path!r}; choose another output name"
-            )
-    target = os.path.realpath(path) if os.path.islink(path) else path
-    directory = os.path.dirname(target) or "."
-    if not os.path.isdir(directory):
-        raise OutputFileError(f"output directory {directory!r} does not exist (for {path!r})")
-    if os.path.isdir(target):
-        raise OutputFileError(f"output {path!r} is a directory; expected a file name")
-    if not os.access(directory, os.W_OK | os.X_OK):
-        raise OutputFileError(f"cannot write {path!r}: permission denied (directory {directory!r})")
-    return target
+
+    def __init__(self, protect: Sequence[str] = ()) -> None:
+        self.protect = list(protect)
+        self.targets: dict[str, Target] = {}
+        self.committed = False
+
+    # -- before the work
+
+    def reserve(self, paths: Sequence[str], *, subject: str = "several outputs",
+                hint: str = "give each its own name") -> list[Target]:
+        """Check every path (:func:`check_target`) and make its place: a temporary file beside it, a stream opened.
+
+        Raises
+        ------
+        OutputFileError
+            Two paths name one file, a target is refused, its temporary file cannot be
+            created, or a FIFO has no reader; whatever this call made is removed.
+        """
+        repeated = first_repeated([*self.targets, *paths])
+        if repeated is not None:
+            raise OutputFileError(f"{subject} would be written to {name_of(repeated)}; {hint}")
+        made: list[Target] = []
+        try:
+            for path in paths:
+                target = _classify(path, self.protect)
+                self.targets[path] = target
+                made.append(target)
+                if target.kind == "file":
+                    self._create_temp(target)
+                elif target.kind == "stream":
+                    self._open_stream(target)
+        except BaseException:
+            for target in made:
+                self._drop(target)
+                self.targets.pop(target.path, None)
+            raise
+        pause("reserved")
+        return made
+
+    def _create_temp(self, target: Target) -> None:
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+        for _ in range(100):
+            temp = _side_name(target.file, "tmp")
+            try:
+                fd = os.open(temp, flags | getattr(os, "O_BINARY", 0), 0o666)
+            except FileExistsError:
+                continue
+            except OSError as exc:
+                raise _write_error(target.path, exc) from None
+            info = os.fstat(fd)
+            os.close(fd)
+            target.temp, target.temp_id = temp, (info.st_dev, info.st_ino)
+            return
+        raise OutputFileError(f"cannot create a temporary file beside {name_of(target.path)}")
+
+    def _open_stream(self, target: Target) -> None:
+        flags = os.O_WRONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0)
+        deadline = time.monotonic() + _fifo_wait()
+        while True:
+            try:
+                fd = os.open(target.file, flags)
+                break
+            except OSError as exc:
+                if exc.errno == errno.ENXIO and time.monotonic() < deadline:  # a FIFO nobody reads, yet
+                    time.sleep(0.02)
+                    continue
+                if exc.errno == errno.ENXIO:
+                    raise OutputFileError(
+                        f"output {name_of(target.path)} is a FIFO that no program reads (waited {_fifo_wait():g} s); "
+                        "start its reader first"
+                    ) from None
+                raise _write_error(target.path, exc) from None
+        if os.isatty(fd):
+            os.close(fd)
+            raise OutputFileError(f"output {name_of(target.path)} is a terminal; convcli writes binary data, not to a "
+                                  "terminal")
+        os.set_blocking(fd, True)
+        target.fd = fd
+
+    # -- during the work
+
+    def write(self, path: str, data: bytes) -> None:
+        """Write one output's bytes beside its target (reserving it first if it was not).
+
+        Streams (standard output, FIFOs, devices) keep the bytes until :meth:`commit`.
+
+        Raises
+        ------
+        OutputFileError
+            Writing fails (a full disk: the message says so); the run's files are left to
+            :meth:`discard`.
+        """
+        target = self.targets.get(path)
+        if target is None:
+            target = self.reserve([path])[0]
+        if target.kind != "file":
+            target.pending.append(data)
+            target.staged = True
+        else:
+            self._stage(target, data)
+        pause(f"staged:{sum(t.staged for t in self.targets.values())}")
+
+    def _stage(self, target: Target, data: bytes) -> None:
+        assert target.temp is not None
+        flags = os.O_WRONLY | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+        try:
+            fd = os.open(target.temp, flags | getattr(os, "O_BINARY", 0))
+        except OSError as exc:
+            raise _write_error(target.path, exc) from None
+        try:
+            info = os.fstat(fd)
+            if (info.st_dev, info.st_ino) != target.temp_id:
+                raise OutputFileError(f"the temporary file beside {name_of(target.path)} was replaced by another")
+            _write_all(fd, data, target.path)
+            os.fsync(fd)
+        except OSError as exc:
+            raise _write_error(target.path, exc) from None
+        finally:
+            os.close(fd)
+        target.staged = True
+
+    # -- after the work
+
+    def commit(self) -> None:
+        """Stream the streams' bytes, then rename every written file over its target: all or none.
+
+        A target that was reserved but never written is left as it was.  While the files
+        are renamed SIGINT, SIGTERM and SIGHUP are held: one that comes is acted on after
+        every replaced file has been put back and every new one removed.
+
+        Raises
+        ------
+        OutputFileError
+            A stream or a rename failed (every file is then as it was before the run).
+        BrokenOutputPipe
+            Standard output's (or a FIFO's) reader left before everything was written.
+        """
+        try:
+            for target in self.targets.values():
+                if target.kind == "stdout" and target.staged:
+                    _write_stdout(b"".join(target.pending))
+                elif target.kind == "stream" and target.staged:
+                    assert target.fd is not None
+                    try:
+                        _write_all(target.fd, b"".join(target.pending), target.path, broken=True)
+                    except OSError as exc:
+                        raise _write_error(target.path, exc) from None
+                target.pending.clear()
+            files = [t for t in self.targets.values() if t.kind == "file" and t.staged]
+            with _signals_held() as came:
+                try:
+                    for number, target in enumerate(files):
+                        self._place(target)
+                        if number == 0:
+                            pause("committing")
+                except BaseException:
+                    self._undo(files)
+                    raise
+                if came:
+                    self._undo(files)
+                    return  # the held signal is raised as the block ends
+                self.committed = True
+                _commits[0] += 1
+                for target in files:
+                    if target.backup is not None:
+                        _unlink(target.backup)
+                        target.backup = None
+        finally:
+            self.discard()
+
+    def _place(self, target: Target) -> None:
+        assert target.temp is not None
+        try:
+            current: Optional[os.stat_result] = os.lstat(target.file)
+        except FileNotFoundError:
+            current = None
+        if current is not None and not stat.S_ISREG(current.st_mode):
+            raise OutputFileError(f"output {name_of(target.path)} was replaced by something that is not a file while "
+                                  "convcli worked; left alone")
+        if current is not None and not target.existed and not _may_write(target.file):
+            raise OutputFileError(f"output {name_of(target.path)} appeared while convcli worked, and you may not "
+                                  "write it; left alone")
+        try:
+            if current is not None:
+                mode = stat.S_IMODE(current.st_mode) & 0o777
+                if hasattr(os, "geteuid") and os.geteuid() == 0 and (current.st_uid, current.st_gid) != (0, 0):
+                    os.chown(target.temp, current.st_uid, current.st_gid)  # root keeps the file its owner's
+                os.chmod(target.temp, mode)
+                backup = _side_name(target.file, "old")
+                try:
+                    os.link(target.file, backup)  # the old file stays in place until the rename
+                except OSError:
+                    os.rename(target.file, backup)  # no hard links here: moved aside instead
+                    target.moved = True
+                target.backup = backup
+            os.replace(target.temp, target.file)
+        except OSError as exc:
+            raise _write_error(target.path, exc) from None
+        target.temp = None
+        target.placed = True
+
+    def _undo(self, files: Sequence[Target]) -> None:
+        """Put back every replaced file and remove every new one (signals are held by the caller)."""
+        for target in files:
+            if target.backup is not None:
+                if target.placed or target.moved:
+                    try:
+                        os.replace(target.backup, target.file)
+                    except OSError:
+                        pass
+                else:  # never replaced: the old file is still in place
+                    _unlink(target.backup)
+                target.backup = None
+            elif target.placed:
+                _unlink(target.file)
+            target.placed = target.moved = False
+
+    def discard(self) -> None:
+        """Remove every temporary file and close every stream of the run (nothing the user sees changes)."""
+        with _signals_held():
+            for target in self.targets.values():
+                self._drop(target)
+
+    def _drop(self, target: Target) -> None:
+        if target.temp is not None:
+            _unlink(target.temp)
+            target.temp = None
+        if target.backup is not None and not (target.placed or target.moved):
+            _unlink(target.backup)
+            target.backup = None
+        if target.fd is not None:
+            try:
+                os.close(target.fd)
+            except OSError:
+                pass
+            target.fd = None
+        target.pending.clear()
+
+    def __enter__(self) -> OutputSet:
+        return self
+
+    def __exit__(self, kind: object, value: object, traceback: object) -> None:
+        if kind is None:
+            self.commit()
+        else:
+            self.discard()
 
 
 def write_output(path: str, data: bytes, *, protect: Sequence[str] = ()) -> None:
     """Write ``data`` to ``path`` whole or not at all.
 
-    ``-`` writes to ``sys.stdout.buffer`` and flushes.  Otherwise the bytes go to a new
-    temporary file in the target's directory, which then replaces the target with
-    ``os.replace``: no partial file is ever left, and an existing file is replaced only
-    whole (its permission bits are kept).  When ``path`` is a symbolic link, the file it
-    points to is replaced and the link kept.
+    ``-`` writes to ``sys.stdout.buffer`` and flushes; a FIFO or a character device is
+    written in place.  Otherwise the bytes go to a new temporary file beside the target,
+    which then replaces it (its permission bits, and as root its owner, are kept): no
+    partial file is ever left.  When ``path`` is a symbolic link, the file it points to is
+    replaced and the link kept (unless the link may not be followed, see :func:`check_target`).
 
     Parameters
     ----------
@@ -144,157 +487,28 @@ def write_output(path: str, data: bytes, *, protect: Sequence[str] = ()) -> None
     data : bytes
         The whole file.
     protect : sequence of str
-        Paths that must not be overwritten (the inputs; ``-`` entries ignored).  Compared
-        as files, so another relative path, a symlink or a hard link to one is refused too.
+        Paths that must not be overwritten (see :func:`check_target`).
 
     Raises
     ------
     OutputFileError
-        ``path`` is one of ``protect``, its directory is missing or not writable, it is a
-        directory, or writing fails (the temporary file is removed).
+        :func:`check_target` refuses ``path``, or writing fails (the temporary file is
+        removed, the target left as it was).
     """
-    if path == "-":
-        _write_stdout(data)
-        return
-    target = check_target(path, protect)
-    directory = os.path.dirname(target) or "."
-    mode = None
-    if os.path.exists(target):
-        mode = os.stat(target).st_mode & 0o7777
-
-    fd, temp = _create_temp(directory, os.path.basename(target), path)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        if mode is not None:
-            os.chmod(temp, mode)
-        os.replace(temp, target)
-    except BaseException as exc:
-        try:
-            os.unlink(temp)
-        except OSError:
-            pass
-        if isinstance(exc, OSError):
-            raise _write_error(path, exc) from None
-        raise
-
-
-def first_repeated(paths: Sequence[str]) -> Optional[str]:
-    """The first path in ``paths`` that names the same file as an earlier one (``-`` aside), or None.
-
-    Different spellings of one file (``a.png``, ``./a.png``, a link to it) count as the same.
-    """
-    for i, path in enumerate(paths):
-        if path != "-" and any(other != "-" and (other == path or same_file(other, path)) for other in paths[:i]):
-            return path
-    return None
-
-
-def check_targets(
-    paths: Sequence[str],
-    protect: Sequence[str] = (),
-    *,
-    subject: str = "several outputs",
-    hint: str = "give each its own name",
-) -> None:
-    """Check every output path of a run before the first is written.
-
-    Parameters
-    ----------
-    paths : sequence of str
-        The outputs (``-`` for standard output).
-    protect : sequence of str
-        Paths never to overwrite (see :func:`check_target`).
-    subject, hint : str
-        The duplicate's message is ``"{subject} would be written to 'PATH'; {hint}"``.
-
-    Raises
-    ------
-    OutputFileError
-        Two paths name one file (:func:`first_repeated`), or :func:`check_target`
-        refuses one.
-    """
-    repeated = first_repeated(paths)
-    if repeated is not None:
-        raise OutputFileError(f"{subject} would be written to {repeated!r}; {hint}")
-    for path in paths:
-        check_target(path, protect)
+    with OutputSet(protect) as outputs:
+        outputs.write(path, data)
 
 
 @contextmanager
 def all_or_nothing(protect: Sequence[str] = ()) -> Iterator[Callable[[str, bytes], None]]:
-    """Yield a ``write(path, data)`` that removes every file it created if the block fails.
+    """Yield a ``write(path, data)``; the files are put in place together when the block ends, or not at all.
 
-    Each file is written with :func:`write_output` (whole or not at all); files that
-    existed before are replaced whole and cannot be restored, so callers check every
-    target with :func:`check_target` first.
+    Each ``write`` checks its target and writes the bytes beside it (:class:`OutputSet`);
+    nothing the user sees changes until the block ends without an error.  A failure (or a
+    signal) in the block removes every file it wrote; one during the commit puts every
+    replaced file back.
     """
-    created: list[str] = []
-
-    def write(path: str, data: bytes) -> None:
-        existed = path == "-" or os.path.lexists(path)
-        write_output(path, data, protect=protect)
-        if not existed:
-            created.append(path)
-
-    try:
-        yield write
-    except BaseException:
-        for path in created:
-            try:
-                os.unlink(path)
-            except OSError:
-                pass
-        raise
+    with OutputSet(protect) as outputs:
+        yield outputs.write
 
 
-def _create_temp(directory: str, base: str, path: str) -> tuple[int, str]:
-    """Create a new, empty temporary file beside the target (mode 0666 less the umask).
-
-    Returns
-    -------
-    tuple (int, str)
-        Its open file descriptor (write only) and its path.
-    """
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
-    for _ in range(100):
-        temp = os.path.join(directory, f".{base}.{os.urandom(4).hex()}.tmp")
-        try:
-            fd = os.open(temp, flags, 0o666)
-        except FileExistsError:
-            continue
-        except OSError as exc:
-            raise _write_error(path, exc) from None
-        return fd, temp
-    raise OutputFileError(f"cannot create a temporary file in {directory!r} for {path!r}")
-
-
-def _write_error(path: str, exc: OSError) -> OutputFileError:
-    if isinstance(exc, PermissionError):
-        return OutputFileError(f"cannot write {path!r}: permission denied")
-    if exc.errno == errno.ENOSPC:
-        return OutputFileError(f"cannot write {path!r}: no space left on device")
-    return OutputFileError(f"cannot write {path!r}: {exc.strerror or exc}")
-
-
-def protected_files(*sources: Optional[str]) -> list[str]:
-    """The files among ``sources`` (inputs, ``dout``, kernel and bias specs) that outputs must never overwrite.
-
-    None (an option not given), ``-`` and specs that name no file (a built-in kernel, a
-    generator, a number) are left out.
-
-    Returns
-    -------
-    list of str
-        The stripped specs that are existing files, in order.
-    """
-    names = [s.strip() for s in sources if s is not None]
-    return [name for name in names if name != "-" and os.path.isfile(name)]
-
-
-def refuse_terminal(what: str) -> None:
-    """Raise :class:`OutputFileError` when standard output, which ``what`` writes binary data to, is a terminal."""
-    if sys.stdout.isatty():
-        raise OutputFileError(f"{what} writes binary data, not to a terminal; redirect it to a file or a pipe")

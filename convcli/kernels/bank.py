@@ -36,7 +36,7 @@ from .kernel import FloatArray, Kernel, filter_sums, is_zero_sum
 from .scale import KernelScale, scale_kernel
 
 __all__ = [
-    "LayerOptions", "LayerWeights", "build_layer", "filter_bank", "kernel_stack", "layer_from_weights",
+    "LayerOptions", "LayerWeights", "build_layer", "check_range", "filter_bank", "kernel_stack", "layer_from_weights",
     "layer_weights", "prepared_kernel", "working_dtype",
 ]
 
@@ -308,6 +308,41 @@ def layer_weights(kernels: Sequence[Kernel], channels: int, options: LayerOption
     return LayerWeights(weights, bias, groups, kernels[0].is_layer)
 
 
+def check_range(weights: LayerWeights, dtype: np.dtype) -> None:
+    """Refuse weights whose filters would overflow ``dtype``: taps adding up (in magnitude) past its largest float.
+
+    A filter's output on values of magnitude at most 1 (an image) is at most the sum of its
+    taps' magnitudes plus its bias; past ``np.finfo(dtype).max`` the result is inf or NaN
+    everywhere (``1e308`` is finite in float64, inf in float32).
+
+    Raises
+    ------
+    KernelSpecError
+        Naming the filter, its size and the dtype's limit; ``--dtype float64`` is offered
+        when the filter fits there.
+    """
+    dtype = np.dtype(dtype)
+    if dtype.kind != "f":
+        return
+    limit = float(np.finfo(dtype).max)
+    with np.errstate(over="ignore", invalid="ignore"):
+        flat = np.abs(np.asarray(weights.W, dtype=np.float64)).reshape(len(weights.W), -1)
+        size = flat.sum(axis=1)
+        if weights.b is not None:
+            size = size + np.abs(np.asarray(weights.b, dtype=np.float64))
+    bad = np.flatnonzero(~(size <= limit))
+    if not bad.size:
+        return
+    first = int(bad[0])
+    worst = float(flat[first].max())
+    fits64 = bool(size[first] <= float(np.finfo(np.float64).max))
+    advice = "use --dtype float64, or scale the kernel down" if fits64 and dtype != np.float64 else "scale it down"
+    raise KernelSpecError(
+        f"kernel too large for {dtype}: filter {first}'s taps (up to {worst:.3g}) add up to "
+        f"{float(size[first]):.3g}, more than {dtype} holds ({limit:.3g}), so its output would be inf or NaN; {advice}"
+    )
+
+
 def layer_from_weights(
     weights: LayerWeights, options: LayerOptions, dtype: np.dtype, divisor: Optional[float] = None
 ) -> Convolution:
@@ -317,7 +352,13 @@ def layer_from_weights(
     ``samples / divisor`` (8- and 16-bit images): W is divided by it, and a constant
     padding value multiplied, so that the layer maps samples to the same result as the
     values, to float rounding, and the engine converts the samples a tile at a time.
+
+    Raises
+    ------
+    KernelSpecError
+        A filter too large for ``dtype`` (:func:`check_range`).
     """
+    check_range(weights, dtype)
     algorithm = "im2col" if weights.layer_kernels and options.algorithm == "auto" else options.algorithm
     w, mode = weights.W, "zeros" if options.padding_mode is None else options.padding_mode
     if divisor is not None:

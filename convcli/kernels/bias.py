@@ -89,8 +89,10 @@ def parse_bias(text: str, name: str = "--bias") -> NDArray[np.float64]:
     InputFileError
         A file that is missing or cannot be read as ``.npy``.
     """
+    from ..errors import quote
     from ..io.arrays import load_npy
-    from ..io.inputs import STDIN_NAME, read_source
+    from ..io.inputs import STDIN_NAME
+    from ..io.streams import read_source
 
     usage = "a number, a comma-separated list, a .npy file or '-' (.npy on standard input)"
     source = text.strip()
@@ -99,18 +101,19 @@ def parse_bias(text: str, name: str = "--bias") -> NDArray[np.float64]:
         try:
             values = np.array([float(v) for v in source.replace(";", ",").split(",")], dtype=np.float64)
         except ValueError:
-            if not os.path.isfile(source):
-                raise ParameterError(f"{name} must be {usage}, got {text!r}") from None
+            if not os.path.exists(source) or os.path.isdir(source):  # a device or FIFO: the reader refuses it
+                raise ParameterError(f"{name} must be {usage}, got {quote(text)}") from None
     if values is None:
         if source != "-" and not os.path.exists(source):
             raise InputFileError(f"{name} file {source!r} not found; expected {usage}")
         where = f"{name} from standard input" if source == "-" else f"{name} file {source!r}"
-        array = load_npy(read_source(source), STDIN_NAME if source == "-" else source)
+        data = read_source(source, role="array", what=f"{name} file")  # bounded; devices refused
+        array = load_npy(data, STDIN_NAME if source == "-" else source)
         if array.dtype.kind not in "biuf":
             raise ParameterError(f"{where} holds {array.dtype} values; expected real numbers")
         if array.size == 0:
             raise ParameterError(f"{where} is empty (shape {array.shape}); expected at least one value")
         values = array.astype(np.float64).ravel()
     if not np.all(np.isfinite(values)):
-        raise ParameterError(f"{name} values must be finite (no nan or inf), got {text!r}")
+        raise ParameterError(f"{name} values must be finite (no nan or inf), got {quote(text)}")
     return values

@@ -28,7 +28,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from ..errors import KernelSpecError
+from ..errors import KernelSpecError, quote
 from .kernel import FloatArray
 
 __all__ = [
@@ -236,16 +236,19 @@ def _float_arg(name: str, what: str, text: Optional[str], default: Optional[floa
     try:
         return float(text)
     except ValueError:
-        raise KernelSpecError(f"{name}: {what} must be a number, got {text!r}") from None
+        raise KernelSpecError(f"{name}: {what} must be a number, got {quote(text)}") from None
 
 
 def _int_arg(name: str, what: str, text: Optional[str]) -> Optional[int]:
     if text is None:
         return None
+    digits = text.strip().lstrip("+-")
+    if len(digits) > 18 and digits.isdigit():  # int() refuses over 4300 digits; every size here is <= 1001
+        raise KernelSpecError(f"{name}: {what} {quote(text, 12)} is too large (at most {MAX_BUILTIN_SIZE})")
     try:
         return int(text)
     except ValueError:
-        raise KernelSpecError(f"{name}: {what} must be a whole number, got {text!r}") from None
+        raise KernelSpecError(f"{name}: {what} must be a whole number, got {quote(text)}") from None
 
 
 def _make_identity(args: Sequence[str]) -> FloatArray:
@@ -334,7 +337,9 @@ class BuiltinKernel:
                 expected = f"{self.min_args} argument(s)"
             else:
                 expected = f"{self.min_args} to {self.max_args} arguments"
-            raise KernelSpecError(f"'{self.name}' takes {expected} ({self.usage}), got {len(args)} in {given!r}")
+            raise KernelSpecError(
+                f"'{self.name}' takes {expected} ({self.usage}), got {len(args)} in {quote(given)}"
+            )
         return np.array(self.factory(args), dtype=np.float64)
 
 

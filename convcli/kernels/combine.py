@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ParameterError
+from ..errors import ParameterError, quote
 
 if TYPE_CHECKING:
     import numpy as np
@@ -43,7 +43,7 @@ def check_combine(mode: str, name: str = "--combine") -> str:
     """``mode`` in lower case, or :class:`ParameterError` naming ``name`` unless it is one of :data:`COMBINE_MODES`."""
     value = str(mode).strip().lower()
     if value not in COMBINE_MODES:
-        raise ParameterError(f"{name} must be one of {', '.join(COMBINE_MODES)}, got {mode!r}")
+        raise ParameterError(f"{name} must be one of {', '.join(COMBINE_MODES)}, got {quote(mode)}")
     return value
 
 

@@ -20,9 +20,10 @@ from typing import Any, Optional
 
 import numpy as np
 
-from ..errors import InputFileError, KernelSpecError, one_line
+from ..errors import InputFileError, KernelSpecError, one_line, quote
 from ..io.arrays import choose_member, load_npy, load_npz, load_text
 from ..io.inputs import sniff
+from ..io.streams import read_source
 from .kernel import Kernel, check_bias, check_weights
 
 __all__ = ["KERNEL_FILE_EXTENSIONS", "load_kernel_bytes", "load_kernel_file", "safe_label"]
@@ -67,7 +68,9 @@ def _json_shape(obj: Any, where: str, path: str) -> tuple[int, ...]:
                 )
         return (len(obj), *(shapes[0] if shapes else ()))
     if isinstance(obj, bool) or not isinstance(obj, (int, float)):
-        raise KernelSpecError(f"{where}: {path} is {json.dumps(obj)[:40]}, expected a number or a list of numbers")
+        shown = json.dumps(obj)
+        shown = shown if len(shown) <= 24 else shown[:21] + "..."  # a short part of the file, never more
+        raise KernelSpecError(f"{where}: {path} is {shown}, expected a number or a list of numbers")
     return ()
 
 
@@ -83,9 +86,10 @@ def _read_json(data: bytes, where: str) -> tuple[np.ndarray, Optional[np.ndarray
     bias_obj: Any = None
     if isinstance(obj, dict):
         extra = [k for k in obj if k not in ("W", "b")]
-        if "W" not in obj or extra:
-            keys = ", ".join(repr(k) for k in obj) or "none"
-            raise KernelSpecError(f"{where}: a JSON object needs key 'W' and optionally 'b'; its keys are {keys}")
+        if "W" not in obj or extra:  # a file that is not a kernel: its keys are not echoed
+            keys = ", ".join(quote(k, 16) for k in extra[:3]) + (", ..." if len(extra) > 3 else "")
+            has = f"it also has {keys}" if "W" in obj else f"it has {len(obj)} other key(s)"
+            raise KernelSpecError(f"{where}: a JSON object needs key 'W' and optionally 'b'; {has}")
         obj, bias_obj = obj["W"], obj.get("b")
     _json_shape(obj, where, "W")
     weights = np.array(obj, dtype=np.float64)
@@ -156,15 +160,9 @@ def load_kernel_bytes(data: bytes, fmt: Optional[str] = None, *, label: str = "k
 def load_kernel_file(path: str) -> Kernel:
     """A kernel file: missing, a directory or unreadable is an InputFileError (exit 3), bad content not."""
     where = f"kernel file {path!r}"
-    if not os.path.exists(path):
-        raise InputFileError(f"{where} not found")
     if os.path.isdir(path):
         raise InputFileError(f"{where} is a directory; expected a kernel file")
-    try:
-        with open(path, "rb") as handle:
-            data = handle.read()
-    except OSError as error:
-        raise InputFileError(f"{where} cannot be read: {error.strerror or error}") from None
+    data = read_source(path, role="kernel", what="kernel file")  # bounded; devices refused, FIFOs never hang
     stem, ext = os.path.splitext(os.path.basename(path))
     return load_kernel_bytes(data, _FORMAT_BY_EXTENSION.get(ext.lower()), label=stem, where=where)
 

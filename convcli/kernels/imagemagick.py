@@ -35,7 +35,7 @@ from typing import Optional
 
 import numpy as np
 
-from ..errors import KernelSpecError
+from ..errors import KernelSpecError, quote
 from .imagemagick_geometry import MAGICK_EPSILON, parse_geometry
 from .kernel import FloatArray
 
@@ -270,9 +270,9 @@ def _values(body: str, where: str) -> list[float]:
         try:
             value = float(token)
         except ValueError:
-            raise KernelSpecError(f"{where}: {token!r} is not a number (nan or - mark a hole)") from None
+            raise KernelSpecError(f"{where}: {quote(token)} is not a number (nan or - mark a hole)") from None
         if not math.isfinite(value):
-            raise KernelSpecError(f"{where}: {token!r} is not a finite number")
+            raise KernelSpecError(f"{where}: {quote(token)} is not a finite number")
         values.append(value)
     return values
 
@@ -302,15 +302,15 @@ def parse_array_head(head: str, where: str) -> ArrayHead:
     """
     geometry = parse_geometry(head)
     if geometry is None or not ({"rho", "sigma"} & geometry.flags):
-        raise KernelSpecError(f"{where}: {head.strip()!r} is not a kernel size; expected WxH[+X+Y] before ':'")
+        raise KernelSpecError(f"{where}: {quote(head.strip())} is not a kernel size; expected WxH[+X+Y] before ':'")
     rho = geometry.rho if geometry.has("rho") else geometry.sigma
     rho = max(rho, 1.0)
     sigma = geometry.sigma if geometry.sigma >= 1.0 else rho
+    if max(rho, sigma) > MAX_ARRAY_SIDE:  # before int(): a size of 5000 digits is inf here
+        raise KernelSpecError(f"{where}: {quote(head.strip())} is too large (at most {MAX_ARRAY_SIDE} a side)")
     width, height = int(rho), int(sigma)
-    if max(width, height) > MAX_ARRAY_SIDE:
-        raise KernelSpecError(f"{where}: {width}x{height} is too large (at most {MAX_ARRAY_SIDE} a side)")
     if geometry.xi < 0 or geometry.psi < 0:
-        raise KernelSpecError(f"{where}: the origin +X+Y must not be negative, got {head.strip()!r}")
+        raise KernelSpecError(f"{where}: the origin +X+Y must not be negative, got {quote(head.strip())}")
     x = int(geometry.xi) if geometry.has("xi") else (width - 1) // 2
     y = int(geometry.psi) if geometry.has("psi") else (height - 1) // 2
     if x >= width or y >= height:
@@ -350,7 +350,7 @@ def parse_array(text: str, *, rows: Optional[Sequence[str]] = None) -> list[Magi
     >>> k.values.tolist(), (k.x, k.y)
     ([[1.0, 2.0, 3.0], [4.0, nan, 6.0]], (0, 1))
     """
-    where = f"ImageMagick kernel {text.strip() if rows is None else text.strip() + ';...'!r}"
+    where = f"ImageMagick kernel {quote(text.strip() if rows is None else text.strip() + ';...')}"
     head, colon, body = text.partition(":")
     if not colon:
         raise KernelSpecError(f"{where}: expected 'WxH: values' (W columns, H rows, values row by row)")

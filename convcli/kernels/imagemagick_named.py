@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass, replace
 from typing import Callable, Optional, Union
 
-from ..errors import KernelSpecError
+from ..errors import KernelSpecError, quote
 from .imagemagick import MagickKernel, expand
 from .imagemagick_builtins import (
     EDGE_KERNELS,
@@ -157,17 +157,19 @@ def parse_named(text: str) -> list[MagickKernel]:
     if split is None or split[0].lower() not in MAGICK_KERNELS:
         name = split[0] if split else text.strip()
         if name.lower() in MORPHOLOGY_ONLY:
-            raise KernelSpecError(f"ImageMagick kernel {name!r} is a morphology kernel, not one for convolution")
-        raise KernelSpecError(f"{name!r} is not an ImageMagick kernel name")
+            raise KernelSpecError(f"ImageMagick kernel {quote(name)} is a morphology kernel, not one for convolution")
+        raise KernelSpecError(f"{quote(name)} is not an ImageMagick kernel name")
     name, args = split
     entry = MAGICK_KERNELS[name.lower()]
     if ":" in args or ";" in args:
         raise KernelSpecError(
-            f"ImageMagick kernel {text.strip()!r}: separate its arguments with ',' or 'x' ({entry.usage})"
+            f"ImageMagick kernel {quote(text.strip())}: separate its arguments with ',' or 'x' ({entry.usage})"
         )
     geometry = parse_geometry(args)
     if geometry is None:
-        raise KernelSpecError(f"ImageMagick kernel {text.strip()!r}: {args!r} is not a geometry ({entry.usage})")
+        raise KernelSpecError(
+            f"ImageMagick kernel {quote(text.strip())}: {quote(args)} is not a geometry ({entry.usage})"
+        )
     if entry.name in ("Diamond", "Square", "Octagon", "Disk", "Plus", "Cross") and not geometry.has("sigma"):
         geometry = replace(geometry, sigma=1.0)
     plain = re.sub(r"[@<>!%^\s]", "", args)

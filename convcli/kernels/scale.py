@@ -37,7 +37,7 @@ from typing import Optional
 import numpy as np
 from numpy.typing import NDArray
 
-from ..errors import ParameterError
+from ..errors import ParameterError, quote
 from .imagemagick import MAGICK_EPSILON, parse_geometry
 
 __all__ = ["KernelScale", "parse_scale", "scale_gradient", "scale_kernel", "smooth_taps"]
@@ -85,14 +85,14 @@ def parse_scale(text: str, name: str = "--scale") -> KernelScale:
     usage = "FACTOR[!|^][,BLEND][%], ImageMagick's -define convolve:scale (e.g. '!', '0.5', '!,100%', '^')"
     geometry = parse_geometry(text) if text.strip() else None
     if geometry is None:
-        raise ParameterError(f"{name} must be {usage}; got {text!r}")
+        raise ParameterError(f"{name} must be {usage}; got {quote(text)}")
     rho, sigma = geometry.rho, geometry.sigma
     if geometry.has("%"):
         rho, sigma = rho * 0.01, sigma * 0.01
     factor = rho if geometry.has("rho") else 1.0
     blend = sigma if geometry.has("sigma") else None
     if not math.isfinite(factor) or (blend is not None and not math.isfinite(blend)):
-        raise ParameterError(f"{name} values must be finite numbers, got {text!r}")
+        raise ParameterError(f"{name} values must be finite numbers, got {quote(text)}")
     normalize = "^" if geometry.has("^") else ("!" if geometry.has("!") else None)
     return KernelScale(factor, normalize, blend, text.strip())
 
@@ -129,7 +129,7 @@ def scale_kernel(values: FloatArray, origin: tuple[int, int], scale: KernelScale
         ``!`` or ``^`` asked of a kernel whose taps are all 0.
     """
     if scale.normalize is not None and not np.any(values):
-        raise ParameterError(f"--scale {scale.text!r} cannot normalise a kernel whose taps are all 0")
+        raise ParameterError(f"--scale {quote(scale.text)} cannot normalise a kernel whose taps are all 0")
     pos, neg = _multipliers(values, scale)
     out = np.where(values >= 0, values * pos, values * neg)
     if scale.blend is not None:

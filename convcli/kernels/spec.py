@@ -44,14 +44,14 @@ from __future__ import annotations
 import difflib
 import os
 import re
-import sys
 from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
 
-from ..errors import InputFileError, KernelSpecError
+from ..errors import InputFileError, KernelSpecError, quote
 from ..io.arrays import parse_row, stack_rows
+from ..io.streams import read_source
 from .builtins import BUILTINS, BuiltinKernel
 from .files import KERNEL_FILE_EXTENSIONS, load_kernel_bytes, load_kernel_file, safe_label
 from .imagemagick import MagickKernel, count_values, parse_array, parse_array_head
@@ -101,7 +101,7 @@ def _numbers(text: str, where: str, row: str) -> list[float]:
 
 def _parse_inline(spec: str) -> np.ndarray:
     """``"1,2,1;2,4,2;1,2,1"`` -> 3×3; ``"1 2 1"`` -> 1×3."""
-    where = f"inline kernel {spec!r}"
+    where = f"inline kernel {quote(spec)}"
     parts = spec.strip().rstrip(";").split(";")
     names = [f"row {i}" for i in range(1, len(parts) + 1)]
     rows = [_numbers(part, where, name) for part, name in zip(parts, names)]
@@ -173,7 +173,7 @@ def _parse_list(text: str) -> Optional[tuple[list[Kernel], str]]:
     first = next((p for p in parts if p.strip()), "")
     if _ARRAY_HEAD.match(first) and first is parts[0]:
         head, _, body = first.partition(":")
-        shape = parse_array_head(head, f"ImageMagick kernel {text!r}")
+        shape = parse_array_head(head, f"ImageMagick kernel {quote(text)}")
         if count_values(body) < shape.width * shape.height:  # ImageMagick refuses this; convcli reads rows
             rows = text.rstrip().rstrip(";").split(";")[1:]
             return _from_magick(parse_array(first, rows=rows))
@@ -187,7 +187,7 @@ def _parse_list(text: str) -> Optional[tuple[list[Kernel], str]]:
         parsed = _parse_part(part)
         if parsed is None:
             raise KernelSpecError(
-                f"kernel list {text!r}: {part.strip()!r} is not a kernel name or 'WxH: values' "
+                f"kernel list {quote(text)}: {quote(part.strip())} is not a kernel name or 'WxH: values' "
                 "(';' separates kernels here, as in ImageMagick)"
             )
         kernels.extend(parsed[0])
@@ -243,7 +243,7 @@ def parse_kernels(spec: str) -> KernelSpec:
             "matrix ('1,2,1;2,4,2;1,2,1') or a file (.npy, .npz, .txt, .csv, .json)"
         )
     if text == "-":
-        kernel = load_kernel_bytes(sys.stdin.buffer.read(), label="stdin", where="kernel from standard input")
+        kernel = load_kernel_bytes(read_source("-", role="kernel"), label="stdin", where="kernel from standard input")
         return KernelSpec(spec, (kernel,), kernel.label)
     if os.path.splitext(text)[1].lower() in KERNEL_FILE_EXTENSIONS:
         kernel = load_kernel_file(text)
@@ -251,20 +251,24 @@ def parse_kernels(spec: str) -> KernelSpec:
     parsed = _parse_list(text) if ";" in text else _parse_part(text)
     if parsed is not None:
         return KernelSpec(spec, tuple(parsed[0]), parsed[1])
-    if os.path.isfile(text):
+    if os.path.exists(text) and not os.path.isdir(text):  # a file, or a device or FIFO the reader refuses
         kernel = load_kernel_file(text)
         return KernelSpec(spec, (kernel,), kernel.label)
     if os.path.isdir(text):
-        raise InputFileError(f"kernel {text!r} is a directory; expected a kernel file, a built-in name or a matrix")
+        raise InputFileError(
+            f"kernel {quote(text, 200)} is a directory; expected a kernel file, a built-in name or a matrix"
+        )
     if re.fullmatch(r"\d+\s*[xX]\s*\d+", text):
-        raise KernelSpecError(f"ImageMagick kernel {text!r} has no values; write {text + ': v,v,...'!r} (row by row)")
+        raise KernelSpecError(
+            f"ImageMagick kernel {quote(text)} has no values; write {quote(text + ': v,v,...')} (row by row)"
+        )
     if _looks_inline(text):
         return KernelSpec(spec, (Kernel(_parse_inline(text), None, "inline"),), "inline")
     if "/" in text or "\\" in text:
-        raise InputFileError(f"kernel file {text!r} not found")
+        raise InputFileError(f"kernel file {quote(text, 200)} not found")
     typed = re.split(r"[:;@<>]", text)[0].strip()
     hint = _suggestion(typed.lower().replace("_", "-"))
-    raise KernelSpecError(f"unknown kernel {typed!r}{hint} (convcli kernels lists them)")
+    raise KernelSpecError(f"unknown kernel {quote(typed)}{hint} (convcli kernels lists them)")
 
 
 def parse_kernel(spec: str) -> Kernel:
@@ -284,5 +288,5 @@ def parse_kernel(spec: str) -> Kernel:
     """
     parsed = parse_kernels(spec)
     if len(parsed.kernels) != 1:
-        raise KernelSpecError(f"kernel {spec.strip()!r} gives {len(parsed.kernels)} kernels; expected one")
+        raise KernelSpecError(f"kernel {quote(spec.strip())} gives {len(parsed.kernels)} kernels; expected one")
     return parsed.kernels[0]

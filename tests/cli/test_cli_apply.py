@@ -817,7 +817,7 @@ def test_quiet_prints_nothing(tmp_path: Path) -> None:
 
 
 def test_no_progress_bar_when_stderr_is_not_a_terminal(tmp_path: Path, rgb: Path, gray: Path) -> None:
-    result = ok("apply", rgb, gray, "-k", "box:3", "-o", tmp_path / "o.npy")
+    result = ok("apply", rgb, gray, "-k", "box:3", "-o", tmp_path / "o-{stem}.npy")
     assert all(line.startswith("convcli: wrote ") for line in result.stderr.splitlines())
 
 

@@ -129,17 +129,23 @@ def test_info_reads_a_multi_array_npz_from_standard_input(tmp_path: Path) -> Non
 
 def test_info_reads_each_file_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import builtins
+    import os
 
     np.savez(tmp_path / "g.npz", dx=np.ones((1, 3, 4, 4)), dW=np.zeros((2, 3, 3, 3)))
     np.save(tmp_path / "x.npy", np.ones((2, 2)))
     opened: list[str] = []
-    real = builtins.open
+    real, real_os = builtins.open, os.open
 
     def counting(file: Any, *args: Any, **kwargs: Any) -> Any:
         opened.append(str(file))
         return real(file, *args, **kwargs)
 
+    def counting_os(file: Any, *args: Any, **kwargs: Any) -> Any:
+        opened.append(str(file))
+        return real_os(file, *args, **kwargs)
+
     monkeypatch.setattr(builtins, "open", counting)
+    monkeypatch.setattr(os, "open", counting_os)
     rows = info_rows(ok("info", tmp_path / "g.npz", tmp_path / "x.npy").stdout)
     assert f"{tmp_path / 'g.npz'}:dW" in rows
     assert [f for f in opened if f.startswith(str(tmp_path))] == [str(tmp_path / "g.npz"), str(tmp_path / "x.npy")]

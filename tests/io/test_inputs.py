@@ -15,7 +15,6 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from convcli.errors import InputFileError, ShapeError
-from convcli.io import inputs as arrays
 from convcli.io.arrays import load_npz
 from convcli.io.images import LUMA_WEIGHTS, encode_png
 from convcli.io.inputs import LoadedInput, load_input, read_source, sniff, to_nchw
@@ -77,10 +76,14 @@ def test_read_source_permission_denied(tmp_path: Path, monkeypatch: pytest.Monke
     path = tmp_path / "secret.png"
     path.write_bytes(b"x")
 
-    def denied(*args: object, **kwargs: object) -> None:
-        raise PermissionError(13, "Permission denied")
+    real_open = os.open
 
-    monkeypatch.setattr(arrays, "open", denied, raising=False)
+    def denied(name: str, *args: object, **kwargs: object) -> int:
+        if str(name) == str(path):
+            raise PermissionError(13, "Permission denied")
+        return real_open(name, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "open", denied)
     with pytest.raises(InputFileError, match="cannot read input file '.*secret.png': permission denied"):
         read_source(str(path))
 

@@ -194,3 +194,21 @@ def test_parse_bias_from_standard_input(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setattr(sys, "stdin", SimpleNamespace(buffer=io.BytesIO(b"0.5")))
     with pytest.raises(InputFileError, match=r"cannot read '<stdin>' as \.npy"):
         parse_bias("-")
+
+
+def test_check_range_refuses_filters_that_overflow_the_compute_dtype() -> None:
+    from convcli.errors import KernelSpecError
+    from convcli.kernels.bank import LayerWeights, check_range
+
+    huge = LayerWeights(np.full((1, 1, 1, 1), 1e308), None, 1)
+    with pytest.raises(KernelSpecError, match=r"too large for float32: .* 1e\+308, more than float32 holds .*"
+                                              r"use --dtype float64"):
+        check_range(huge, np.dtype(np.float32))
+    check_range(huge, np.dtype(np.float64))  # fits there
+    twice = LayerWeights(np.full((1, 1, 1, 2), 1e308), None, 1)
+    with pytest.raises(KernelSpecError, match="more than float64 holds .*; scale it down"):
+        check_range(twice, np.dtype(np.float64))
+    biased = LayerWeights(np.ones((1, 1, 1, 1)), np.array([1e39]), 1)
+    with pytest.raises(KernelSpecError, match="float32"):
+        check_range(biased, np.dtype(np.float32))
+    check_range(LayerWeights(np.full((2, 1, 3, 3), 1e30), None, 1), np.dtype(np.float32))
