@@ -17,6 +17,7 @@ from .app import EXIT_EPILOG, HelpfulCommand, app
 from .options import (
     LAYER,
     DisplayName,
+    ExplainOpt,
     FormatName,
     KernelOpt,
     LayerArgs,
@@ -24,12 +25,15 @@ from .options import (
     Reporter,
     check_stdin_once,
     check_stdin_usable,
+    print_explained,
     shared_layer_options,
     stdin_count,
 )
 
 # Typer offers a Literal's values as a choice; built from the library's tuple (no numpy behind it).
 if TYPE_CHECKING:
+    from ..commands.trace_view import ExplainedRun
+
     CombineName = str
 else:
     CombineName = Literal[COMBINE_MODES]
@@ -118,6 +122,7 @@ def apply(
             "files about the size of libvips's.",
         ),
     ] = PNG_LEVEL,
+    explain: ExplainOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
     """Filter images and arrays with one or more kernels and write the feature maps.
@@ -137,6 +142,8 @@ def apply(
 
       convcli apply photo.png -k 'Kirsch:@' --combine max -o compass.png
 
+      convcli apply photo.png -k sobel-x -o edges.png --explain   (how im2col ran it)
+
     Images are padded with their edge pixels (replicate) and arrays with zeros unless
     --padding-mode says otherwise; the "wrote" line says which ran.
     """
@@ -151,5 +158,8 @@ def apply(
         output=output, format=format, display=display, bit_depth=bit_depth, quality=quality, png_level=png_level
     )
     report = Reporter(quiet)
-    command.apply_command(inputs, kernel, layer, out, report, combine=combine)
+    runs: Optional[list[ExplainedRun]] = [] if explain else None
+    command.apply_command(inputs, kernel, layer, out, report, combine=combine, explain=runs)
+    if runs:
+        print_explained(runs)
     report.flush()

@@ -27,6 +27,7 @@ import numpy as np
 
 from ..engine.layer import Convolution
 from ..engine.memory import allocation_guard, check_result_size
+from ..engine.trace import Trace
 from ..errors import ParameterError
 from ..hooks import pause
 from ..io.display import default_display
@@ -58,6 +59,7 @@ from .common import (
     target_name,
 )
 from .render import FileSpec, render
+from .trace_view import ExplainedRun
 
 __all__ = [
     "PROGRESS_MIN_VALUES", "OutputOptions", "Written", "apply_command", "apply_filters", "check_output_options",
@@ -123,6 +125,7 @@ def apply_filters(
     combine: Optional[str] = None,
     label: Optional[str] = None,
     on_note: Optional[Callable[[str], None]] = None,
+    explain: Optional[list[ExplainedRun]] = None,
 ) -> list[Written]:
     """Filter every input and write the feature maps.
 
@@ -156,6 +159,9 @@ def apply_filters(
     on_note : callable(str), optional
         Told, in one line, when the output named by ``-o`` becomes several files (inputs
         of several shapes for one ``.npy``, several images or maps for one PNG).
+    explain : list, optional
+        Given, each batch's layer records what it ran (:class:`~convcli.engine.trace.Trace`)
+        and an :class:`~convcli.commands.trace_view.ExplainedRun` per batch is appended.
 
     Returns
     -------
@@ -253,11 +259,18 @@ def apply_filters(
                     data = data.astype(batch.dtype, copy=False)
                 rendered = render(batch.layer, data, specs, display, png_level=output_options.png_level,
                                   quality=output_options.quality, progress=report, transform=reduce)
-                for out, (spec, encoded, held) in zip(mine, rendered):
-                    files.write(out.path, encoded)
-                    picture = spec.format in PICTURE_FORMATS
-                    written.append(Written(out.path, held, out.format, display if picture else None,
-                                           spec.bits if picture else None, batch.padding))
+                trace = None if explain is None else Trace()
+                batch.layer.trace = trace  # render computes as it yields: traced until the last file
+                try:
+                    for out, (spec, encoded, held) in zip(mine, rendered):
+                        files.write(out.path, encoded)
+                        picture = spec.format in PICTURE_FORMATS
+                        written.append(Written(out.path, held, out.format, display if picture else None,
+                                               spec.bits if picture else None, batch.padding))
+                finally:
+                    batch.layer.trace = None
+                if explain is not None and trace is not None:
+                    explain.append(ExplainedRun(", ".join(target_name(i.name) for i in batch.inputs), trace))
     return written
 
 
@@ -268,6 +281,7 @@ def apply_command(
     output_options: OutputOptions,
     report: Reporter = QUIET,
     combine: Optional[str] = None,
+    explain: Optional[list[ExplainedRun]] = None,
 ) -> list[Written]:
     """``convcli apply``: read the kernels and inputs, filter, write; every output checked before any input is read.
 
@@ -285,6 +299,8 @@ def apply_command(
         written, with the padding mode its layer ran.
     combine : {None, "sum", "max", "min", "maxabs"}
         As :func:`apply_filters`.
+    explain : list, optional
+        As :func:`apply_filters`: filled with each batch's trace.
 
     Returns
     -------
@@ -314,7 +330,8 @@ def apply_command(
         large = sum(item.samples.size for item in loaded) >= PROGRESS_MIN_VALUES
         with report.progress("filtering", len(loaded), show=len(loaded) > 1 or large) as on_progress:
             written = apply_filters(loaded, parsed, options, output_options, protect=protect, on_progress=on_progress,
-                                    combine=combine, label="+".join(spec.label for spec in specs), on_note=report.say)
+                                    combine=combine, label="+".join(spec.label for spec in specs), on_note=report.say,
+                                    explain=explain)
     for done in written:
         how = f", display {done.display}" if done.display else ""
         how += f", {done.bits}-bit" if done.bits == 16 else ""
