@@ -6,7 +6,7 @@ shares with ``apply`` (stride, pad, dilation, groups) are declared in :mod:`conv
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
@@ -22,6 +22,9 @@ from .options import (
     parse_pad,
     parse_pair,
 )
+
+if TYPE_CHECKING:
+    from ..commands.shape import ShapeRow
 
 
 @app.command(cls=HelpfulCommand, epilog=EXIT_EPILOG)
@@ -95,7 +98,7 @@ def shape(
     if kernel is not None:
         size = parse_pair(kernel, "-k")
         chain.append(command.LayerSpec(
-            kernel=size if isinstance(size, tuple) else (size, size),  # type: ignore[arg-type]
+            kernel=size if isinstance(size, tuple) else (size, size),
             stride=parse_pair(stride, "--stride"),  # type: ignore[arg-type]
             pad=parse_pad(pad), dilation=parse_pair(dilation, "--dilation"),  # type: ignore[arg-type]
             groups=groups, out=out,
@@ -112,7 +115,7 @@ def shape(
     _print_table(rows)
 
 
-def _print_table(rows: list[object]) -> None:
+def _print_table(rows: list[ShapeRow]) -> None:
     from rich.table import Table
 
     from ..commands.trace_view import format_bytes, format_count
