@@ -93,10 +93,13 @@ def shape(
       convcli shape 1x28x28 --layer k=5x5,pad=valid,out=6 --layer k=5x5,pad=valid,out=16 --json
     """
     from ..commands import shape as command
+    from ..errors import ParameterError, quote
 
     chain: list[command.LayerSpec] = []
     if kernel is not None:
         size = parse_pair(kernel, "-k")
+        if min(size if isinstance(size, tuple) else (size,)) < 1:
+            raise ParameterError(f"-k must be a kernel size KHxKW of at least 1x1, got {quote(kernel)}")
         chain.append(command.LayerSpec(
             kernel=size if isinstance(size, tuple) else (size, size),
             stride=parse_pair(stride, "--stride"),  # type: ignore[arg-type]
@@ -104,8 +107,6 @@ def shape(
             groups=groups, out=out,
         ))
     elif out is not None or groups is not None:
-        from ..errors import ParameterError
-
         raise ParameterError("--out and --groups describe -k's layer; give -k KHxKW (or put them in --layer)")
     chain.extend(command.parse_layer(text) for text in layers or [])
     rows = command.shape_chain(command.parse_input_shape(input_shape), chain, dtype)
