@@ -9,7 +9,7 @@ order ``convcli --help`` lists them).
 
 # isort: off
 from .app import app, main
-from . import apply, grad, kernels, info, shape  # noqa: F401  (each registers its command; --help lists them so)
+from . import apply, grad, kernels, info, shape, explain  # noqa: F401  (each registers its command; --help lists them so)
 # isort: on
 
 __all__ = ["app", "main"]
