@@ -25,6 +25,7 @@ from .options import (
     Reporter,
     check_stdin_once,
     check_stdin_usable,
+    print_equivalents,
     print_explained,
     shared_layer_options,
     stdin_count,
@@ -32,6 +33,7 @@ from .options import (
 
 # Typer offers a Literal's values as a choice; built from the library's tuple (no numpy behind it).
 if TYPE_CHECKING:
+    from ..commands.equivalent import EquivalentSet
     from ..commands.trace_view import ExplainedRun
 
     CombineName = str
@@ -123,6 +125,17 @@ def apply(
         ),
     ] = PNG_LEVEL,
     explain: ExplainOpt = False,
+    show_equivalent: Annotated[
+        bool,
+        typer.Option(
+            "--show-equivalent",
+            metavar="",
+            help="Print on stderr the same job in PyTorch (F.pad + F.conv2d), scipy.ndimage (correlate), OpenCV "
+            "(copyMakeBorder + filter2D), ImageMagick (-morphology Correlate) and libvips (vips conv), with each "
+            "tool's padding names, or why a tool cannot express it (stride, dilation, several kernels...). "
+            "Printed even with --quiet.",
+        ),
+    ] = False,
     quiet: QuietOpt = False,
 ) -> None:
     """Filter images and arrays with one or more kernels and write the feature maps.
@@ -144,6 +157,8 @@ def apply(
 
       convcli apply photo.png -k sobel-x -o edges.png --explain   (how im2col ran it)
 
+      convcli apply photo.png -k gaussian:1 --padding-mode reflect -o soft.png --show-equivalent
+
     Images are padded with their edge pixels (replicate) and arrays with zeros unless
     --padding-mode says otherwise; the "wrote" line says which ran.
     """
@@ -159,7 +174,10 @@ def apply(
     )
     report = Reporter(quiet)
     runs: Optional[list[ExplainedRun]] = [] if explain else None
-    command.apply_command(inputs, kernel, layer, out, report, combine=combine, explain=runs)
+    same: Optional[list[EquivalentSet]] = [] if show_equivalent else None
+    command.apply_command(inputs, kernel, layer, out, report, combine=combine, explain=runs, equivalent=same)
     if runs:
         print_explained(runs)
+    if same:
+        print_equivalents(same)
     report.flush()

@@ -378,6 +378,20 @@ def shared_layer_options(command: _Command) -> _Command:
 # ---------------------------------------------------------------- messages
 
 
+def print_equivalents(sets: list[Any]) -> None:
+    """``--show-equivalent``: each tool's call (:mod:`convcli.commands.equivalent`) on stderr, or why there is none."""
+    err = console(stderr=True, highlight=False, soft_wrap=True)
+    for found in sets:
+        err.print(f"the same job as apply on {found.subject}, in other tools:", markup=False)
+        for item in found.items:
+            err.print(f"\n# {item.tool}" + ("" if item.code is not None else ": cannot express this job"),
+                      markup=False)
+            for note in item.notes:
+                err.print(f"#   {note}", markup=False)
+            if item.code is not None:
+                err.print(item.code, markup=False)
+
+
 def print_explained(runs: list[Any]) -> None:
     """The ``--explain`` lines of each run (:func:`convcli.commands.trace_view.explain_lines`) on stderr."""
     from ..commands.trace_view import explain_lines
