@@ -15,7 +15,6 @@ from .options import (
     COMPUTE_DTYPES,
     DilationOpt,
     DtypeName,
-    GroupsOpt,
     PadOpt,
     StrideOpt,
     console,
@@ -49,7 +48,11 @@ def shape(
     stride: StrideOpt = "1",
     pad: PadOpt = "same",
     dilation: DilationOpt = "1",
-    groups: GroupsOpt = None,
+    groups: Annotated[
+        Optional[int],
+        typer.Option(metavar="G", help="The first layer's channel groups (with --out). Default: 1 with --out, "
+                     "else C (depthwise).", show_default=False),
+    ] = None,
     out: Annotated[
         Optional[int],
         typer.Option(
@@ -62,9 +65,10 @@ def shape(
     layers: Annotated[
         Optional[list[str]],
         typer.Option(
-            "--layer", "-l", metavar="k=KHxKW[,stride=S][,pad=P][,dilation=D][,groups=G][,out=FN]",
-            help="A further layer, after -k's (repeat for a chain, in order): pairs as HxW, a four-sided pad as "
-            "TxBxLxR, pad same unless given; without out the layer is depthwise.",
+            "--layer", "-l", metavar="k=KHxKW,...",
+            help="A further layer, after -k's (repeat for a chain, in order): 'k=KHxKW,stride=S,pad=P,dilation=D,"
+            "groups=G,out=FN', every key but k optional; pairs as HxW, a four-sided pad as TxBxLxR, pad same unless "
+            "given; without out the layer is depthwise.",
             show_default=False,
         ),
     ] = None,
