@@ -15,6 +15,7 @@ The active trace is a :class:`contextvars.ContextVar`: worker threads get it fro
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections.abc import Iterator
@@ -49,7 +50,8 @@ def owned_bytes(state: object) -> int:
     """Bytes of the distinct arrays behind ``state``'s attributes (views counted once, by their owner).
 
     ``state`` is a worker's buffers (:class:`~convcli.engine.tiles.Workspace` and the
-    like): arrays, dicts and lists of them, or objects holding them, a few levels deep.
+    like): arrays, dicts and lists of them, or objects holding them, a few levels deep
+    (the engine's plain classes; its dataclasses - plans, geometry - hold no buffers).
     """
     owners: dict[int, int] = {}
     seen: set[int] = set()
@@ -69,7 +71,8 @@ def owned_bytes(state: object) -> int:
             items: Any = obj.values()
         elif isinstance(obj, (list, tuple)):
             items = obj
-        elif hasattr(obj, "__dict__") and type(obj).__module__.startswith("convcli.engine"):
+        elif (hasattr(obj, "__dict__") and type(obj).__module__.startswith("convcli.engine")
+              and not dataclasses.is_dataclass(obj)):  # plans and geometry are dataclasses: no buffers inside
             items = vars(obj).values()
         else:
             return
