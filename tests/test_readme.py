@@ -98,3 +98,11 @@ def test_examples(workdir: Path) -> None:
         y = conv2d(x, w, pad="same")
         np.testing.assert_allclose(grads["db"], y.sum(axis=(0, 2, 3)), rtol=1e-10)
         assert grads["dx"].shape == x.shape and grads["dW"].shape == w.shape
+    # the looking-inside section: shape's JSON is the layers' geometry, the other outputs exist
+    import json
+
+    lenet = json.loads((workdir / "lenet.json").read_text())
+    assert [layer["output_shape"] for layer in lenet["layers"]] == [[1, 6, 24, 24], [1, 6, 12, 12]]
+    assert lenet["total"]["receptive_field"] == [6, 6]
+    for name in ("y.npy", "strided-grads.npz", "soft-gray.png"):
+        assert (workdir / name).is_file(), name

@@ -17,6 +17,7 @@ from .app import EXIT_EPILOG, HelpfulCommand, app
 from .options import (
     LAYER,
     DisplayName,
+    ExplainOpt,
     FormatName,
     KernelOpt,
     LayerArgs,
@@ -24,12 +25,17 @@ from .options import (
     Reporter,
     check_stdin_once,
     check_stdin_usable,
+    print_equivalents,
+    print_explained,
     shared_layer_options,
     stdin_count,
 )
 
 # Typer offers a Literal's values as a choice; built from the library's tuple (no numpy behind it).
 if TYPE_CHECKING:
+    from ..commands.equivalent import EquivalentSet
+    from ..commands.trace_view import ExplainedRun
+
     CombineName = str
 else:
     CombineName = Literal[COMBINE_MODES]
@@ -118,6 +124,18 @@ def apply(
             "files about the size of libvips's.",
         ),
     ] = PNG_LEVEL,
+    explain: ExplainOpt = False,
+    show_equivalent: Annotated[
+        bool,
+        typer.Option(
+            "--show-equivalent",
+            metavar="",
+            help="Print on stderr the same job in PyTorch (F.pad + F.conv2d), scipy.ndimage (correlate), OpenCV "
+            "(copyMakeBorder + filter2D), ImageMagick (-morphology Correlate) and libvips (vips conv), with each "
+            "tool's padding names, or why a tool cannot express it (stride, dilation, several kernels...). "
+            "Printed even with --quiet.",
+        ),
+    ] = False,
     quiet: QuietOpt = False,
 ) -> None:
     """Filter images and arrays with one or more kernels and write the feature maps.
@@ -137,6 +155,10 @@ def apply(
 
       convcli apply photo.png -k 'Kirsch:@' --combine max -o compass.png
 
+      convcli apply photo.png -k sobel-x -o edges.png --explain   (how im2col ran it)
+
+      convcli apply photo.png -k gaussian:1 --padding-mode reflect -o soft.png --show-equivalent
+
     Images are padded with their edge pixels (replicate) and arrays with zeros unless
     --padding-mode says otherwise; the "wrote" line says which ran.
     """
@@ -151,5 +173,11 @@ def apply(
         output=output, format=format, display=display, bit_depth=bit_depth, quality=quality, png_level=png_level
     )
     report = Reporter(quiet)
-    command.apply_command(inputs, kernel, layer, out, report, combine=combine)
+    runs: Optional[list[ExplainedRun]] = [] if explain else None
+    same: Optional[list[EquivalentSet]] = [] if show_equivalent else None
+    command.apply_command(inputs, kernel, layer, out, report, combine=combine, explain=runs, equivalent=same)
+    if runs:
+        print_explained(runs)
+    if same:
+        print_equivalents(same)
     report.flush()

@@ -16,18 +16,21 @@ from .app import EXIT_EPILOG, HelpfulCommand, app
 from .options import (
     LAYER,
     DisplayName,
+    ExplainOpt,
     KernelOpt,
     LayerArgs,
     QuietOpt,
     Reporter,
     check_stdin_once,
     check_stdin_usable,
+    print_explained,
     shared_layer_options,
     stdin_count,
 )
 
 if TYPE_CHECKING:
     from ..commands.grad import CheckReport
+    from ..commands.trace_view import ExplainedRun
 
 
 @app.command(cls=HelpfulCommand, epilog=EXIT_EPILOG)
@@ -118,6 +121,7 @@ def grad(
             help="--check: largest relative error that passes. Default: 1e-3 (float32), 1e-6 (float64).",
         ),
     ] = None,
+    explain: ExplainOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
     """Backward pass: dx, dW, db (and dK) of the layer 'apply' runs, for an upstream gradient dout.
@@ -144,6 +148,8 @@ def grad(
       convcli grad photo.png -k sobel-x --dout ones --dx dx.png --dw dk.npy
 
       convcli apply x.npy -k w.npy -o - | convcli grad x.npy -k w.npy --dout - -o g.npz
+
+      convcli grad x.npy -k w.npy --dout ones --explain   (the products dW and dx came from)
     """
     from ..commands import grad as command
 
@@ -156,8 +162,11 @@ def grad(
     check_stdin_usable(*readers)
     outputs = command.GradOutputOptions(output=output, dx=dx_path, dw=dw_path, db=db_path, display=display)
     report = Reporter(quiet)
+    runs: Optional[list[ExplainedRun]] = [] if explain else None
     command.grad_command(input, kernel, dout, layer, outputs, checking, report,
-                         show_check=None if quiet else _print_check)
+                         show_check=None if quiet else _print_check, explain=runs)
+    if runs:
+        print_explained(runs)
     report.flush()
 
 

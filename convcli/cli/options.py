@@ -249,6 +249,16 @@ MaxPixelsOpt = Annotated[
     ),
 ]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", metavar="", help="Print nothing but errors.")]
+ExplainOpt = Annotated[
+    bool,
+    typer.Option(
+        "--explain",
+        metavar="",
+        help="Print on stderr the path the data took, as the engine recorded it: input shape, padding, the "
+        "algorithm chosen and why, the tiles, each GEMM (M×K · K×N, how many, FLOPs, time), the workers' peak "
+        "extra memory, the output shape (and for grad the backward's products). Printed even with --quiet.",
+    ),
+]
 
 #: The options apply and grad share, in the order their --help lists them: (parameter, type, default).
 SHARED_OPTIONS: tuple[tuple[str, Any, Any], ...] = (
@@ -366,6 +376,30 @@ def shared_layer_options(command: _Command) -> _Command:
 
 
 # ---------------------------------------------------------------- messages
+
+
+def print_equivalents(sets: list[Any]) -> None:
+    """``--show-equivalent``: each tool's call (:mod:`convcli.commands.equivalent`) on stderr, or why there is none."""
+    err = console(stderr=True, highlight=False, soft_wrap=True)
+    for found in sets:
+        err.print(f"the same job as apply on {found.subject}, in other tools:", markup=False)
+        for item in found.items:
+            err.print(f"\n# {item.tool}" + ("" if item.code is not None else ": cannot express this job"),
+                      markup=False)
+            for note in item.notes:
+                err.print(f"#   {note}", markup=False)
+            if item.code is not None:
+                err.print(item.code, markup=False)
+
+
+def print_explained(runs: list[Any]) -> None:
+    """The ``--explain`` lines of each run (:func:`convcli.commands.trace_view.explain_lines`) on stderr."""
+    from ..commands.trace_view import explain_lines
+
+    err = console(stderr=True, highlight=False, soft_wrap=True)
+    for run in runs:
+        for line in explain_lines(run):
+            err.print(line, markup=False)
 
 
 def console(**options: Any) -> Any:

@@ -12,6 +12,10 @@ gradcheck       the numerical gradient check (float64 central differences) ``gra
 info            ``convcli info``: one row per input (shape, dtype, statistics)
 kernels         ``convcli kernels``: the listings of convcli's and ImageMagick's kernels, a spec's
                 kernels as matrices
+explain         ``convcli explain``: one output pixel (or dx pixel) by hand, and the labelled column matrix
+shape           ``convcli shape``: a chain of layers' geometry and costs, with no data
+trace_view      ``--explain``: the engine's trace of a run as lines to read
+equivalent      ``--show-equivalent``: the same job for PyTorch, scipy.ndimage, OpenCV, ImageMagick, libvips
 common          what the commands share: their shared options, the default padding of each
                 input kind, the reporter, message formats
 ==============  ===================================================================================

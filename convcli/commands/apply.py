@@ -25,8 +25,10 @@ from typing import Callable, Optional
 
 import numpy as np
 
+from ..engine.geometry import plan_geometry
 from ..engine.layer import Convolution
 from ..engine.memory import allocation_guard, check_result_size
+from ..engine.trace import Trace
 from ..errors import ParameterError
 from ..hooks import pause
 from ..io.display import default_display
@@ -57,7 +59,9 @@ from .common import (
     said_warnings,
     target_name,
 )
+from .equivalent import EquivalentSet, InputSource, equivalents
 from .render import FileSpec, render
+from .trace_view import ExplainedRun
 
 __all__ = [
     "PROGRESS_MIN_VALUES", "OutputOptions", "Written", "apply_command", "apply_filters", "check_output_options",
@@ -107,6 +111,20 @@ class Written:
     padding: Optional[str] = None
 
 
+def _equivalents(item: LoadedInput, weights: LayerWeights, options: LayerOptions,
+                 combine: Optional[str]) -> EquivalentSet:
+    """The other tools' calls for ``item``'s job, from the float64 weights as the layer runs them."""
+    geom = plan_geometry(item.shape, weights.W.shape, options.stride, options.pad, options.dilation, weights.groups,
+                         str(options.padding_mode))
+    source = InputSource(item.name, item.kind, item.shape[1], item.divisor)
+    items = equivalents(source, geom, np.asarray(weights.W, np.float64),
+                        None if weights.b is None else np.asarray(weights.b, np.float64))
+    if combine is not None:
+        for one in items:
+            one.notes.append(f"--combine {combine} is not part of this call: reduce the maps of each channel after it")
+    return EquivalentSet(target_name(item.name), items)
+
+
 def _batch_progress(report: Callable[[float, int], None], index: int, batches: int, fraction: float) -> None:
     """``fraction`` of batch ``index`` done, as progress over all batches."""
     report(index + fraction, batches)
@@ -123,6 +141,8 @@ def apply_filters(
     combine: Optional[str] = None,
     label: Optional[str] = None,
     on_note: Optional[Callable[[str], None]] = None,
+    explain: Optional[list[ExplainedRun]] = None,
+    equivalent: Optional[list[EquivalentSet]] = None,
 ) -> list[Written]:
     """Filter every input and write the feature maps.
 
@@ -156,6 +176,12 @@ def apply_filters(
     on_note : callable(str), optional
         Told, in one line, when the output named by ``-o`` becomes several files (inputs
         of several shapes for one ``.npy``, several images or maps for one PNG).
+    explain : list, optional
+        Given, each batch's layer records what it ran (:class:`~convcli.engine.trace.Trace`)
+        and an :class:`~convcli.commands.trace_view.ExplainedRun` per batch is appended.
+    equivalent : list, optional
+        Given, each input's job as other tools' calls is appended
+        (:func:`convcli.commands.equivalent.equivalents`).
 
     Returns
     -------
@@ -210,6 +236,8 @@ def apply_filters(
             batches.append(by_shape[key])
         batch = by_shape[key]
         batch.inputs.append(item)
+        if equivalent is not None:
+            equivalent.append(_equivalents(item, weights[channels], options, combine))
         batch.output_shape = (batch.output_shape[0] + shape_in[0], *batch.output_shape[1:])
     for batch in batches:
         # a stride past the input first: its message says so, the general one would not
@@ -253,11 +281,18 @@ def apply_filters(
                     data = data.astype(batch.dtype, copy=False)
                 rendered = render(batch.layer, data, specs, display, png_level=output_options.png_level,
                                   quality=output_options.quality, progress=report, transform=reduce)
-                for out, (spec, encoded, held) in zip(mine, rendered):
-                    files.write(out.path, encoded)
-                    picture = spec.format in PICTURE_FORMATS
-                    written.append(Written(out.path, held, out.format, display if picture else None,
-                                           spec.bits if picture else None, batch.padding))
+                trace = None if explain is None else Trace()
+                batch.layer.trace = trace  # render computes as it yields: traced until the last file
+                try:
+                    for out, (spec, encoded, held) in zip(mine, rendered):
+                        files.write(out.path, encoded)
+                        picture = spec.format in PICTURE_FORMATS
+                        written.append(Written(out.path, held, out.format, display if picture else None,
+                                               spec.bits if picture else None, batch.padding))
+                finally:
+                    batch.layer.trace = None
+                if explain is not None and trace is not None:
+                    explain.append(ExplainedRun(", ".join(target_name(i.name) for i in batch.inputs), trace))
     return written
 
 
@@ -268,6 +303,8 @@ def apply_command(
     output_options: OutputOptions,
     report: Reporter = QUIET,
     combine: Optional[str] = None,
+    explain: Optional[list[ExplainedRun]] = None,
+    equivalent: Optional[list[EquivalentSet]] = None,
 ) -> list[Written]:
     """``convcli apply``: read the kernels and inputs, filter, write; every output checked before any input is read.
 
@@ -285,6 +322,10 @@ def apply_command(
         written, with the padding mode its layer ran.
     combine : {None, "sum", "max", "min", "maxabs"}
         As :func:`apply_filters`.
+    explain : list, optional
+        As :func:`apply_filters`: filled with each batch's trace.
+    equivalent : list, optional
+        As :func:`apply_filters`: filled with each input's job in other tools.
 
     Returns
     -------
@@ -314,7 +355,14 @@ def apply_command(
         large = sum(item.samples.size for item in loaded) >= PROGRESS_MIN_VALUES
         with report.progress("filtering", len(loaded), show=len(loaded) > 1 or large) as on_progress:
             written = apply_filters(loaded, parsed, options, output_options, protect=protect, on_progress=on_progress,
-                                    combine=combine, label="+".join(spec.label for spec in specs), on_note=report.say)
+                                    combine=combine, label="+".join(spec.label for spec in specs), on_note=report.say,
+                                    explain=explain, equivalent=equivalent)
+    if shared.gray and equivalent:
+        for found in equivalent:
+            for one in found.items:
+                if one.code is not None and one.language == "python":
+                    one.notes.append("--gray: PIL's convert('L') rounds the luma to 8 bits, convcli's keeps it in "
+                                     "float (the results differ by up to sum|k| / 510)")
     for done in written:
         how = f", display {done.display}" if done.display else ""
         how += f", {done.bits}-bit" if done.bits == 16 else ""

@@ -35,6 +35,7 @@ from numpy.typing import NDArray
 from ..engine.dtypes import compute_dtype
 from ..engine.layer import Convolution
 from ..engine.memory import allocation_guard, check_result_size
+from ..engine.trace import Trace
 from ..errors import GradientCheckError, InputFileError, OutputFileError, ParameterError, ShapeError, quote
 from ..hooks import pause
 from ..io.arrays import choose_member, load_npy, load_npz
@@ -60,6 +61,7 @@ from .common import (
     target_name,
 )
 from .gradcheck import CheckRow, check_options, default_tolerance, gradient_check
+from .trace_view import ExplainedRun
 
 __all__ = [
     "CheckOptions", "CheckReport", "GradOutput", "GradOutputOptions", "GradRun", "Gradients", "backward",
@@ -310,7 +312,9 @@ class GradRun:
         return tuple(self.dout.shape)
 
 
-def run_grad(x: NDArray[np.generic], kernels: Sequence[Kernel], options: LayerOptions, dout: str) -> GradRun:
+def run_grad(
+    x: NDArray[np.generic], kernels: Sequence[Kernel], options: LayerOptions, dout: str, trace: Optional[Trace] = None
+) -> GradRun:
     """The backward pass ``convcli grad`` runs: dtype, layer, upstream gradient, forward and backward.
 
     Parameters
@@ -323,6 +327,8 @@ def run_grad(x: NDArray[np.generic], kernels: Sequence[Kernel], options: LayerOp
         The same options describe the same layer as ``apply``'s.
     dout : str
         ``--dout``: a generator, ``-`` or a file (:func:`load_dout`).
+    trace : Trace, optional
+        Given, the forward and backward record into it what they ran (``--explain``).
 
     Returns
     -------
@@ -347,7 +353,11 @@ def run_grad(x: NDArray[np.generic], kernels: Sequence[Kernel], options: LayerOp
     check_work_size(layer, xs.shape, dtype, backward=True)
     with allocation_guard(expected, dtype):
         upstream = load_dout(dout, expected, dtype)
-        grads = _backward(layer, xs, upstream, kernels, options)
+        layer.trace = trace
+        try:
+            grads = _backward(layer, xs, upstream, kernels, options)
+        finally:
+            layer.trace = None
     return GradRun(xs, upstream, grads)
 
 
@@ -609,6 +619,7 @@ def grad_command(
     check: Optional[CheckOptions] = None,
     report: Reporter = QUIET,
     show_check: Optional[Callable[[CheckReport], None]] = None,
+    explain: Optional[list[ExplainedRun]] = None,
 ) -> list[tuple[GradOutput, tuple[int, ...]]]:
     """``convcli grad``: name the outputs, read, run forward and backward, check, write.
 
@@ -631,6 +642,9 @@ def grad_command(
         written (with the padding mode).
     show_check : callable(CheckReport), optional
         Shown the check's report before its verdict.
+    explain : list, optional
+        Given, an :class:`~convcli.commands.trace_view.ExplainedRun` of the forward and
+        backward is appended (what ``--explain`` prints).
 
     Returns
     -------
@@ -652,7 +666,7 @@ def grad_command(
         # every output checked and its place made before any work; all written at the end, or none
         files.reserve([t.path for t in targets], subject="two outputs")
         written, has_dk, padding = _grad_run(source, kernels, dout, shared, options, output_options, check, report,
-                                             show_check, targets, files)
+                                             show_check, targets, files, explain)
     _say_written(written, has_dk, padding, report)
     return written
 
@@ -661,6 +675,7 @@ def _grad_run(
     source: str, kernels: Sequence[str], dout: str, shared: SharedOptions, options: LayerOptions,
     output_options: GradOutputOptions, check: Optional[CheckOptions], report: Reporter,
     show_check: Optional[Callable[[CheckReport], None]], targets: Sequence[GradOutput], files: OutputSet,
+    explain: Optional[list[ExplainedRun]] = None,
 ) -> tuple[list[tuple[GradOutput, tuple[int, ...]]], bool, Optional[str]]:
     """The work of :func:`grad_command` once its outputs are reserved: read, run, check, write beside the targets.
 
@@ -673,7 +688,10 @@ def _grad_run(
         report.say(f"{target_name(item.name)}: {note}")
     options = padding_for(options, item.kind)
     pause("compute")
-    run = run_grad(item.data, parsed, options, dout)
+    trace = None if explain is None else Trace()
+    run = run_grad(item.data, parsed, options, dout, trace)
+    if explain is not None and trace is not None:
+        explain.append(ExplainedRun(target_name(item.name), trace))
     grads = run.grads
     norms = ", ".join(f"|{name}| {norm:.6g} ({format_shape(shape)})" for name, norm, shape in grads.norms())
     report.say(f"x {format_shape(run.x.shape)} -> y {format_shape(run.output_shape)} ({run.dtype}, padding "

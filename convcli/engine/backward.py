@@ -18,6 +18,7 @@ on the number of threads.
 
 from __future__ import annotations
 
+from time import perf_counter
 from typing import Optional
 
 import numpy as np
@@ -26,6 +27,7 @@ from numpy.typing import NDArray
 from .geometry import ConvGeometry, plan_geometry
 from .parallel import Turnstile, run_tiles
 from .tiles import TilePlan, Workspace, plan_tiles, zero_junk
+from .trace import active_trace
 
 __all__ = ["backward_by_col2im", "backward_by_correlation", "correlation_pads"]
 
@@ -77,11 +79,14 @@ def backward_by_col2im(
     dx = np.zeros(g.input_shape, dtype=dtype)
     dw_t = np.zeros((groups, g.channels_per_group, g.kernel_h, g.kernel_w, fg), dtype=dtype)  # dW transposed
     order = Turnstile()
+    trace = active_trace()
 
     def work(index: int, ws: Workspace) -> None:
         tile, chunk, _ = plan.item(index)
         lay = plan.layout(chunk)
+        start = perf_counter()
         col = ws.columns(x, tile, chunk)  # im2col of the item: (C', taps, nb, rows*wq)
+        unfolded = perf_counter()
         zero_junk(col, tile, lay.wq, g.out_w)  # so that non-finite junk cannot reach dW
         grad = ws.result(tile, chunk, fn)  # dout's tile at the GEMM's pitch, junk columns zero
         grad[..., g.out_w:] = 0
@@ -92,10 +97,19 @@ def backward_by_col2im(
         assert ws.dw is not None and ws.grad is not None
         dw = ws.dw[: col3.shape[1] * groups * fg].reshape(groups, col3.shape[1], fg)
         np.matmul(col3, grad3.transpose(0, 2, 1), out=dw)  # dWᵀ = col @ doutᵀ (BLAS's fastest shape for it)
-        np.matmul(weights[index % len(plan.chunks)].transpose(0, 2, 1), grad3, out=col3)  # dcol = Wᵀ @ dout
+        dw_done = perf_counter()
+        w_t = weights[index % len(plan.chunks)].transpose(0, 2, 1)
+        np.matmul(w_t, grad3, out=col3)  # dcol = Wᵀ @ dout
+        dcol_done = perf_counter()
         window = ws.grad[chunk.shape]
         window.flat.fill(0)
         window.fold(col)  # col2im of the tile
+        if trace is not None:
+            trace.copy("im2col of x: read the window, one run per tap", col3.shape, col.nbytes, unfolded - start)
+            trace.gemm("dWᵀ = col · doutᵀ", col3.shape, grad3.transpose(0, 2, 1).shape, dw_done - unfolded)
+            trace.gemm("dcol = Wᵀ · dout", w_t.shape, grad3.shape, dcol_done - dw_done)
+            trace.copy("col2im: add each tap's run back into the window", window.flat.shape, window.flat.nbytes,
+                       perf_counter() - dcol_done)
         kc, ic, jc = chunk.shape
         with order.turn(index):  # in item order: the same sums whatever the thread count
             block = dw_t[:, chunk.k0:chunk.k1, chunk.i0:chunk.i1, chunk.j0:chunk.j1, :]
@@ -162,20 +176,31 @@ def backward_by_correlation(
     def make() -> Workspace:
         return Workspace(plan, dtype, backward=True, dw_cols=cg, pixels=True)
 
+    trace = active_trace()
+
     def work(index: int, ws: Workspace) -> None:
         tile, chunk, first = plan.item(index)
         lay = plan.layout(chunk)
+        start = perf_counter()
         col = ws.columns(grad, tile, chunk)  # im2col of dout for this dx item
         zero_junk(col, tile, lay.wq, width)
+        unfolded = perf_counter()
         cols = tile.images * col.shape[3]
         col3 = col.reshape(groups, -1, cols)
         res = ws.result(tile, chunk, geom.channels)
-        np.matmul(weights[index % len(plan.chunks)], col3, out=res.reshape(groups, cg, cols))  # dx tile
+        w_flipped = weights[index % len(plan.chunks)]
+        np.matmul(w_flipped, col3, out=res.reshape(groups, cg, cols))  # dx tile
+        dx_done = perf_counter()
         pixels = ws.pixels(tile, chunk, geom.channels)  # the tile's x at the GEMM's pitch, junk zero
         np.copyto(pixels[..., :width], x[tile.n0:tile.n1, :, tile.row0:tile.row1, :].transpose(1, 0, 2, 3))
         assert ws.dw is not None
         dw = ws.dw[: col3.shape[1] * groups * cg].reshape(groups, col3.shape[1], cg)
-        np.matmul(col3, pixels.reshape(groups, cg, cols).transpose(0, 2, 1), out=dw)  # dW, taps reversed
+        x_t = pixels.reshape(groups, cg, cols).transpose(0, 2, 1)
+        np.matmul(col3, x_t, out=dw)  # dW, taps reversed
+        if trace is not None:
+            trace.copy("im2col of dout (padded by the kernel's reach)", col3.shape, col.nbytes, unfolded - start)
+            trace.gemm("dx = W_flippedᵀ · col(dout)", w_flipped.shape, col3.shape, dx_done - unfolded)
+            trace.gemm("dW_flipped = col(dout) · xᵀ", col3.shape, x_t.shape, perf_counter() - dx_done)
         src = res[..., :width].transpose(1, 0, 2, 3)
         dst = dx[tile.n0:tile.n1, :, tile.row0:tile.row1, :]
         kc, ic, jc = chunk.shape

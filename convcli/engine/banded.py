@@ -25,6 +25,7 @@ diagonals are the kernel's rows.
 
 from __future__ import annotations
 
+from time import perf_counter
 from typing import Callable, Optional
 
 import numpy as np
@@ -34,6 +35,7 @@ from .geometry import ConvGeometry, ceil_div, plan_geometry
 from .padding import Lattice, add_window, read_window, window
 from .parallel import TileCounter, Turnstile, run_tiles
 from .tiles import PARALLEL_MIN_MACS, Tile, clip_tiles, even_split
+from .trace import active_trace
 
 __all__ = ["backward_banded", "block_width", "correlate_rows", "forward_banded"]
 
@@ -110,12 +112,14 @@ def _correlate_tiles(
     progress: Optional[Callable[[int, int], None]] = None,
     rows_wanted: Optional[tuple[int, int]] = None,
     serial: bool = False,
+    label: str = "out = padded rows · T (each kernel row a banded matrix)",
 ) -> None:
     """The banded correlation, tile by tile: ``store(tile, values)`` receives each output tile.
 
     ``values`` has shape (FN, rows, OW); ``store`` runs in tile order when ``ordered``;
     ``rows_wanted``, when given, restricts the tiles to those output rows; ``serial``
-    keeps the tiles on the calling thread (a caller that is itself a worker).
+    keeps the tiles on the calling thread (a caller that is itself a worker); ``label``
+    names the GEMM in an active trace (:mod:`convcli.engine.trace`).
     """
     g = geom
     (sh, sw), (dh, dw) = g.stride, g.dilation
@@ -143,6 +147,7 @@ def _correlate_tiles(
     item = dtype.itemsize
     row = width * item  # bytes per row of the window
     stack = min(STACK, max(i1 - i0 for i0, i1 in chunks))
+    trace = active_trace()
 
     def make() -> _Scratch:
         return _Scratch(cg * window_rows * width, stack * span * fg * bw, rows * fg * bw, g.filters * rows * g.out_w,
@@ -185,7 +190,10 @@ def _correlate_tiles(
                                 np.copyto(stacked, view)
                                 lhs = stacked.reshape(nr, n * span)
                             out = scratch.tmp[: nr * fg * bw].reshape(nr, fg, bw)
+                            start = perf_counter()
                             np.matmul(lhs, band, out=out.reshape(nr, fg * bw))  # the GEMM
+                            if trace is not None:
+                                trace.gemm(label, lhs.shape, band.shape, perf_counter() - start)
                             dst = res[:, :, blk * bw:blk * bw + cut]
                             if first:
                                 np.copyto(dst, out[:, :, :cut].transpose(1, 0, 2))
@@ -211,8 +219,12 @@ def correlate_rows(
     dtype: np.dtype,
     tile_bytes: int,
     out: NDArray[np.floating],
+    label: str = "out = padded rows · T (each kernel row a banded matrix)",
 ) -> None:
-    """:func:`forward_banded` into ``out`` (N, FN, OH, OW), on the calling thread (for callers that are workers)."""
+    """:func:`forward_banded` into ``out`` (N, FN, OH, OW), on the calling thread (for callers that are workers).
+
+    ``label`` names its GEMMs in an active trace.
+    """
 
     def store(tile: Tile, values: NDArray[np.floating]) -> None:
         dst = out[tile.n0, :, tile.row0:tile.row1]
@@ -221,7 +233,7 @@ def correlate_rows(
         else:
             np.add(values, bias[:, None, None], out=dst)
 
-    _correlate_tiles(x, geom, w, dtype, tile_bytes, store, ordered=False, serial=True)
+    _correlate_tiles(x, geom, w, dtype, tile_bytes, store, ordered=False, serial=True, label=label)
 
 
 def forward_banded(
@@ -316,7 +328,8 @@ def backward_banded(
         add_window(dx[tile.n0], values[:, :, :wp], win)
 
     assert full.out_h == hp and full.out_w == wp
-    _correlate_tiles(grad, full, w_flip, dtype, tile_bytes, fold, ordered=True)
+    _correlate_tiles(grad, full, w_flip, dtype, tile_bytes, fold, ordered=True,
+                     label="dx_padded = dout rows · T (the flipped kernel's rows as banded matrices)")
     return dx, _weight_gradient(x, grad, g, dtype, tile_bytes)
 
 
@@ -337,6 +350,7 @@ def _weight_gradient(
     window_rows = rows + dh * (kh - 1)
     dw_sum = np.zeros((groups, fg, cg, kh, kw), dtype=dtype)
     order = Turnstile()
+    trace = active_trace()
 
     class _Buffers:
         def __init__(self) -> None:
@@ -357,7 +371,12 @@ def _weight_gradient(
             prod = buf.prod[: fg * nr * hw].reshape(fg, nr, hw)
             for k in range(cg):
                 for j in range(kw):
-                    np.matmul(d, win[k, :, j * dw:j * dw + ow].T, out=prod.reshape(fg * nr, hw))
+                    rhs = win[k, :, j * dw:j * dw + ow].T
+                    start = perf_counter()
+                    np.matmul(d, rhs, out=prod.reshape(fg * nr, hw))
+                    if trace is not None:
+                        trace.gemm("dW[:, :, :, j] = dout rows · x rows at column jᵀ (diagonals give i)", d.shape,
+                                   rhs.shape, perf_counter() - start)
                     # prod[f, r, r + i*dh] over r is dW[f, k, i, j]'s share of this tile
                     diag = np.lib.stride_tricks.as_strided(
                         prod, shape=(fg, kh, nr), strides=(nr * hw * prod.itemsize, dh * prod.itemsize,

@@ -10,6 +10,7 @@ wants it.
 
 from __future__ import annotations
 
+from time import perf_counter
 from typing import Callable, Optional
 
 import numpy as np
@@ -17,6 +18,7 @@ from numpy.typing import NDArray
 
 from .parallel import TileCounter, Turnstile, run_tiles
 from .tiles import TilePlan, Workspace, clip_tiles
+from .trace import active_trace
 
 __all__ = ["forward_im2col"]
 
@@ -72,14 +74,23 @@ def forward_im2col(
     bias4 = None if bias is None else bias[None, :, None, None]
     order = Turnstile() if plan.chunked else None
     finished = TileCounter(len(plan.tiles), progress)
+    trace = active_trace()
 
     def direct(index: int, ws: Workspace) -> None:
         """Depthwise: each tap's run times its weight, added up; no columns."""
         tile, chunk, _ = plan.item(index)
         res = ws.result(tile, chunk, g.filters)  # (FN, nb, rows, wq)
         flat = res.reshape(g.filters, tile.images, -1)
-        ws.gathered(x, tile, chunk).multiply_add(weights[0].reshape(g.groups, -1), flat,
-                                                 ws.col[: flat.size].reshape(flat.shape))
+        start = perf_counter()
+        inp = ws.gathered(x, tile, chunk)
+        gathered = perf_counter()
+        taps = weights[0].reshape(g.groups, -1)
+        inp.multiply_add(taps, flat, ws.col[: flat.size].reshape(flat.shape))
+        if trace is not None:  # per group: (1 × taps) by (taps × pixels), a one-row GEMM done as multiply-adds
+            trace.copy("read the window (padding filled as read)", inp.flat.shape, inp.flat.nbytes, gathered - start)
+            trace.gemm("out = w · runs (each tap's run multiplied in place, no column copy)",
+                       (g.groups, 1, taps.shape[1]), (g.groups, taps.shape[1], tile.images * flat.shape[2]),
+                       perf_counter() - gathered)
         _store(out[tile.n0:tile.n1, :, tile.row0 - r0:tile.row1 - r0, :], res[..., : g.out_w].transpose(1, 0, 2, 3),
                bias4)
         finished.tick()
@@ -87,10 +98,16 @@ def forward_im2col(
     def work(index: int, ws: Workspace) -> None:
         tile, chunk, first = plan.item(index)
         res = ws.result(tile, chunk, g.filters)  # (FN, nb, rows, wq)
+        start = perf_counter()
         col = ws.columns(x, tile, chunk)  # im2col of the item: (C', taps, nb, rows*wq)
+        unfolded = perf_counter()
         cols = tile.images * col.shape[3]
-        np.matmul(weights[index % len(plan.chunks)], col.reshape(g.groups, -1, cols),
-                  out=res.reshape(g.groups, g.filters_per_group, cols))  # the GEMM
+        w = weights[index % len(plan.chunks)]
+        col3 = col.reshape(g.groups, -1, cols)
+        np.matmul(w, col3, out=res.reshape(g.groups, g.filters_per_group, cols))  # the GEMM
+        if trace is not None:
+            trace.copy("im2col: read the window, copy one run per tap", col3.shape, col.nbytes, unfolded - start)
+            trace.gemm("out = W · col", w.shape, col3.shape, perf_counter() - unfolded)
         src = res[..., : g.out_w].transpose(1, 0, 2, 3)  # junk columns stay behind
         dst = out[tile.n0:tile.n1, :, tile.row0 - r0:tile.row1 - r0, :]
         if order is None:

@@ -28,6 +28,7 @@ Why it differs from the book:
 from __future__ import annotations
 
 import hashlib
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
@@ -43,6 +44,7 @@ from .geometry import ALGORITHMS, ConvGeometry, PadSpec, check_layer_args, plan_
 from .parallel import get_num_threads, set_num_threads
 from .separable import AUTO_RATIO, Factors, factorize, forward_separable, separable_cost_ratio
 from .tiles import TilePlan, plan_tiles
+from .trace import Trace, tracing
 
 __all__ = [
     "ALGORITHMS", "DEFAULT_TILE_BYTES", "Choice", "Convolution", "banded_applies", "choose_algorithm", "conv2d",
@@ -55,6 +57,15 @@ DEFAULT_TILE_BYTES = 4 * 1024 * 1024
 #: "auto" runs large kernels of filters that read one channel each as banded matrices from
 #: this many taps on (7×7): below it, im2col's copies cost less than the banded GEMMs' zeros.
 BANDED_MIN_TAPS = 49
+
+
+#: Why each backward method runs where it does (what ``--explain`` says).
+BACKWARD_WHY: dict[str, str] = {
+    "col2im": "the book's way, per tile: dW = col · doutᵀ, dcol = Wᵀ · dout, dx = col2im(dcol)",
+    "correlation": "stride 1, zero padding: dx is dout correlated with the flipped kernel (no col2im); "
+    "dW from the same columns against x",
+    "banded": "stride 1, a large kernel on one channel: dx and dW as banded-matrix GEMMs over the rows in place",
+}
 
 
 def banded_applies(geom: ConvGeometry) -> bool:
@@ -72,7 +83,7 @@ class Choice:
     Attributes
     ----------
     algorithm : str
-        "im2col" or "separable".
+        "im2col", "separable" or "banded".
     reason : str
         One line: the rank found, the multiply-adds saved, or why the 2-D path ran.
     factors : Factors or None
@@ -177,6 +188,11 @@ class Convolution:
         Gradient of the loss with respect to W, set by :meth:`backward`.
     choice : Choice or None
         The algorithm the last :meth:`forward` ran, and why.
+    trace : Trace or None
+        Set it to a :class:`~convcli.engine.trace.Trace` and every forward and backward
+        records into it what ran: geometry, tile plan, algorithm, each GEMM's shape and
+        count, buffers and times (what ``--explain`` prints).  None (the default) records
+        nothing.
     db : ndarray, shape (FN,), or None
         Gradient with respect to b (None when b is None).
 
@@ -214,6 +230,7 @@ class Convolution:
         self.algorithm = algorithm
         self.progress: Optional[Callable[[int, int], None]] = None
         self.choice: Optional[Choice] = None
+        self.trace: Optional[Trace] = None
         self._choice_cache: Optional[tuple[object, Choice]] = None
         self.x: Optional[NDArray[np.generic]] = None
         self.dW: Optional[NDArray[np.floating]] = None
@@ -328,20 +345,38 @@ class Convolution:
             raise ParameterError(f"rows must satisfy 0 <= row0 < row1 <= OH = {plan.geom.out_h}, got {rows}")
         # the choice (an SVD for separable kernels) is kept for the next call with the same W, dtype and
         # geometry: a picture computed a band of rows at a time asks for it once per band
-        key = (plan.geom, dtype.str, self.algorithm, hashlib.blake2b(np.ascontiguousarray(w).tobytes()).digest())
-        if self._choice_cache is not None and self._choice_cache[0] == key:
-            choice = self._choice_cache[1]
-        else:
-            choice = choose_algorithm(plan.geom, self.W, dtype, self.algorithm)
-            self._choice_cache = (key, choice)
-        if choice.factors is not None:
-            out = forward_separable(x, plan.geom, choice.factors, bias, dtype, self.tile_bytes, self.progress, rows)
-        elif choice.algorithm == "banded":
-            out = forward_banded(x, plan.geom, w, bias, dtype, self.tile_bytes, self.progress, rows)
-        else:
-            out = forward_im2col(x, plan, plan.weights(w), bias, dtype, rows=rows, progress=self.progress)
+        trace = self.trace
+        with tracing(trace):
+            if trace is not None:
+                trace.geometry, trace.dtype, trace.plan = plan.geom, dtype, plan
+            with _step(trace, "choose the algorithm"):
+                choice = self._choose(plan.geom, w, dtype)
+            with _step(trace, f"forward ({choice.algorithm})", choice.reason):
+                if choice.factors is not None:
+                    out = forward_separable(x, plan.geom, choice.factors, bias, dtype, self.tile_bytes, self.progress,
+                                            rows)
+                elif choice.algorithm == "banded":
+                    out = forward_banded(x, plan.geom, w, bias, dtype, self.tile_bytes, self.progress, rows)
+                else:
+                    out = forward_im2col(x, plan, plan.weights(w), bias, dtype, rows=rows, progress=self.progress)
+                if trace is not None:
+                    trace.choice = choice
+                    trace.result(out)
         self.choice = choice
         return out
+
+    def _choose(self, geom: ConvGeometry, w: NDArray[np.floating], dtype: np.dtype) -> Choice:
+        """:func:`choose_algorithm`, kept for the next call with the same W, dtype and geometry.
+
+        A picture computed a band of rows at a time asks for it once per band (an SVD for
+        separable kernels).
+        """
+        key = (geom, dtype.str, self.algorithm, hashlib.blake2b(np.ascontiguousarray(w).tobytes()).digest())
+        if self._choice_cache is not None and self._choice_cache[0] == key:
+            return self._choice_cache[1]
+        choice = choose_algorithm(geom, self.W, dtype, self.algorithm)
+        self._choice_cache = (key, choice)
+        return choice
 
     def backward(self, dout: NDArray[np.generic]) -> NDArray[np.floating]:
         """Back-propagate ``dout`` through the last :meth:`forward`.
@@ -379,15 +414,27 @@ class Convolution:
             )
         pads = correlation_pads(geom)
         banded = self.algorithm == "banded" or (self.algorithm != "im2col" and banded_applies(geom))
-        if geom.stride == (1, 1) and banded:
-            dx, dW = backward_banded(x, dout, geom, w, dtype, self.tile_bytes)
-        elif pads is not None:
-            dx, dW = backward_by_correlation(x, dout, geom, w, pads, dtype, self.tile_bytes)
-        else:
-            dx, dW = backward_by_col2im(x, dout, plan, plan.weights(w), dtype)
+        method = "banded" if geom.stride == (1, 1) and banded else "correlation" if pads is not None else "col2im"
+        trace = self.trace
+        with tracing(trace), _step(trace, f"backward ({method})", BACKWARD_WHY[method]):
+            if method == "banded":
+                dx, dW = backward_banded(x, dout, geom, w, dtype, self.tile_bytes)
+            elif pads is not None:
+                dx, dW = backward_by_correlation(x, dout, geom, w, pads, dtype, self.tile_bytes)
+            else:
+                dx, dW = backward_by_col2im(x, dout, plan, plan.weights(w), dtype)
+            if trace is not None:
+                trace.backward = method
+                trace.geometry, trace.dtype = geom, dtype
+                trace.result(dx, dW)
         self.dW = dW.astype(_w_dtype(W, dtype), copy=False)
         self.db = _bias_grad(dout, b, dtype)
         return dx
+
+
+def _step(trace: Optional[Trace], name: str, detail: str = "") -> AbstractContextManager[object]:
+    """``trace.step(name, detail)``, or nothing when there is no trace."""
+    return nullcontext() if trace is None else trace.step(name, detail)
 
 
 def _w_dtype(W: NDArray[np.generic], dtype: np.dtype) -> np.dtype:

@@ -21,6 +21,7 @@ the CPUs this process may run on; :func:`set_num_threads` changes it.
 
 from __future__ import annotations
 
+import contextvars
 import glob
 import itertools
 import os
@@ -29,6 +30,8 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Callable, Optional, TypeVar
+
+from .trace import active_trace
 
 if TYPE_CHECKING:  # imported when first needed: keeps `import convcli` fast
     from concurrent.futures import ThreadPoolExecutor
@@ -221,6 +224,17 @@ def _executor(workers: int) -> ThreadPoolExecutor:
         return _pool
 
 
+def _recorded(make_state: Callable[[], State], record: Callable[[object], None]) -> Callable[[], State]:
+    """``make_state`` that also hands each state it makes to ``record``."""
+
+    def make() -> State:
+        state = make_state()
+        record(state)
+        return state
+
+    return make
+
+
 def run_tiles(
     n_tiles: int,
     make_state: Callable[[], State],
@@ -241,6 +255,9 @@ def run_tiles(
     """
     threads = (get_num_threads() if threads is None else threads) if parallel else 1
     workers = min(threads, n_tiles)
+    trace = active_trace()
+    if trace is not None:  # each worker's buffers are recorded as it makes them (--explain's memory)
+        make_state = _recorded(make_state, trace.buffers)
 
     def serial() -> None:
         state = make_state()
@@ -275,7 +292,8 @@ def run_tiles(
             serial()
             return
         pool = _executor(workers - 1)
-        futures = [pool.submit(loop) for _ in range(workers - 1)]
+        # each worker runs in its own copy of the caller's context (the active trace goes with it)
+        futures = [pool.submit(contextvars.copy_context().run, loop) for _ in range(workers - 1)]
         errors: list[BaseException] = []
         try:
             loop()

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from time import perf_counter
 from typing import Callable, Optional
 
 import numpy as np
@@ -44,6 +45,7 @@ from .tiles import (
     even_split,
     split_for_rows,
 )
+from .trace import active_trace
 
 __all__ = ["AUTO_RATIO", "Factors", "factorize", "forward_separable", "separable_cost_ratio"]
 
@@ -243,6 +245,7 @@ def forward_separable(
         taps = row * sh + np.arange(geom.kernel_h)[None, :] * dh
         toeplitz[:, :, row, taps] = w1.reshape(c, fg * r, 1, geom.kernel_h)
     band_geoms: dict[tuple[int, int], ConvGeometry] = {}
+    trace = active_trace()
 
     class _Buffers:
         def __init__(self) -> None:
@@ -267,10 +270,15 @@ def forward_separable(
                     t = toeplitz[ch, :, :n, :reach_n]
                     rows_in = win[ch, s0 * sh:s0 * sh + reach_n]  # (reach, Wp): a view of the window
                     res = band[ch * fg * r:(ch + 1) * fg * r, k, s0:s0 + n]  # (FG*r, n, Wp)
+                    start = perf_counter()
+                    lhs = t.reshape(fg * r * n, reach_n)
                     if fg * r == 1:
                         np.matmul(t[0], rows_in, out=res[0])
                     else:
-                        res[...] = (t.reshape(fg * r * n, reach_n) @ rows_in).reshape(fg * r, n, width)
+                        res[...] = (lhs @ rows_in).reshape(fg * r, n, width)
+                    if trace is not None:
+                        trace.gemm("vertical: band = T(u) · padded rows (each column kernel a banded matrix)",
+                                   lhs.shape, rows_in.shape, perf_counter() - start)
 
     def horizontal(tile: Tile, source: NDArray[np.floating], dst: NDArray[np.floating]) -> None:
         """dst (nb, FN, rows, OW) = the horizontal kernels, as banded matrices, over the band (nb, C*FG*r, rows, Wp)."""
@@ -278,17 +286,24 @@ def forward_separable(
         if key not in band_geoms:
             band_geoms[key] = plan_geometry(source.shape, w2.shape, (1, geom.stride[1]), 0,
                                             (1, geom.dilation[1]), c * fg)
-        correlate_rows(source, band_geoms[key], w2, bias, dtype, tile_bytes, dst)
+        correlate_rows(source, band_geoms[key], w2, bias, dtype, tile_bytes, dst,
+                       label="horizontal: out = band rows · T(v) (each row kernel a banded matrix)")
 
     def work(t: int, bufs: _Buffers) -> None:
         tile, here = tiles[t], local[t]
         nb, nrows = tile.images, tile.rows
         band = bufs.band[: band_channels * nb * nrows * width].reshape(band_channels, nb, nrows, width)
         for index, chunk in enumerate([] if vertical_banded else plan1.chunks):  # vertical pass: band = u ⋆ x
+            start = perf_counter()
             col = bufs.one.columns(x, tile, chunk)
+            unfolded = perf_counter()
             cols = nb * col.shape[3]
             res = band if index == 0 else bufs.one.result(tile, chunk, band_channels)
-            np.matmul(weights1[index], col.reshape(c, -1, cols), out=res.reshape(c, fg * r, cols))
+            col3 = col.reshape(c, -1, cols)
+            np.matmul(weights1[index], col3, out=res.reshape(c, fg * r, cols))
+            if trace is not None:
+                trace.copy("vertical: im2col of x, one run per column tap", col3.shape, col.nbytes, unfolded - start)
+                trace.gemm("vertical: band = u · col", weights1[index].shape, col3.shape, perf_counter() - unfolded)
             if index:
                 np.add(band, res, out=band)
         if vertical_banded:
@@ -298,10 +313,18 @@ def forward_separable(
         if horizontal_banded:
             horizontal(tile, source, dst)
         for index, chunk in enumerate([] if horizontal_banded else plan2.chunks):  # out = sum_k v_k ⋆ band_k (+ b)
+            start = perf_counter()
             col = bufs.two.columns(source, here, chunk)
+            unfolded = perf_counter()
             cols = nb * col.shape[3]
             res = bufs.two.result(here, chunk, c * fg)
-            np.matmul(weights2[index], col.reshape(c * fg, -1, cols), out=res.reshape(c * fg, 1, cols))
+            col3 = col.reshape(c * fg, -1, cols)
+            np.matmul(weights2[index], col3, out=res.reshape(c * fg, 1, cols))
+            if trace is not None:
+                trace.copy("horizontal: im2col of the band, one run per row tap", col3.shape, col.nbytes,
+                           unfolded - start)
+                trace.gemm("horizontal: out = v · col(band), the r terms summed", weights2[index].shape, col3.shape,
+                           perf_counter() - unfolded)
             src = res[..., : geom.out_w].transpose(1, 0, 2, 3)
             if index:
                 np.add(dst, src, out=dst)

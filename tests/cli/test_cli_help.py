@@ -11,7 +11,7 @@ from convcli.cli import app
 # ---------------------------------------------------------------- help
 
 
-@pytest.mark.parametrize("name", ["apply", "kernels", "info"])
+@pytest.mark.parametrize("name", ["apply", "grad", "kernels", "info", "shape", "explain"])
 def test_help_mentions_every_option(name: str) -> None:
     command = typer.main.get_command(app).commands[name]  # type: ignore[attr-defined]
     result = ok(name, "--help")
@@ -28,6 +28,6 @@ def test_help_mentions_every_option(name: str) -> None:
 
 def test_root_help_lists_commands() -> None:
     text = ok("--help").stdout
-    for command in ("apply", "grad", "kernels", "info"):
+    for command in ("apply", "grad", "kernels", "info", "shape", "explain"):
         assert command in text
     assert ok("--version").stdout.startswith("convcli ")
