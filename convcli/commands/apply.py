@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 import numpy as np
@@ -42,6 +42,7 @@ from .apply_outputs import (
     OutputOptions,
     check_output_options,
     is_directory_target,
+    map_names,
     plan_outputs,
     resolve_format,
     split_note,
@@ -95,6 +96,18 @@ def display_for(weights: LayerWeights, combine: Optional[str] = None, kernels: i
     return "clip" if np.all(signed > 0) else "offset"
 
 
+def _displays(chosen: Optional[str], weights: LayerWeights, combine: Optional[str], kernels: int,
+              maps: int) -> list[str]:
+    """Each map's picture display: ``chosen`` for all, else each filter's own default (:func:`display_for` of
+    that filter alone: blur maps clipped beside sobel maps offset), one for maps ``--combine`` made."""
+    if chosen is not None:
+        return [chosen] * maps
+    if combine is not None:
+        return [display_for(weights, combine, kernels)] * maps
+    sums, magnitudes = filter_sums(weights.W)
+    return [default_display([s], [m]) for s, m in zip(np.ravel(sums), np.ravel(magnitudes))]
+
+
 @dataclass
 class Written:
     """One file (or stream) ``apply`` wrote, and the padding mode its layer ran."""
@@ -105,6 +118,7 @@ class Written:
     display: Optional[str] = None
     bits: Optional[int] = None
     padding: Optional[str] = None
+    ranges: list[Optional[tuple[float, float]]] = field(default_factory=list)
 
 
 def _batch_progress(report: Callable[[float, int], None], index: int, batches: int, fraction: float) -> None:
@@ -185,6 +199,8 @@ def apply_filters(
                 f"{kernels[0].weights.shape} whose filters already mix channels"
             )
 
+    name = label if label is not None else "+".join(k.label for k in kernels)
+    combined_label = name + (f"-{combine}" if combine else "")
     weights: dict[int, LayerWeights] = {}  # float64, per channel count
     # per channel count, compute dtype, padding and the samples' divisor (8/16-bit images stay integers)
     layers: dict[tuple[int, str, str, Optional[float]], Convolution] = {}
@@ -206,7 +222,11 @@ def apply_filters(
             layer = layers[layer_key]
             shape = layer.output_shape(shape_in)  # checks the geometry before any work
             maps = channels if combine is not None else shape[1]
-            by_shape[key] = Batch([], layer, dtype, (0, *shape[1:]), maps, padding)
+            names = map_names([k.label for k in kernels], [k.filters for k in kernels], channels, item.kind,
+                              layer=kernels[0].is_layer, combined=None if combine is None else combined_label)
+            m = 0 if kernels[0].is_layer else (1 if combine is not None else len(kernels))
+            by_shape[key] = Batch([], layer, dtype, (0, *shape[1:]), maps, padding, names, m,
+                                  _displays(output_options.display, weights[channels], combine, len(kernels), maps))
             batches.append(by_shape[key])
         batch = by_shape[key]
         batch.inputs.append(item)
@@ -217,14 +237,10 @@ def apply_filters(
         work = batch.layer.work_bytes(batch.inputs[0].shape, batch.dtype)
         check_result_size(batch.output_shape, batch.dtype, work=work)
 
-    # one display for the whole run, from the float64 filters as the layer runs them
-    first = next(iter(weights.values()), None)
-    display = output_options.display or (display_for(first, combine, len(kernels)) if first else "clip")
     sixteen = output_options.bit_depth is None and bool(inputs) and all(
         i.kind == "image" and i.bits == 16 for i in inputs
     )
-    name = label if label is not None else "+".join(k.label for k in kernels)
-    outputs = plan_outputs(batches, fmt, output_options, name + (f"-{combine}" if combine else ""))
+    outputs = plan_outputs(batches, fmt, output_options, combined_label)
     note = split_note(output_options, outputs, len(batches))
     if note is not None and on_note is not None:
         on_note(note)
@@ -238,9 +254,9 @@ def apply_filters(
             mine = [out for out in outputs if out.batch is batch]
             specs = []
             for out in mine:
-                one_map = out.map_index is not None or batch.maps == 1
+                one_map = (out.maps is not None and len(out.maps) == 1) or batch.maps == 1
                 bits = output_options.bit_depth or (16 if sixteen and one_map and out.format == "png" else 8)
-                specs.append(FileSpec(out.first, out.stop, out.map_index, out.format, bits))
+                specs.append(FileSpec(out.first, out.stop, out.maps, out.format, bits))
             report = None if on_progress is None else functools.partial(
                 _batch_progress, on_progress, index, len(batches)
             )
@@ -251,13 +267,14 @@ def apply_filters(
                 data = np.concatenate(samples) if len(samples) > 1 else samples[0]
                 if data.dtype.kind == "f":  # float arrays compute in the batch's dtype; integers convert per tile
                     data = data.astype(batch.dtype, copy=False)
-                rendered = render(batch.layer, data, specs, display, png_level=output_options.png_level,
+                rendered = render(batch.layer, data, specs, batch.displays, png_level=output_options.png_level,
                                   quality=output_options.quality, progress=report, transform=reduce)
-                for out, (spec, encoded, held) in zip(mine, rendered):
-                    files.write(out.path, encoded)
-                    picture = spec.format in PICTURE_FORMATS
-                    written.append(Written(out.path, held, out.format, display if picture else None,
-                                           spec.bits if picture else None, batch.padding))
+                for out, done in zip(mine, rendered):
+                    files.write(out.path, done.data)
+                    picture = done.spec.format in PICTURE_FORMATS
+                    shown = sorted({batch.displays[j] for j in (out.maps or range(batch.maps))})
+                    written.append(Written(out.path, done.shape, out.format, "+".join(shown) if picture else None,
+                                           done.spec.bits if picture else None, batch.padding, done.ranges))
     return written
 
 
