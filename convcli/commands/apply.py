@@ -19,24 +19,28 @@ forward pass and the bytes of its files :mod:`convcli.commands.render`; atomic w
 from __future__ import annotations
 
 import functools
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 import numpy as np
 
+from ..engine.geometry import valid_region
 from ..engine.layer import Convolution
 from ..engine.memory import allocation_guard, check_result_size
 from ..errors import ParameterError
 from ..hooks import pause
 from ..io.display import default_display
 from ..io.formats import PICTURE_FORMATS
+from ..io.images import encode_pixels
 from ..io.inputs import LoadedInput, load_input
 from ..io.outputs import OutputSet, check_folder, protected_files, refuse_terminal
 from ..kernels.bank import LayerOptions, LayerWeights, layer_from_weights, layer_weights, working_dtype
 from ..kernels.combine import check_combine, combine_maps
 from ..kernels.kernel import Kernel, filter_sums, is_zero_sum
 from ..kernels.spec import parse_kernels
+from ..visual.preview import thumbnail
 from .apply_outputs import (
     Batch,
     OutputOptions,
@@ -58,6 +62,7 @@ from .common import (
     said_warnings,
     target_name,
 )
+from .montages import ApplyMontage, check_montage, montage_picture
 from .render import FileSpec, render
 
 __all__ = [
@@ -119,6 +124,7 @@ class Written:
     bits: Optional[int] = None
     padding: Optional[str] = None
     ranges: list[Optional[tuple[float, float]]] = field(default_factory=list)
+    thumbnail: Optional[np.ndarray] = None
 
 
 def _batch_progress(report: Callable[[float, int], None], index: int, batches: int, fraction: float) -> None:
@@ -137,8 +143,10 @@ def apply_filters(
     combine: Optional[str] = None,
     label: Optional[str] = None,
     on_note: Optional[Callable[[str], None]] = None,
+    montage: Optional[str] = None,
+    preview: bool = False,
 ) -> list[Written]:
-    """Filter every input and write the feature maps.
+    """Filter every input and write the feature maps (and a montage of them).
 
     Inputs whose (C, H, W), dtype and padding mode agree form one batch and go through
     one forward pass; the others are processed batch by batch, each channel count,
@@ -170,6 +178,13 @@ def apply_filters(
     on_note : callable(str), optional
         Told, in one line, when the output named by ``-o`` becomes several files (inputs
         of several shapes for one ``.npy``, several images or maps for one PNG).
+    montage : str, optional
+        A PNG (or ``-``) to draw every map of every image in, labelled, with its range
+        (:mod:`convcli.commands.montages`).  The maps are then computed whole, a batch at a
+        time.  Without ``output_options.output`` only the montage is written.
+    preview : bool
+        Keep a thumbnail (:func:`convcli.visual.preview.thumbnail`) of the first picture
+        written (a map file, else the montage) in its :attr:`Written.thumbnail`.
 
     Returns
     -------
@@ -189,6 +204,7 @@ def apply_filters(
         reserved first: :class:`~convcli.io.outputs.OutputSet`).
     """
     fmt = check_output_options(output_options)
+    check_montage(montage)
     if not kernels:
         raise ParameterError("no kernel given; expected at least one -k KERNEL")
     if combine is not None:
@@ -240,7 +256,8 @@ def apply_filters(
     sixteen = output_options.bit_depth is None and bool(inputs) and all(
         i.kind == "image" and i.bits == 16 for i in inputs
     )
-    outputs = plan_outputs(batches, fmt, output_options, combined_label)
+    only_montage = montage is not None and output_options.output is None
+    outputs = [] if only_montage else plan_outputs(batches, fmt, output_options, combined_label)
     note = split_note(output_options, outputs, len(batches))
     if note is not None and on_note is not None:
         on_note(note)
@@ -249,7 +266,9 @@ def apply_filters(
     written: list[Written] = []
     # every output checked and its place made before any work; all written, or none
     with OutputSet(protect) as files:
-        files.reserve([o.path for o in outputs], hint="use {stem} and {map} in -o")
+        files.reserve([o.path for o in outputs] + ([] if montage is None else [montage]),
+                      hint="use {stem}, {kernel} or {map} in -o")
+        grid = None if montage is None else ApplyMontage()
         for index, batch in enumerate(batches):
             mine = [out for out in outputs if out.batch is batch]
             specs = []
@@ -267,15 +286,39 @@ def apply_filters(
                 data = np.concatenate(samples) if len(samples) > 1 else samples[0]
                 if data.dtype.kind == "f":  # float arrays compute in the batch's dtype; integers convert per tile
                     data = data.astype(batch.dtype, copy=False)
+                keep = None if grid is None else functools.partial(
+                    _keep, grid, batch, valid_region(batch.layer.geometry(tuple(data.shape))))
                 rendered = render(batch.layer, data, specs, batch.displays, png_level=output_options.png_level,
-                                  quality=output_options.quality, progress=report, transform=reduce)
-                for out, done in zip(mine, rendered):
+                                  quality=output_options.quality, progress=report, transform=reduce, keep=keep)
+                for index_out, done in enumerate(rendered):
+                    out = mine[index_out]
                     files.write(out.path, done.data)
                     picture = done.spec.format in PICTURE_FORMATS
                     shown = sorted({batch.displays[j] for j in (out.maps or range(batch.maps))})
                     written.append(Written(out.path, done.shape, out.format, "+".join(shown) if picture else None,
                                            done.spec.bits if picture else None, batch.padding, done.ranges))
+                    if preview and done.pixels is not None and not any(w.thumbnail is not None for w in written):
+                        written[-1].thumbnail = thumbnail(done.pixels)
+        if grid is not None and montage is not None:
+            pause("compute")
+            title = f"convcli apply -k {combined_label}: {len(grid.tiles)} maps"
+            grid_picture = montage_picture(grid.tiles, title)
+            files.write(montage, encode_pixels(grid_picture, "png"))
+            written.append(Written(montage, (len(grid.tiles),), "montage"))
+            if preview and not any(w.thumbnail is not None for w in written):
+                written[-1].thumbnail = thumbnail(grid_picture)
     return written
+
+
+def _image_labels(batch: Batch) -> list[str]:
+    """A label per image of a batch: its input's stem, with ``[i]`` for the images of a batch file."""
+    return [item.stem if item.shape[0] == 1 else f"{item.stem}[{i}]"
+            for item in batch.inputs for i in range(item.shape[0])]
+
+
+def _keep(grid: ApplyMontage, batch: Batch, region: tuple[slice, slice], result: np.ndarray) -> None:
+    """A batch's result into the montage."""
+    grid.add(result, batch.names, _image_labels(batch), batch.kernels == 0, region)
 
 
 def apply_command(
@@ -285,6 +328,8 @@ def apply_command(
     output_options: OutputOptions,
     report: Reporter = QUIET,
     combine: Optional[str] = None,
+    montage: Optional[str] = None,
+    preview: bool = False,
 ) -> list[Written]:
     """``convcli apply``: read the kernels and inputs, filter, write; every output checked before any input is read.
 
@@ -302,19 +347,29 @@ def apply_command(
         written, with the padding mode its layer ran.
     combine : {None, "sum", "max", "min", "maxabs"}
         As :func:`apply_filters`.
+    montage : str, optional
+        As :func:`apply_filters`.
+    preview : bool
+        As :func:`apply_filters`.
 
     Returns
     -------
     list of Written
-        As :func:`apply_filters`.
+        As :func:`apply_filters`; the report ends with a summary line (inputs, files, time).
     """
+    started = time.perf_counter()
     check_output_options(output_options)  # a bad name or option is reported before any input is read
+    check_montage(montage)
     if combine is not None:
         combine = check_combine(combine)
     if output_options.output == "-":
         refuse_terminal("-o -")
     elif output_options.output is not None:  # /proc/x.png: found before a long read, not after
         check_folder(output_options.output, into=is_directory_target(output_options.output))
+    if montage == "-":
+        refuse_terminal("--montage -")
+    elif montage is not None:
+        check_folder(montage)
     options = shared.layer_options()
     limits = read_limits(shared)
     with said_warnings(report):  # library warnings: one line each, and only when the command succeeds
@@ -331,10 +386,40 @@ def apply_command(
         large = sum(item.samples.size for item in loaded) >= PROGRESS_MIN_VALUES
         with report.progress("filtering", len(loaded), show=len(loaded) > 1 or large) as on_progress:
             written = apply_filters(loaded, parsed, options, output_options, protect=protect, on_progress=on_progress,
-                                    combine=combine, label="+".join(spec.label for spec in specs), on_note=report.say)
+                                    combine=combine, label="+".join(spec.label for spec in specs), on_note=report.say,
+                                    montage=montage, preview=preview)
     for done in written:
+        if done.format == "montage":
+            report.say(f"wrote {target_name(done.path)} (montage of {done.shape[0]} maps)")
+            continue
         how = f", display {done.display}" if done.display else ""
         how += f", {done.bits}-bit" if done.bits == 16 else ""
         how += f", padding {done.padding}" if done.padding else ""
+        how += f", values {_span(done.ranges)}" if done.ranges else ""
         report.say(f"wrote {target_name(done.path)} ({done.format}, {format_shape(done.shape)}{how})")
+    report.say(summary(loaded, written, time.perf_counter() - started))
     return written
+
+
+def _span(ranges: Sequence[Optional[tuple[float, float]]]) -> str:
+    """The values of some maps, ``lo..hi`` (``no finite value`` when none is)."""
+    found = [r for r in ranges if r is not None]
+    if not found:
+        return "none finite"
+    return f"{min(r[0] for r in found):.4g}..{max(r[1] for r in found):.4g}"
+
+
+def summary(loaded: Sequence[LoadedInput], written: Sequence[Written], seconds: float) -> str:
+    """One line on a whole run: its inputs and their shapes, the files written, the values, the time.
+
+    >>> summary([], [], 0.0123)
+    'apply: 0 inputs -> 0 files, 12.3 ms'
+    """
+    shapes = sorted({format_shape(item.shape) for item in loaded})
+    inputs = f"{len(loaded)} input{'s' if len(loaded) != 1 else ''}" + (f" ({', '.join(shapes[:3])}"
+                                                                      f"{', ...' if len(shapes) > 3 else ''})"
+                                                                      if shapes else "")
+    maps = [w for w in written if w.format != "montage"]
+    files = f"{len(written)} file{'s' if len(written) != 1 else ''}"
+    values = f", values {_span([r for w in maps for r in w.ranges])}" if any(w.ranges for w in maps) else ""
+    return f"apply: {inputs} -> {files}{values}, {seconds * 1000:.1f} ms"
