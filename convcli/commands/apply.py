@@ -303,7 +303,7 @@ def apply_filters(
             pause("compute")
             title = f"convcli apply -k {combined_label}: {len(grid.tiles)} maps"
             grid_picture = montage_picture(grid.tiles, title)
-            files.write(montage, encode_pixels(grid_picture, "png"))
+            files.write(montage, encode_pixels(grid_picture, "png", level=9))  # small: the smallest file
             written.append(Written(montage, (len(grid.tiles),), "montage"))
             if preview and not any(w.thumbnail is not None for w in written):
                 written[-1].thumbnail = thumbnail(grid_picture)

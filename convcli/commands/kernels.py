@@ -180,5 +180,5 @@ def write_kernel_png(spec: str, path: str, protect: Sequence[str] = ()) -> tuple
     with OutputSet(protect) as files:
         files.reserve([path])
         picture = kernel_picture(kernel_cells(spec))
-        files.write(path, encode_pixels(picture, "png"))
+        files.write(path, encode_pixels(picture, "png", level=9))
     return picture.shape[1], picture.shape[0]

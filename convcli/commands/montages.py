@@ -106,7 +106,8 @@ def grad_tiles(dx: NDArray[np.floating], dW: NDArray[np.floating], dK: Optional[
         row += 1
     for f in range(dW.shape[0]):
         tiles.extend(Tile(dW[f, c], f"dW · filter {f} · channel {c}", row) for c in range(dW.shape[1]))
-        row += 1
+        row += dW.shape[1] > 1  # one row per filter of a layer; a depthwise bank's filters (one channel) share one
+    row += dW.shape[1] == 1
     if dK is not None:
         k = np.asarray(dK)
         if k.ndim == 2:
@@ -130,4 +131,4 @@ def montage_picture(tiles: Sequence[Tile], title: Optional[str] = None) -> NDArr
 
 def montage_png(tiles: Sequence[Tile], title: Optional[str] = None) -> bytes:
     """The montage of ``tiles`` as PNG bytes."""
-    return encode_pixels(montage_picture(tiles, title), "png")
+    return encode_pixels(montage_picture(tiles, title), "png", level=9)
