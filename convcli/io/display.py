@@ -55,14 +55,21 @@ def map_range(plane: NDArray[np.generic], region: Optional[Region] = None) -> Op
     Returns None when the map has no finite value.
     """
     if region is not None:
-        inside = np.asarray(plane[region])
-        finite = inside[np.isfinite(inside)]
-        if finite.size:
-            return float(finite.min()), float(finite.max())
-    finite = np.asarray(plane)[np.isfinite(plane)]
-    if finite.size == 0:
+        found = _finite_range(np.asarray(plane[region]))
+        if found is not None:
+            return found
+    return _finite_range(np.asarray(plane))
+
+
+def _finite_range(values: NDArray[np.generic]) -> Optional[tuple[float, float]]:
+    """(min, max) of the finite values, or None; one pass of min and max when every value is finite."""
+    if values.size == 0:
         return None
-    return float(finite.min()), float(finite.max())
+    lo, hi = float(values.min()), float(values.max())
+    if np.isfinite(lo) and np.isfinite(hi):
+        return lo, hi
+    finite = values[np.isfinite(values)]
+    return (float(finite.min()), float(finite.max())) if finite.size else None
 
 
 def _minmax(maps: NDArray[np.floating], region: Optional[Region] = None) -> NDArray[np.floating]:

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import io
+import sys
+from types import SimpleNamespace
+
 import numpy as np
+import pytest
 from rich.console import Console
 
 from convcli.visual.preview import HALF_BLOCK, half_blocks, thumbnail
@@ -28,3 +33,23 @@ def test_half_blocks_colour_the_upper_and_lower_pixel() -> None:
     assert tuple(style.color.triplet) == (255, 0, 0)
     assert style.bgcolor is not None and style.bgcolor.triplet is not None
     assert tuple(style.bgcolor.triplet) == (0, 0, 255)
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_show_preview_prints_half_blocks_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    from convcli.cli.options import Reporter, show_preview
+
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    monkeypatch.setenv("COLORTERM", "truecolor")
+    written = [SimpleNamespace(thumbnail=np.full((4, 6, 3), 200, np.uint8))]
+    report = Reporter(quiet=False)
+    show_preview(written, report)
+    assert terminal.getvalue().count(HALF_BLOCK) == 12  # 6 columns, 2 lines
+    assert report.lines == {}  # no note: the picture was shown
+    show_preview([SimpleNamespace(thumbnail=None)], report)
+    assert any("nothing to show" in line for line in report.lines)
