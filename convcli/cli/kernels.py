@@ -36,7 +36,8 @@ def kernels(
         ),
     ] = None,
     quiet: Annotated[
-        bool, typer.Option("--quiet", "-q", help="With --png: print neither the matrices nor the 'wrote' line.")
+        bool,
+        typer.Option("--quiet", "-q", metavar="", help="With --png: print neither the matrices nor the 'wrote' line."),
     ] = False,
 ) -> None:
     """List the built-in kernels and the ImageMagick kernels convcli reads, or print a spec's matrices.

@@ -395,7 +395,6 @@ def apply_command(
         how = f", display {done.display}" if done.display else ""
         how += f", {done.bits}-bit" if done.bits == 16 else ""
         how += f", padding {done.padding}" if done.padding else ""
-        how += f", values {_span(done.ranges)}" if done.ranges else ""
         report.say(f"wrote {target_name(done.path)} ({done.format}, {format_shape(done.shape)}{how})")
     report.say(summary(loaded, written, time.perf_counter() - started))
     return written
