@@ -228,8 +228,9 @@ def stages(image: str, kernel: str, output: str, reps: int = 3) -> list[str]:
     fmt = os.path.splitext(output)[1].lstrip(".").replace("jpg", "jpeg")
     spec = FileSpec(0, 1, None, fmt)
     display = "offset" if abs(float(weights.W.sum())) < 1e-9 else "clip"
-    t_render, files = timed(lambda: list(render(layer, item.samples, [spec], display, png_level=1, quality=90)))
-    encoded = files[0][1]  # type: ignore[index]
+    displays = [display] * layer.output_shape(item.samples.shape)[1]
+    t_render, files = timed(lambda: list(render(layer, item.samples, [spec], displays, png_level=1, quality=90)))
+    encoded = files[0].data  # type: ignore[index]
     from convcli.io.display import to_pixels
 
     maps = layer.forward(item.samples)[0]

@@ -81,6 +81,8 @@ def test_examples(workdir: Path) -> None:
         "blurred.png", "sharper.png", "edges.png", "smooth.png", "sharp.png", "edge-strength.png",
         "gradients.npy", "gradient-0.png", "gradient-1.png", "half.png", "soft.png", "lap-dilated.png", "lap16.png",
         "boxed-alpha.png", "boxed-photo.png", "grads.npz", "dx.png", "dk.npy", "g.npz",
+        "photo-sobel-x.png", "photo-box-5.png", "photo-sobel-r.png", "photo-sobel-g.png", "photo-sobel-b.png",
+        "bank-montage.png", "kirsch.png", "log.png", "grad-montage.png", "photo-bank.png",
     ]
     missing = [name for name in expected if not (workdir / name).is_file()]
     assert not missing, missing
@@ -90,6 +92,13 @@ def test_examples(workdir: Path) -> None:
     with Image.open(workdir / "lap16.png") as image:
         assert image.mode.startswith("I")  # 16-bit gray
     assert np.load(workdir / "dk.npy").shape == (3, 3)
+    with Image.open(workdir / "photo-box-5.png") as image:
+        assert image.mode == "RGB"  # one kernel's maps: the channels of one filtered picture
+    with Image.open(workdir / "photo-sobel-g.png") as image:
+        assert image.mode == "L"  # {channel}: one file per map
+    for name in ("bank-montage.png", "kirsch.png", "log.png", "grad-montage.png"):
+        with Image.open(workdir / name) as made, Image.open(ROOT / "docs" / "gallery" / name) as shown:
+            assert made.size == shown.size, name  # the gallery's commands, as the README shows them
     with np.load(workdir / "g.npz") as grads:
         # dout = y: the gradient of ½‖y‖² with respect to the bias is y summed per map
         x, w = np.load(workdir / "x.npy"), np.load(workdir / "w.npy")

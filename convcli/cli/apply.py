@@ -28,6 +28,7 @@ from .options import (
     print_equivalents,
     print_explained,
     shared_layer_options,
+    show_preview,
     stdin_count,
 )
 
@@ -60,9 +61,12 @@ def apply(
             "--output",
             "-o",
             metavar="FILE|DIR/|-",
-            help="Output file, a template with {stem} and {map}, a directory (existing, or ending in '/') to write "
-            "the default names into, or '-' for standard output (.npy unless --format). Default: beside each input, "
-            "named STEM-KERNEL.png (.npy for array inputs).",
+            help="Output file, a template with {stem} (input name), {kernel} (kernel label), {channel} (r, g, b, "
+            "gray... or a layer's output channel) and {map} (map index), a directory (existing, or ending in '/') "
+            "to write the default names into, or '-' for standard output (.npy unless --format). Pictures: one "
+            "colour picture per 2-D kernel (the channels of one filtered picture), one file per map otherwise and "
+            "whenever the name has {map} or {channel}. Default: beside each input, named STEM-KERNEL.png (.npy for "
+            "array inputs); with --montage alone, only the montage.",
         ),
     ] = None,
     layer: LayerArgs = LAYER,
@@ -80,9 +84,10 @@ def apply(
         Optional[DisplayName],
         typer.Option(
             metavar="|".join(DISPLAY_MODES),
-            help="How pictures (PNG, JPEG, WebP) map floats to pixels: clip to [0, 1], abs, minmax (per map), "
-            "offset (0.5 + value). "
-            "Default: clip when every kernel's sum (after --normalize) is positive; offset when any kernel sums "
+            help="How pictures (PNG, JPEG, WebP) map floats to pixels: clip to [0, 1], abs, minmax (per map, its "
+            "range taken over the valid interior - the outputs whose window lies inside the input - so padding "
+            "does not set it; values outside are clipped), offset (0.5 + value). "
+            "Default, per kernel: clip when the kernel's sum (after --normalize) is positive; offset when it sums "
             "to zero (sobel-x, laplacian, log) or to a negative number.",
         ),
     ] = None,
@@ -136,14 +141,37 @@ def apply(
             "Printed even with --quiet.",
         ),
     ] = False,
+    montage: Annotated[
+        Optional[str],
+        typer.Option(
+            "--montage",
+            metavar="FILE.png|-",
+            help="Also draw every map of every image in one labelled PNG grid (image, channel, kernel; a layer's "
+            "filters), small maps enlarged with whole pixels, signed maps red/blue around a white 0 (scale "
+            "±max|v| of the valid interior), others gray (white at max(1, max)), each with its value range. "
+            "Alone (no -o), only the montage is written.",
+            show_default=False,
+        ),
+    ] = None,
+    preview: Annotated[
+        bool,
+        typer.Option(
+            "--preview",
+            metavar="",
+            help="Print a small colour thumbnail of the first picture written (else the montage) on standard "
+            "error, with half-block characters; when standard error is no terminal, a note says so instead.",
+        ),
+    ] = False,
     quiet: QuietOpt = False,
 ) -> None:
     """Filter images and arrays with one or more kernels and write the feature maps.
 
     A 2-D kernel filters each channel on its own, so RGB stays RGB; a 4-D kernel
     (FN, C/groups, FH, FW) is a convolution layer that mixes channels. Inputs of the
-    same size run as one batch. Output: one picture per image when there are 1, 3 or 4
-    maps (JPEG: 1 or 3), one per map otherwise; .npy/.npz hold the raw (N, FN, OH, OW) result.
+    same size run as one batch. Output: one colour picture per 2-D kernel (its maps are the
+    channels of one filtered picture), one picture per map otherwise and whenever -o has
+    {map} or {channel}; .npy/.npz hold the raw (N, FN, OH, OW) result. A summary line ends
+    the report (inputs, files, values, time) unless --quiet.
 
     Examples:
 
@@ -158,6 +186,8 @@ def apply(
       convcli apply photo.png -k sobel-x -o edges.png --explain   (how im2col ran it)
 
       convcli apply photo.png -k gaussian:1 --padding-mode reflect -o soft.png --show-equivalent
+
+      convcli apply photo.png -k sobel-x -k sobel-y -k box:5 --montage bank.png
 
     Images are padded with their edge pixels (replicate) and arrays with zeros unless
     --padding-mode says otherwise; the "wrote" line says which ran.
@@ -175,9 +205,12 @@ def apply(
     report = Reporter(quiet)
     runs: Optional[list[ExplainedRun]] = [] if explain else None
     same: Optional[list[EquivalentSet]] = [] if show_equivalent else None
-    command.apply_command(inputs, kernel, layer, out, report, combine=combine, explain=runs, equivalent=same)
+    written = command.apply_command(inputs, kernel, layer, out, report, combine=combine, montage=montage,
+                                    preview=preview, explain=runs, equivalent=same)
     if runs:
         print_explained(runs)
     if same:
         print_equivalents(same)
+    if preview:
+        show_preview(written, report)
     report.flush()

@@ -72,7 +72,8 @@ def grad(
         typer.Option(
             "--dx",
             metavar="FILE|-",
-            help="Write dx alone, shape (N, C, H, W): .npy (raw), .png (display-mapped) or '-'.",
+            help="Write dx alone, shape (N, C, H, W): .npy (raw), .png (display-mapped; maps under 96 pixels "
+            "enlarged with whole pixels) or '-'.",
         ),
     ] = None,
     dw_path: Annotated[
@@ -80,14 +81,26 @@ def grad(
         typer.Option(
             "--dw",
             metavar="FILE|-",
-            help="Write the weight gradient alone: .npy, .png or '-'. This is dK when there is one (2-D kernels: "
-            "(FH, FW) for one kernel, (M, FH, FW) for M), else dW (FN, C/groups, FH, FW).",
+            help="Write the weight gradient alone: .npy, .png (each kernel enlarged with whole pixels, a 3×3 kernel "
+            "a 3×3 grid of squares) or '-'. This is dK when there is one (2-D kernels: (FH, FW) for one kernel, "
+            "(M, FH, FW) for M), else dW (FN, C/groups, FH, FW).",
         ),
     ] = None,
     db_path: Annotated[
         Optional[str],
         typer.Option(
             "--db", metavar="FILE.npy|-", help="Write db alone: .npy or '-', shape (FN,), one per output map."
+        ),
+    ] = None,
+    montage: Annotated[
+        Optional[str],
+        typer.Option(
+            "--montage",
+            metavar="FILE.png|-",
+            help="Draw dx (per image and channel), dW (per filter and channel) and dK (per kernel) in one labelled "
+            "PNG grid: small maps enlarged with whole pixels, signed ones red/blue around a white 0 (scale "
+            "±max|v|), each with its value range. Alone, no .npz is written by default.",
+            show_default=False,
         ),
     ] = None,
     layer: LayerArgs = LAYER,
@@ -147,6 +160,8 @@ def grad(
 
       convcli grad photo.png -k sobel-x --dout ones --dx dx.png --dw dk.npy
 
+      convcli grad x.npy -k w.npy --dout randn:0 --montage grads.png
+
       convcli apply x.npy -k w.npy -o - | convcli grad x.npy -k w.npy --dout - -o g.npz
 
       convcli grad x.npy -k w.npy --dout ones --explain   (the products dW and dx came from)
@@ -160,7 +175,8 @@ def grad(
     )
     check_stdin_once(*readers)
     check_stdin_usable(*readers)
-    outputs = command.GradOutputOptions(output=output, dx=dx_path, dw=dw_path, db=db_path, display=display)
+    outputs = command.GradOutputOptions(output=output, dx=dx_path, dw=dw_path, db=db_path, display=display,
+                                        montage=montage)
     report = Reporter(quiet)
     runs: Optional[list[ExplainedRun]] = [] if explain else None
     command.grad_command(input, kernel, dout, layer, outputs, checking, report,

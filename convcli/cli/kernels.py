@@ -24,6 +24,21 @@ def kernels(
             show_default=False,
         ),
     ] = None,
+    png: Annotated[
+        Optional[str],
+        typer.Option(
+            "--png",
+            metavar="FILE.png|-",
+            help="Also draw the spec's kernels into a PNG: a square cell per tap coloured by value (red positive, "
+            "blue negative, white 0, scaled by the kernel's max |tap|), the numbers in the cells when they fit, "
+            "each kernel's range below it.",
+            show_default=False,
+        ),
+    ] = None,
+    quiet: Annotated[
+        bool,
+        typer.Option("--quiet", "-q", metavar="", help="With --png: print neither the matrices nor the 'wrote' line."),
+    ] = False,
 ) -> None:
     """List the built-in kernels and the ImageMagick kernels convcli reads, or print a spec's matrices.
 
@@ -38,12 +53,27 @@ def kernels(
       convcli kernels "Kirsch:@"
 
       convcli kernels edge.txt
+
+      convcli kernels "Kirsch:@" --png kirsch.png
     """
     from ..commands import kernels as command
-    from ..errors import OutputFileError, visible
+    from ..errors import OutputFileError, ParameterError, visible
     from ..io.outputs import stdout_open
 
     check_stdin_usable(("KERNEL '-'", stdin_count(spec)))
+    if png is not None:
+        if spec is None:
+            raise ParameterError("--png draws a kernel; give one, e.g. 'convcli kernels sobel-x --png sobel.png'")
+        if spec == "-":
+            raise ParameterError("--png needs a kernel that can be read twice; give a file, not '-'")
+        from ..io.outputs import protected_files
+
+        width, height = command.write_kernel_png(spec, png, protect=protected_files(spec))
+        if not quiet:
+            typer.echo(f"convcli: wrote {visible(repr(png)) if png != '-' else 'standard output'} "
+                       f"(png, {width}×{height} pixels)", err=True)
+        if quiet or png == "-":
+            return
     if not stdout_open():
         raise OutputFileError("standard output is closed; 'convcli kernels' prints there")
     if spec is not None:

@@ -22,7 +22,7 @@ import functools
 import inspect
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, Callable, Literal, Optional, TypeVar, cast
@@ -412,6 +412,28 @@ def console(**options: Any) -> Any:
             raise BrokenPipeError(32, "Broken pipe")
 
     return PipeAwareConsole(**options)
+
+
+def show_preview(written: Sequence[Any], report: Reporter) -> None:
+    """``--preview``: the thumbnail of the first picture written, in half blocks on stderr when it is a terminal.
+
+    When stderr is no terminal (a log, a pipe) the picture would be escape codes in a file:
+    a note says so instead.  Printed before the report's lines, so the picture comes first.
+    """
+    thumb = next((w.thumbnail for w in written if getattr(w, "thumbnail", None) is not None), None)
+    if thumb is None:
+        report.say("--preview: no picture was written (arrays only); nothing to show")
+        return
+    if sys.stderr is None or not sys.stderr.isatty():
+        report.say("--preview: standard error is not a terminal; no preview")
+        return
+    if report.quiet:
+        return
+    from rich.console import Console
+
+    from ..visual.preview import half_blocks
+
+    Console(stderr=True).print(half_blocks(thumb))
 
 
 class Reporter:

@@ -19,13 +19,14 @@ forward pass and the bytes of its files :mod:`convcli.commands.render`; atomic w
 from __future__ import annotations
 
 import functools
+import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 import numpy as np
 
-from ..engine.geometry import plan_geometry
+from ..engine.geometry import plan_geometry, valid_region
 from ..engine.layer import Convolution
 from ..engine.memory import allocation_guard, check_result_size
 from ..engine.trace import Trace
@@ -33,17 +34,20 @@ from ..errors import ParameterError
 from ..hooks import pause
 from ..io.display import default_display
 from ..io.formats import PICTURE_FORMATS
+from ..io.images import encode_pixels
 from ..io.inputs import LoadedInput, load_input
 from ..io.outputs import OutputSet, check_folder, protected_files, refuse_terminal
 from ..kernels.bank import LayerOptions, LayerWeights, layer_from_weights, layer_weights, working_dtype
 from ..kernels.combine import check_combine, combine_maps
 from ..kernels.kernel import Kernel, filter_sums, is_zero_sum
 from ..kernels.spec import parse_kernels
+from ..visual.preview import thumbnail
 from .apply_outputs import (
     Batch,
     OutputOptions,
     check_output_options,
     is_directory_target,
+    map_names,
     plan_outputs,
     resolve_format,
     split_note,
@@ -60,6 +64,7 @@ from .common import (
     target_name,
 )
 from .equivalent import EquivalentSet, InputSource, equivalents
+from .montages import ApplyMontage, check_montage, montage_picture
 from .render import FileSpec, render
 from .trace_view import ExplainedRun
 
@@ -99,6 +104,18 @@ def display_for(weights: LayerWeights, combine: Optional[str] = None, kernels: i
     return "clip" if np.all(signed > 0) else "offset"
 
 
+def _displays(chosen: Optional[str], weights: LayerWeights, combine: Optional[str], kernels: int,
+              maps: int) -> list[str]:
+    """Each map's picture display: ``chosen`` for all, else each filter's own default (:func:`display_for` of
+    that filter alone: blur maps clipped beside sobel maps offset), one for maps ``--combine`` made."""
+    if chosen is not None:
+        return [chosen] * maps
+    if combine is not None:
+        return [display_for(weights, combine, kernels)] * maps
+    sums, magnitudes = filter_sums(weights.W)
+    return [default_display([s], [m]) for s, m in zip(np.ravel(sums), np.ravel(magnitudes))]
+
+
 @dataclass
 class Written:
     """One file (or stream) ``apply`` wrote, and the padding mode its layer ran."""
@@ -109,6 +126,8 @@ class Written:
     display: Optional[str] = None
     bits: Optional[int] = None
     padding: Optional[str] = None
+    ranges: list[Optional[tuple[float, float]]] = field(default_factory=list)
+    thumbnail: Optional[np.ndarray] = None
 
 
 def _equivalents(item: LoadedInput, weights: LayerWeights, options: LayerOptions,
@@ -143,8 +162,10 @@ def apply_filters(
     on_note: Optional[Callable[[str], None]] = None,
     explain: Optional[list[ExplainedRun]] = None,
     equivalent: Optional[list[EquivalentSet]] = None,
+    montage: Optional[str] = None,
+    preview: bool = False,
 ) -> list[Written]:
-    """Filter every input and write the feature maps.
+    """Filter every input and write the feature maps (and a montage of them).
 
     Inputs whose (C, H, W), dtype and padding mode agree form one batch and go through
     one forward pass; the others are processed batch by batch, each channel count,
@@ -182,6 +203,13 @@ def apply_filters(
     equivalent : list, optional
         Given, each input's job as other tools' calls is appended
         (:func:`convcli.commands.equivalent.equivalents`).
+    montage : str, optional
+        A PNG (or ``-``) to draw every map of every image in, labelled, with its range
+        (:mod:`convcli.commands.montages`).  The maps are then computed whole, a batch at a
+        time.  Without ``output_options.output`` only the montage is written.
+    preview : bool
+        Keep a thumbnail (:func:`convcli.visual.preview.thumbnail`) of the first picture
+        written (a map file, else the montage) in its :attr:`Written.thumbnail`.
 
     Returns
     -------
@@ -201,6 +229,7 @@ def apply_filters(
         reserved first: :class:`~convcli.io.outputs.OutputSet`).
     """
     fmt = check_output_options(output_options)
+    check_montage(montage)
     if not kernels:
         raise ParameterError("no kernel given; expected at least one -k KERNEL")
     if combine is not None:
@@ -211,6 +240,8 @@ def apply_filters(
                 f"{kernels[0].weights.shape} whose filters already mix channels"
             )
 
+    name = label if label is not None else "+".join(k.label for k in kernels)
+    combined_label = name + (f"-{combine}" if combine else "")
     weights: dict[int, LayerWeights] = {}  # float64, per channel count
     # per channel count, compute dtype, padding and the samples' divisor (8/16-bit images stay integers)
     layers: dict[tuple[int, str, str, Optional[float]], Convolution] = {}
@@ -232,7 +263,11 @@ def apply_filters(
             layer = layers[layer_key]
             shape = layer.output_shape(shape_in)  # checks the geometry before any work
             maps = channels if combine is not None else shape[1]
-            by_shape[key] = Batch([], layer, dtype, (0, *shape[1:]), maps, padding)
+            names = map_names([k.label for k in kernels], [k.filters for k in kernels], channels, item.kind,
+                              layer=kernels[0].is_layer, combined=None if combine is None else combined_label)
+            m = 0 if kernels[0].is_layer else (1 if combine is not None else len(kernels))
+            by_shape[key] = Batch([], layer, dtype, (0, *shape[1:]), maps, padding, names, m,
+                                  _displays(output_options.display, weights[channels], combine, len(kernels), maps))
             batches.append(by_shape[key])
         batch = by_shape[key]
         batch.inputs.append(item)
@@ -245,14 +280,11 @@ def apply_filters(
         work = batch.layer.work_bytes(batch.inputs[0].shape, batch.dtype)
         check_result_size(batch.output_shape, batch.dtype, work=work)
 
-    # one display for the whole run, from the float64 filters as the layer runs them
-    first = next(iter(weights.values()), None)
-    display = output_options.display or (display_for(first, combine, len(kernels)) if first else "clip")
     sixteen = output_options.bit_depth is None and bool(inputs) and all(
         i.kind == "image" and i.bits == 16 for i in inputs
     )
-    name = label if label is not None else "+".join(k.label for k in kernels)
-    outputs = plan_outputs(batches, fmt, output_options, name + (f"-{combine}" if combine else ""))
+    only_montage = montage is not None and output_options.output is None
+    outputs = [] if only_montage else plan_outputs(batches, fmt, output_options, combined_label)
     note = split_note(output_options, outputs, len(batches))
     if note is not None and on_note is not None:
         on_note(note)
@@ -261,14 +293,16 @@ def apply_filters(
     written: list[Written] = []
     # every output checked and its place made before any work; all written, or none
     with OutputSet(protect) as files:
-        files.reserve([o.path for o in outputs], hint="use {stem} and {map} in -o")
+        files.reserve([o.path for o in outputs] + ([] if montage is None else [montage]),
+                      hint="use {stem}, {kernel} or {map} in -o")
+        grid = None if montage is None else ApplyMontage()
         for index, batch in enumerate(batches):
             mine = [out for out in outputs if out.batch is batch]
             specs = []
             for out in mine:
-                one_map = out.map_index is not None or batch.maps == 1
+                one_map = (out.maps is not None and len(out.maps) == 1) or batch.maps == 1
                 bits = output_options.bit_depth or (16 if sixteen and one_map and out.format == "png" else 8)
-                specs.append(FileSpec(out.first, out.stop, out.map_index, out.format, bits))
+                specs.append(FileSpec(out.first, out.stop, out.maps, out.format, bits))
             report = None if on_progress is None else functools.partial(
                 _batch_progress, on_progress, index, len(batches)
             )
@@ -279,21 +313,46 @@ def apply_filters(
                 data = np.concatenate(samples) if len(samples) > 1 else samples[0]
                 if data.dtype.kind == "f":  # float arrays compute in the batch's dtype; integers convert per tile
                     data = data.astype(batch.dtype, copy=False)
-                rendered = render(batch.layer, data, specs, display, png_level=output_options.png_level,
-                                  quality=output_options.quality, progress=report, transform=reduce)
+                keep = None if grid is None else functools.partial(
+                    _keep, grid, batch, valid_region(batch.layer.geometry(tuple(data.shape))))
+                rendered = render(batch.layer, data, specs, batch.displays, png_level=output_options.png_level,
+                                  quality=output_options.quality, progress=report, transform=reduce, keep=keep)
                 trace = None if explain is None else Trace()
                 batch.layer.trace = trace  # render computes as it yields: traced until the last file
                 try:
-                    for out, (spec, encoded, held) in zip(mine, rendered):
-                        files.write(out.path, encoded)
-                        picture = spec.format in PICTURE_FORMATS
-                        written.append(Written(out.path, held, out.format, display if picture else None,
-                                               spec.bits if picture else None, batch.padding))
+                    for index_out, done in enumerate(rendered):
+                        out = mine[index_out]
+                        files.write(out.path, done.data)
+                        picture = done.spec.format in PICTURE_FORMATS
+                        shown = sorted({batch.displays[j] for j in (out.maps or range(batch.maps))})
+                        written.append(Written(out.path, done.shape, out.format, "+".join(shown) if picture else None,
+                                               done.spec.bits if picture else None, batch.padding, done.ranges))
+                        if preview and done.pixels is not None and not any(w.thumbnail is not None for w in written):
+                            written[-1].thumbnail = thumbnail(done.pixels)
                 finally:
                     batch.layer.trace = None
                 if explain is not None and trace is not None:
                     explain.append(ExplainedRun(", ".join(target_name(i.name) for i in batch.inputs), trace))
+        if grid is not None and montage is not None:
+            pause("compute")
+            title = f"convcli apply -k {combined_label}: {len(grid.tiles)} maps"
+            grid_picture = montage_picture(grid.tiles, title)
+            files.write(montage, encode_pixels(grid_picture, "png", level=9))  # small: the smallest file
+            written.append(Written(montage, (len(grid.tiles),), "montage"))
+            if preview and not any(w.thumbnail is not None for w in written):
+                written[-1].thumbnail = thumbnail(grid_picture)
     return written
+
+
+def _image_labels(batch: Batch) -> list[str]:
+    """A label per image of a batch: its input's stem, with ``[i]`` for the images of a batch file."""
+    return [item.stem if item.shape[0] == 1 else f"{item.stem}[{i}]"
+            for item in batch.inputs for i in range(item.shape[0])]
+
+
+def _keep(grid: ApplyMontage, batch: Batch, region: tuple[slice, slice], result: np.ndarray) -> None:
+    """A batch's result into the montage."""
+    grid.add(result, batch.names, _image_labels(batch), batch.kernels == 0, region)
 
 
 def apply_command(
@@ -305,6 +364,8 @@ def apply_command(
     combine: Optional[str] = None,
     explain: Optional[list[ExplainedRun]] = None,
     equivalent: Optional[list[EquivalentSet]] = None,
+    montage: Optional[str] = None,
+    preview: bool = False,
 ) -> list[Written]:
     """``convcli apply``: read the kernels and inputs, filter, write; every output checked before any input is read.
 
@@ -326,19 +387,29 @@ def apply_command(
         As :func:`apply_filters`: filled with each batch's trace.
     equivalent : list, optional
         As :func:`apply_filters`: filled with each input's job in other tools.
+    montage : str, optional
+        As :func:`apply_filters`.
+    preview : bool
+        As :func:`apply_filters`.
 
     Returns
     -------
     list of Written
-        As :func:`apply_filters`.
+        As :func:`apply_filters`; the report ends with a summary line (inputs, files, time).
     """
+    started = time.perf_counter()
     check_output_options(output_options)  # a bad name or option is reported before any input is read
+    check_montage(montage)
     if combine is not None:
         combine = check_combine(combine)
     if output_options.output == "-":
         refuse_terminal("-o -")
     elif output_options.output is not None:  # /proc/x.png: found before a long read, not after
         check_folder(output_options.output, into=is_directory_target(output_options.output))
+    if montage == "-":
+        refuse_terminal("--montage -")
+    elif montage is not None:
+        check_folder(montage)
     options = shared.layer_options()
     limits = read_limits(shared)
     with said_warnings(report):  # library warnings: one line each, and only when the command succeeds
@@ -356,7 +427,7 @@ def apply_command(
         with report.progress("filtering", len(loaded), show=len(loaded) > 1 or large) as on_progress:
             written = apply_filters(loaded, parsed, options, output_options, protect=protect, on_progress=on_progress,
                                     combine=combine, label="+".join(spec.label for spec in specs), on_note=report.say,
-                                    explain=explain, equivalent=equivalent)
+                                    explain=explain, equivalent=equivalent, montage=montage, preview=preview)
     if shared.gray and equivalent:
         for found in equivalent:
             for one in found.items:
@@ -364,8 +435,36 @@ def apply_command(
                     one.notes.append("--gray: PIL's convert('L') rounds the luma to 8 bits, convcli's keeps it in "
                                      "float (the results differ by up to sum|k| / 510)")
     for done in written:
+        if done.format == "montage":
+            report.say(f"wrote {target_name(done.path)} (montage of {done.shape[0]} maps)")
+            continue
         how = f", display {done.display}" if done.display else ""
         how += f", {done.bits}-bit" if done.bits == 16 else ""
         how += f", padding {done.padding}" if done.padding else ""
         report.say(f"wrote {target_name(done.path)} ({done.format}, {format_shape(done.shape)}{how})")
+    report.say(summary(loaded, written, time.perf_counter() - started))
     return written
+
+
+def _span(ranges: Sequence[Optional[tuple[float, float]]]) -> str:
+    """The values of some maps, ``lo..hi`` (``no finite value`` when none is)."""
+    found = [r for r in ranges if r is not None]
+    if not found:
+        return "none finite"
+    return f"{min(r[0] for r in found):.4g}..{max(r[1] for r in found):.4g}"
+
+
+def summary(loaded: Sequence[LoadedInput], written: Sequence[Written], seconds: float) -> str:
+    """One line on a whole run: its inputs and their shapes, the files written, the values, the time.
+
+    >>> summary([], [], 0.0123)
+    'apply: 0 inputs -> 0 files, 12.3 ms'
+    """
+    shapes = sorted({format_shape(item.shape) for item in loaded})
+    inputs = f"{len(loaded)} input{'s' if len(loaded) != 1 else ''}" + (f" ({', '.join(shapes[:3])}"
+                                                                      f"{', ...' if len(shapes) > 3 else ''})"
+                                                                      if shapes else "")
+    maps = [w for w in written if w.format != "montage"]
+    files = f"{len(written)} file{'s' if len(written) != 1 else ''}"
+    values = f", values {_span([r for w in maps for r in w.ranges])}" if any(w.ranges for w in maps) else ""
+    return f"apply: {inputs} -> {files}{values}, {seconds * 1000:.1f} ms"

@@ -22,6 +22,7 @@ Neighbours: the numerical check itself is :mod:`convcli.commands.gradcheck`; dK 
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import time
@@ -49,6 +50,7 @@ from ..kernels.bank import LayerOptions, build_layer, working_dtype
 from ..kernels.gradient import kernel_gradient
 from ..kernels.kernel import Kernel
 from ..kernels.spec import parse_kernels
+from ..visual.montage import MIN_SIDE
 from .common import (
     QUIET,
     Reporter,
@@ -61,6 +63,7 @@ from .common import (
     target_name,
 )
 from .gradcheck import CheckRow, check_options, default_tolerance, gradient_check
+from .montages import check_montage, grad_tiles, montage_png
 from .trace_view import ExplainedRun
 
 __all__ = [
@@ -405,7 +408,7 @@ def _format_of(path: str, what: str) -> str:
 def plan_outputs(
     output: Optional[str],
     singles: Mapping[str, Optional[str]],
-    default: str,
+    default: Optional[str],
     protect: Sequence[str] = (),
 ) -> list[GradOutput]:
     """Name and check every output before anything is computed.
@@ -416,8 +419,9 @@ def plan_outputs(
         ``-o``: an .npz path or ``-``.
     singles : dict
         ``{"dx": path, "dW": path, "db": path}`` (None where not asked for).
-    default : str
-        The .npz written when neither ``-o`` nor any single output is given.
+    default : str or None
+        The .npz written when neither ``-o`` nor any single output is given (None: none,
+        as when only a montage is asked for).
     protect : sequence of str
         Files read (input, dout, kernel and bias files): never overwritten.
 
@@ -432,8 +436,8 @@ def plan_outputs(
     for what, path in singles.items():
         if path is not None:
             targets.append(GradOutput(what, path, _format_of(path, what)))
-    if output is not None or not targets:
-        path = default if output is None else output
+    if output is not None or (not targets and default is not None):
+        path = str(default if output is None else output)
         targets.insert(0, GradOutput("npz", path, _format_of(path, "npz")))
     if sum(t.path == "-" for t in targets) > 1:
         raise OutputFileError("only one output can go to standard output '-'; write the others to files")
@@ -447,7 +451,9 @@ def grad_png(value: NDArray[np.floating], what: str, display: str) -> NDArray[np
     dx (N, C, H, W): one row per image, in colour when C is 3 or 4 (as apply writes
     RGB), else one gray map per channel.  Weights: dW/dK (FN, C/groups, FH, FW) as an
     FN x C/groups grid of gray maps, (M, FH, FW) as a row of M, (FH, FW) alone.
-    Each map (each colour image) is mapped on its own; maps are 1 pixel apart.
+    Each map (each colour image) is mapped on its own; maps are 1 pixel apart.  Maps whose
+    longest side is under :data:`convcli.visual.montage.MIN_SIDE` pixels are enlarged by a
+    whole factor first (each value a square of pixels), so a 3×3 kernel is a visible 3×3 grid.
     """
     check_display(display)
     array = np.asarray(value)
@@ -459,6 +465,10 @@ def grad_png(value: NDArray[np.floating], what: str, display: str) -> NDArray[np
         cells = array[None, :, None]
     else:
         cells = array[:, :, None]
+    side = max(cells.shape[3:])
+    if side < MIN_SIDE:
+        factor = math.ceil(MIN_SIDE / side)
+        cells = np.repeat(np.repeat(cells, factor, axis=3), factor, axis=4)
     return montage(cells, display)
 
 
@@ -596,6 +606,9 @@ class GradOutputOptions:
         Single arrays: ``.npy``, ``.png`` (not db) or ``-``.  ``dw`` is dK when there is one.
     display : str
         How PNGs map gradients to pixels (:data:`convcli.io.formats.DISPLAY_MODES`).
+    montage : str or None
+        A PNG (or ``-``) of dx, dW and dK as one labelled grid (:func:`convcli.commands.montages.grad_tiles`);
+        alone, no .npz is written by default.
     """
 
     output: Optional[str] = None
@@ -603,6 +616,7 @@ class GradOutputOptions:
     dw: Optional[str] = None
     db: Optional[str] = None
     display: str = "minmax"
+    montage: Optional[str] = None
 
 
 def default_output(source: str) -> str:
@@ -658,13 +672,16 @@ def grad_command(
     """
     protect = protected_files(source, dout, *kernels, shared.bias)
     singles = {"dx": output_options.dx, "dW": output_options.dw, "db": output_options.db}
-    targets = plan_outputs(output_options.output, singles, default_output(source), protect)
-    if any(t.path == "-" for t in targets):
+    montage = output_options.montage
+    check_montage(montage)
+    targets = plan_outputs(output_options.output, singles, default_output(source) if montage is None else None,
+                           protect)
+    if any(t.path == "-" for t in targets) or montage == "-":
         refuse_terminal("'-'")
     options = shared.layer_options()
     with said_warnings(report), OutputSet(protect) as files:
         # every output checked and its place made before any work; all written at the end, or none
-        files.reserve([t.path for t in targets], subject="two outputs")
+        files.reserve([t.path for t in targets] + ([] if montage is None else [montage]), subject="two outputs")
         written, has_dk, padding = _grad_run(source, kernels, dout, shared, options, output_options, check, report,
                                              show_check, targets, files, explain)
     _say_written(written, has_dk, padding, report)
@@ -693,7 +710,9 @@ def _grad_run(
     if explain is not None and trace is not None:
         explain.append(ExplainedRun(target_name(item.name), trace))
     grads = run.grads
-    norms = ", ".join(f"|{name}| {norm:.6g} ({format_shape(shape)})" for name, norm, shape in grads.norms())
+    values = {"dx": grads.dx, "dW": grads.dW, "db": grads.db, "dK": grads.dK}
+    norms = ", ".join(f"|{name}| {norm:.6g} ({format_shape(shape)}{_values(values.get(name))})"
+                      for name, norm, shape in grads.norms())
     report.say(f"x {format_shape(run.x.shape)} -> y {format_shape(run.output_shape)} ({run.dtype}, padding "
                f"{options.padding_mode}); {norms}; forward+backward {grads.seconds * 1000:.1f} ms")
     if check is not None:
@@ -702,14 +721,30 @@ def _grad_run(
             show_check(outcome)
         outcome.verdict()
     written = write_outputs(targets, grads, output_options.display, outputs=files)
+    if output_options.montage is not None:
+        tiles = grad_tiles(grads.dx, grads.dW, grads.dK, item.stem, [k.label for k in parsed])
+        title = "convcli grad: dx, dW" + (", dK" if grads.dK is not None else "")
+        files.write(output_options.montage, montage_png(tiles, title))
+        written.append((GradOutput("montage", output_options.montage, "png"), (len(tiles),)))
     return written, grads.dK is not None, options.padding_mode
+
+
+def _values(array: Optional[NDArray[np.floating]]) -> str:
+    """``", values LO..HI"`` of an array's finite values, for the summary ("" when it has none)."""
+    if array is None:
+        return ""
+    v = np.asarray(array)
+    finite = v[np.isfinite(v)]
+    return f", values {float(finite.min()):.4g}..{float(finite.max()):.4g}" if finite.size else ""
 
 
 def _say_written(
     written: Sequence[tuple[GradOutput, tuple[int, ...]]], has_dk: bool, padding: Optional[str], report: Reporter
 ) -> None:
     for target, shape in written:
-        if target.what == "npz":
+        if target.what == "montage":
+            report.say(f"wrote {target_name(target.path)} (montage of {shape[0]} maps)")
+        elif target.what == "npz":
             members = "dx, dW, db" + (", dK" if has_dk else "")
             report.say(f"wrote {target_name(target.path)} (npz: {members}; padding {padding})")
         else:

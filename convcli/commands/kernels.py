@@ -12,7 +12,8 @@ ImageMagick names :mod:`convcli.kernels.imagemagick_named`; the spec parser
 
 from __future__ import annotations
 
-from typing import Optional
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Optional
 
 import numpy as np
 from numpy.typing import NDArray
@@ -20,9 +21,12 @@ from numpy.typing import NDArray
 from ..errors import ShapeError
 from .common import format_shape
 
+if TYPE_CHECKING:
+    from ..visual.kernel_picture import KernelCells
+
 __all__ = [
     "IMAGEMAGICK_TITLE", "LISTING_TITLE", "describe_kernel", "describe_kernels", "format_matrix",
-    "imagemagick_listing", "kernel_listing",
+    "imagemagick_listing", "kernel_listing", "kernel_cells", "write_kernel_png",
 ]
 
 #: The title of the listing.
@@ -127,3 +131,54 @@ def format_matrix(weights: NDArray[np.generic], *, precision: int = 6,
         for row in cells
     ]
     return "\n".join(lines)
+
+
+def kernel_cells(spec: str) -> list[KernelCells]:
+    """What ``kernels SPEC --png`` draws: each 2-D kernel of ``spec``, a layer's every [f, c] slice."""
+    from ..kernels.spec import parse_kernels
+    from ..visual.kernel_picture import KernelCells
+
+    cells = []
+    for kernel in parse_kernels(spec).kernels:
+        weights = np.asarray(kernel.weights, dtype=np.float64)
+        if weights.ndim == 2:
+            holes = None if kernel.taps is None else ~np.asarray(kernel.taps, dtype=bool)
+            size = "x".join(str(n) for n in weights.shape)  # the picture's font has no "×"
+            cells.append(KernelCells(weights, f"{kernel.label}: {size}", holes))
+        else:
+            cells.extend(KernelCells(weights[f, c], f"{kernel.label} [{f}, {c}]")
+                         for f in range(weights.shape[0]) for c in range(weights.shape[1]))
+    return cells
+
+
+def write_kernel_png(spec: str, path: str, protect: Sequence[str] = ()) -> tuple[int, int]:
+    """Draw ``spec``'s kernels (:func:`convcli.visual.kernel_picture.kernel_picture`) into the PNG ``path``.
+
+    Written all or nothing through :class:`~convcli.io.outputs.OutputSet`, never over a file in
+    ``protect`` (the kernel file).
+
+    Returns
+    -------
+    (width, height)
+        Of the picture, in pixels.
+
+    Raises
+    ------
+    OutputFileError
+        A name that is not ``.png`` (or ``-``), or a target that cannot be written.
+    KernelSpecError, InputFileError
+        As the spec parser.
+    """
+    from ..errors import OutputFileError, quote
+    from ..io.formats import format_for_path
+    from ..io.images import encode_pixels
+    from ..io.outputs import OutputSet
+    from ..visual.kernel_picture import kernel_picture
+
+    if path != "-" and format_for_path(path) != "png":
+        raise OutputFileError(f"--png {quote(path)}: a kernel picture is a PNG; name it .png, or '-'")
+    with OutputSet(protect) as files:
+        files.reserve([path])
+        picture = kernel_picture(kernel_cells(spec))
+        files.write(path, encode_pixels(picture, "png", level=9))
+    return picture.shape[1], picture.shape[0]

@@ -368,3 +368,30 @@ def plan_geometry(
         groups=n_groups, stride=stride_hw, dilation=dilation_hw, pads=pads,
         padding_mode=mode.name, out_h=out_h, out_w=out_w, pad_value=mode.value,
     )
+
+
+def valid_span(size: int, kernel: int, stride: int, dilation: int, pad_before: int, out: int) -> tuple[int, int]:
+    """The outputs ``[start, stop)`` of one axis whose window reads no padding (it lies inside the input).
+
+    Output ``o`` reads input positions ``o*stride - pad_before + dilation*t`` for ``t`` in
+    ``0..kernel-1``; it is valid when the first is >= 0 and the last <= ``size - 1``.
+    ``start == stop`` when no window fits inside the input.
+
+    >>> valid_span(8, 3, 1, 1, 1, 8)   # 'same' padding: the border outputs read padding
+    (1, 7)
+    >>> valid_span(8, 9, 1, 1, 4, 8)   # a kernel wider than the input: none is valid
+    (0, 0)
+    """
+    start = -(-pad_before // stride)  # ceil(pad_before / stride)
+    last = (size - 1 - dilation * (kernel - 1) + pad_before)
+    stop = last // stride + 1 if last >= 0 else 0
+    start, stop = min(start, out), max(0, min(stop, out))
+    return (start, stop) if stop > start else (0, 0)
+
+
+def valid_region(geom: ConvGeometry) -> tuple[slice, slice]:
+    """The (rows, columns) of the output whose windows lie inside the input (:func:`valid_span` per axis)."""
+    top, _, left, _ = geom.pads
+    rows = valid_span(geom.height, geom.kernel_h, geom.stride[0], geom.dilation[0], top, geom.out_h)
+    cols = valid_span(geom.width, geom.kernel_w, geom.stride[1], geom.dilation[1], left, geom.out_w)
+    return slice(*rows), slice(*cols)

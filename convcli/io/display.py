@@ -7,7 +7,8 @@ one of four ways before :func:`convcli.io.images.encode_png` rounds them to inte
 ========  ==============================================================================
 clip      ``v`` clipped to [0, 1]: for filters that keep the image's range (blur, sharpen)
 abs       ``|v|`` clipped to [0, 1]: edge strength, either sign
-minmax    per map ``(v - min) / (max - min)``: stretch each map to the full range
+minmax    per map ``(v - min) / (max - min)``: stretch each map to the full range, the range
+          taken over a region when one is given (``apply``: the valid interior)
 offset    ``0.5 + v`` clipped to [0, 1]: signed responses, 0 is mid-gray
 ========  ==============================================================================
 
@@ -32,8 +33,8 @@ from ..kernels.kernel import is_zero_sum
 from .formats import DISPLAY_MODES, check_display
 
 __all__ = [
-    "CONSTANT_EPS", "DISPLAY_MODES", "ELEMENTWISE_MODES", "check_display", "default_display", "montage", "to_display",
-    "to_pixels",
+    "CONSTANT_EPS", "DISPLAY_MODES", "ELEMENTWISE_MODES", "Region", "check_display", "default_display", "map_range",
+    "montage", "to_display", "to_pixels",
 ]
 
 #: Display modes that map each value on its own (minmax needs each map's range first), so a
@@ -44,16 +45,44 @@ ELEMENTWISE_MODES: tuple[str, ...] = ("clip", "abs", "offset")
 CONSTANT_EPS = 64
 
 
-def _minmax(maps: NDArray[np.floating]) -> NDArray[np.floating]:
-    """Stretch each map (C, H, W) to [0, 1] over its finite values; constant maps are clipped instead."""
+#: A region of a map: (rows, columns) slices.
+Region = tuple[slice, slice]
+
+
+def map_range(plane: NDArray[np.generic], region: Optional[Region] = None) -> Optional[tuple[float, float]]:
+    """(min, max) of a map's finite values, over ``region`` when it holds any, else over the whole map.
+
+    Returns None when the map has no finite value.
+    """
+    if region is not None:
+        found = _finite_range(np.asarray(plane[region]))
+        if found is not None:
+            return found
+    return _finite_range(np.asarray(plane))
+
+
+def _finite_range(values: NDArray[np.generic]) -> Optional[tuple[float, float]]:
+    """(min, max) of the finite values, or None; one pass of min and max when every value is finite."""
+    if values.size == 0:
+        return None
+    lo, hi = float(values.min()), float(values.max())
+    if np.isfinite(lo) and np.isfinite(hi):
+        return lo, hi
+    finite = values[np.isfinite(values)]
+    return (float(finite.min()), float(finite.max())) if finite.size else None
+
+
+def _minmax(maps: NDArray[np.floating], region: Optional[Region] = None) -> NDArray[np.floating]:
+    """Stretch each map (C, H, W) to [0, 1] over its finite values (those in ``region`` when it holds any),
+    values outside that range clipped; constant maps are clipped instead."""
     out = np.empty_like(maps)
     eps = float(np.finfo(maps.dtype).eps)
     for c, plane in enumerate(maps):
-        finite = plane[np.isfinite(plane)]
-        if finite.size == 0:
+        found = map_range(plane, region)
+        if found is None:
             out[c] = np.clip(plane, 0.0, 1.0)
             continue
-        lo, hi = float(finite.min()), float(finite.max())  # Python floats: no float32 overflow below
+        lo, hi = found  # Python floats: no float32 overflow below
         if hi - lo <= CONSTANT_EPS * eps * max(abs(lo), abs(hi)):
             out[c] = np.clip(plane, 0.0, 1.0)
         else:
@@ -61,7 +90,7 @@ def _minmax(maps: NDArray[np.floating]) -> NDArray[np.floating]:
     return out
 
 
-def to_display(maps: NDArray[np.generic], mode: str) -> NDArray[np.float32]:
+def to_display(maps: NDArray[np.generic], mode: str, region: Optional[Region] = None) -> NDArray[np.float32]:
     """Map float feature maps to [0, 1] for display.
 
     Parameters
@@ -74,6 +103,10 @@ def to_display(maps: NDArray[np.generic], mode: str) -> NDArray[np.float32]:
         within ``64 * eps * max(|min|, |max|)``, rounding noise) has nothing to stretch and
         is shown as clip would show it, so an all-zero response is black, not gray.
         offset: ``clip(0.5 + v, 0, 1)``.
+    region : (slice, slice), optional
+        minmax only: take each map's range over this part of it (the outputs whose window
+        lies inside the input, so that padding does not set the range); values outside
+        the range are clipped.  An empty region, or one with no finite value, is ignored.
 
     Returns
     -------
@@ -103,13 +136,14 @@ def to_display(maps: NDArray[np.generic], mode: str) -> NDArray[np.float32]:
         shown = values + 0.5
         np.clip(shown, 0.0, 1.0, out=shown)
     else:
-        shown = _minmax(values)
+        shown = _minmax(values, region)
     np.fmax(shown, 0.0, out=shown)  # NaN -> 0, in place (shown is a new array)
     return shown.astype(np.float32, copy=False)
 
 
 def to_pixels(maps: NDArray[np.generic], mode: str, bits: int = 8,
-              out: Optional[NDArray[np.unsignedinteger]] = None) -> NDArray[np.unsignedinteger]:
+              out: Optional[NDArray[np.unsignedinteger]] = None,
+              region: Optional[Region] = None) -> NDArray[np.unsignedinteger]:
     """Feature maps as integer pixels: the display mode, scaled to 255 (or 65535), rounded.
 
     The same mapping as :func:`to_display` followed by rounding ``255·v`` to the nearest
@@ -127,6 +161,8 @@ def to_pixels(maps: NDArray[np.generic], mode: str, bits: int = 8,
     bits : {8, 16}
     out : ndarray, shape (H, W, C), uint8 (bits 8) or uint16 (bits 16), optional
         Written in place; any strides.
+    region : (slice, slice), optional
+        minmax's range region (:func:`to_display`).
 
     Returns
     -------
@@ -143,7 +179,7 @@ def to_pixels(maps: NDArray[np.generic], mode: str, bits: int = 8,
     if out is None:
         out = np.empty((height, width, channels), dtype=np.uint8 if bits == 8 else np.uint16)
     top = 255.0 if bits == 8 else 65535.0
-    source = to_display(array, mode) if mode not in ELEMENTWISE_MODES else array
+    source = to_display(array, mode, region) if mode not in ELEMENTWISE_MODES else array
     work = np.float64 if source.dtype == np.float64 else np.float32
     step = max(1, (1 << 18) // max(1, width * channels))
     scratch = np.empty((channels, min(step, height), width), dtype=work)

@@ -63,7 +63,8 @@ def test_input_help_lists_every_input_kind() -> None:
 
 def test_option_help_says_what_is_accepted() -> None:
     text = help_text("apply")
-    assert "offset when any kernel sums to zero (sobel-x, laplacian, log) or to a negative number" in text
+    assert "offset when it sums to zero (sobel-x, laplacian, log) or to a negative number" in text
+    assert "Default, per kernel" in text and "valid interior" in text
     for option in ("Stride: N, or 'H,W' (also HxW)", "'H,W' (also HxW) or 'T,B,L,R'", "Dilation", "'-' for .npy"):
         assert option in text, option
     assert "16 for one-map PNGs when every input is a 16-bit image" in text

@@ -521,10 +521,10 @@ def _displayed(values: np.ndarray, mode: str, scale: int = 255) -> np.ndarray:
         shown = np.clip(np.abs(values), 0, 1)
     elif mode == "offset":
         shown = np.clip(values + 0.5, 0, 1)
-    else:
-        lo = values.min(axis=(1, 2), keepdims=True)
-        hi = values.max(axis=(1, 2), keepdims=True)
-        shown = (values - lo) / (hi - lo)
+    else:  # the range of the valid interior: a 3x3 kernel's outputs that read no padding
+        lo = values[:, 1:-1, 1:-1].min(axis=(1, 2), keepdims=True)
+        hi = values[:, 1:-1, 1:-1].max(axis=(1, 2), keepdims=True)
+        shown = np.clip((values - lo) / (hi - lo), 0, 1)
     return np.rint(shown.astype(np.float64) * scale).astype(np.int64)
 
 
@@ -572,13 +572,14 @@ def test_png_16_bit_colour_writes_one_png_per_map(tmp_path: Path, rgb: Path) -> 
 
 def test_png_one_file_per_map_unless_1_3_or_4(tmp_path: Path, gray: Path, arr: Path) -> None:
     ok("apply", gray, "-k", "sobel-x", "-k", "sobel-y", "-o", tmp_path / "two.png", "-q")
-    assert sorted(p.name for p in tmp_path.glob("two*")) == ["two-0.png", "two-1.png"]
+    assert sorted(p.name for p in tmp_path.glob("two*")) == ["two-sobel-x.png", "two-sobel-y.png"]
     w = np.random.default_rng(0).random((4, 3, 3, 3))
     np.save(tmp_path / "w4.npy", w)
-    ok("apply", arr, "-k", tmp_path / "w4.npy", "-o", tmp_path / "four.png", "-q")  # N = 2, 4 maps: RGBA each
+    ok("apply", arr, "-k", tmp_path / "w4.npy", "-o", tmp_path / "four.png", "-q")  # N = 2, 4 layer maps: 8 files
     for n in range(2):
-        with Image.open(tmp_path / f"four-arr-{n}.png") as im:
-            assert im.mode == "RGBA"
+        for m in range(4):
+            with Image.open(tmp_path / f"four-arr-{n}-{m}.png") as im:
+                assert im.mode == "L"  # a layer's 4 maps are no RGBA picture
 
 
 # ---------------------------------------------------------------- 16-bit and alpha inputs
@@ -698,8 +699,11 @@ def test_default_output_beside_input(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert source.read_bytes() == original
     assert list(elsewhere.iterdir()) == []
     ok("apply", source, "-k", "gaussian:1.5", "-k", "box:11", "-q")
-    assert (folder / "pic-gaussian-1.5+box-11-0.png").exists()  # 6 maps: one PNG each
-    assert len(list(folder.glob("pic-gaussian-1.5+box-11-*.png"))) == 6
+    # 2 kernels on RGB: one colour picture per kernel, named by it
+    assert sorted(p.name for p in folder.glob("pic-*.png")) == ["pic-box-11.png", "pic-gaussian-1.5.png",
+                                                                "pic-sobel-x.png"]
+    with Image.open(folder / "pic-box-11.png") as im:
+        assert im.mode == "RGB"
     ok("apply", source, "-k", "1,2;3,4", "-q")
     assert (folder / "pic-inline.png").exists()
 
@@ -726,16 +730,16 @@ def test_each_batch_gets_all_its_maps(tmp_path: Path, rgb: Path, gray: Path) -> 
         folder.mkdir()
         result = ok("apply", *order, "-k", "sobel-x", "-k", "sobel-y", "-o", folder / "o.png")
         names = sorted(p.name for p in folder.iterdir())
-        assert names == sorted([f"o-gray-{m}.png" for m in range(2)] + [f"o-rgb-{m}.png" for m in range(6)]), names
-        assert result.stderr.count("wrote") == 8
+        assert names == sorted(f"o-{s}-{k}.png" for s in ("gray", "rgb") for k in ("sobel-x", "sobel-y")), names
+        assert result.stderr.count("wrote") == 4  # gray: one map per kernel; RGB: one colour picture per kernel
 
 
 def test_gray_alpha_and_rgb_with_one_kernel(tmp_path: Path, rgb: Path) -> None:
-    # LA input (2 maps: one PNG each) next to RGB (3 maps: one PNG): no stray '{map}' in either name
+    # LA input (one gray+alpha PNG) next to RGB (one RGB PNG): no stray '{map}' in either name
     la = tmp_path / "la.png"
     Image.new("LA", (10, 8), (128, 200)).save(la)
     ok("apply", la, rgb, "-k", "box:3", "--keep-alpha", "-o", tmp_path / "o.png", "-q")
-    assert sorted(p.name for p in tmp_path.glob("o-*")) == ["o-la-0.png", "o-la-1.png", "o-rgb.png"]
+    assert sorted(p.name for p in tmp_path.glob("o-*")) == ["o-la.png", "o-rgb.png"]
 
 
 def test_default_output_never_replaces_an_input(tmp_path: Path, rgb: Path) -> None:
@@ -818,7 +822,9 @@ def test_quiet_prints_nothing(tmp_path: Path) -> None:
 
 def test_no_progress_bar_when_stderr_is_not_a_terminal(tmp_path: Path, rgb: Path, gray: Path) -> None:
     result = ok("apply", rgb, gray, "-k", "box:3", "-o", tmp_path / "o-{stem}.npy")
-    assert all(line.startswith("convcli: wrote ") for line in result.stderr.splitlines())
+    lines = result.stderr.splitlines()
+    assert all(line.startswith("convcli: wrote ") for line in lines[:-1])
+    assert lines[-1].startswith("convcli: apply: 2 inputs (1×1×28×36, 1×3×32×40) -> 2 files, values ")
 
 
 # ---------------------------------------------------------------- errors: one line, no traceback, no output
@@ -904,7 +910,7 @@ ERRORS: list[tuple[str, Sequence[str], int, Sequence[str]]] = [
     ("output folder missing", ["RGB", "-k", "box:3", "-o", "nodir/"], 4, ["output directory", "does not exist"]),
     ("output is the input", ["RGB", "-k", "box:3", "-o", "RGB"], 4, ["refusing to overwrite input"]),
     ("stdout many", ["four.npy", "-k", "box:3", "-k", "identity:3", "-f", "png", "-o", "-"], 4,
-     ["-o - takes one output", "8 files"]),
+     ["-o - takes one output", "2 files"]),
     ("two stdins", ["-", "-", "-k", "box:3", "-o", "OUT"], 2, ["standard input can be read once only"]),
     ("stdin input and kernel", ["-", "-k", "-", "-o", "OUT"], 2, ["INPUT '-' and -k -"]),
 ]
@@ -1008,10 +1014,13 @@ def test_normalize_leaves_a_large_tap_zero_sum_kernel_alone(tmp_path: Path, arr:
     np.testing.assert_array_equal(load_npy(tmp_path / "n.npy"), load_npy(tmp_path / "r.npy"))  # not divided by ~1e-12
 
 
-def test_map_field_is_0_when_one_file_holds_every_map(tmp_path: Path, gray: Path, rgb: Path) -> None:
+def test_map_field_always_means_one_file_per_map(tmp_path: Path, gray: Path, rgb: Path) -> None:
     ok("apply", gray, "-k", "box:3", "-o", tmp_path / "g-{map}.png", "-q")
-    ok("apply", rgb, "-k", "box:3", "-o", tmp_path / "c-{map}.png", "-q")  # 3 maps, one RGB file
-    assert sorted(p.name for p in tmp_path.glob("[gc]-*.png")) == ["c-0.png", "g-0.png"]
+    ok("apply", rgb, "-k", "box:3", "-o", tmp_path / "c-{map}.png", "-q")  # 3 maps: 3 gray files
+    ok("apply", rgb, "-k", "box:3", "-o", tmp_path / "one.png", "-q")  # no {map}: one RGB file
+    assert sorted(p.name for p in tmp_path.glob("[gc]-*.png")) == ["c-0.png", "c-1.png", "c-2.png", "g-0.png"]
+    with Image.open(tmp_path / "c-1.png") as im:
+        assert im.mode == "L"
 
 
 @pytest.mark.parametrize(("fmt", "name"), [("png", "t.npy"), ("npy", "t.png"), ("tiff", "t.npz"), ("npz", "t.TIF")])
@@ -1099,8 +1108,8 @@ def test_16_bit_input_gives_a_16_bit_png_by_default(tmp_path: Path, gray: Path) 
 def test_messages_quote_paths_so_a_newline_in_a_name_stays_on_one_line(tmp_path: Path, gray: Path) -> None:
     odd = tmp_path / "two\nlines.png"
     result = ok("apply", gray, "-k", "box:3", "-o", odd)
-    assert result.stderr.splitlines() == [
-        f"convcli: wrote {str(odd)!r} (png, 1×1×28×36, display clip, padding replicate)"
-    ]
+    lines = result.stderr.splitlines()
+    assert lines[0] == f"convcli: wrote {str(odd)!r} (png, 1×1×28×36, display clip, padding replicate)"
+    assert len(lines) == 2 and lines[1].startswith("convcli: apply: 1 input")
     assert_one_line_error(run("apply", gray, "-k", str(tmp_path / "no\nsuch.npy"), "-o", tmp_path / "o.png"), 3,
                           "kernel file", "no\\nsuch.npy", "not found")

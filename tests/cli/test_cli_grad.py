@@ -204,14 +204,14 @@ def test_png_outputs(work: Path) -> None:
     ok("rgb.png", "-k", "1,2,4;8,16,32;64,128,256", "-k", "sobel-x", "--dout", "randn", "--dx", "dx.png",
        "--dw", "dk.png")
     with Image.open("dx.png") as im:
-        assert im.mode == "RGB" and im.size == (18, 14)
-    with Image.open("dk.png") as im:  # dK of two 3×3 kernels, side by side with a 1-pixel gap
-        assert im.mode == "L" and im.size == (7, 3)
+        assert im.mode == "RGB" and im.size == (108, 84)  # 18×14, enlarged 6 times to reach 96 pixels
+    with Image.open("dk.png") as im:  # dK of two 3×3 kernels (each tap 32×32 pixels), side by side, 1 pixel apart
+        assert im.mode == "L" and im.size == (193, 96)
         pixels = np.asarray(im)
     assert pixels.min() == 0 and pixels.max() == 255  # minmax per map
     ok("x.npy", "-k", "w.npy", "--dout", "ones", "--dw", "dw.png", "--display", "offset")
-    with Image.open("dw.png") as im:  # dW (4, 3, 3, 3): a 4×3 grid of 3×3 maps
-        assert im.size == (11, 15)
+    with Image.open("dw.png") as im:  # dW (4, 3, 3, 3): a 4×3 grid of 3×3 maps, each 96×96
+        assert im.size == (290, 387)
 
 
 # ---------------------------------------------------------------- dK: the gradient for the kernels as given

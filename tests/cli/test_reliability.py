@@ -189,9 +189,10 @@ def _socket(name: str) -> Callable[[Path], None]:
 
 def _one_note_then_wrote(folder: Path, result: Any) -> None:
     lines = result.stderr.decode().splitlines()
-    assert len(lines) == 2, lines
+    assert len(lines) == 3, lines
     assert "Python 2" in lines[0] and lines[0].startswith("convcli: 'py2.npy': ")
     assert lines[1].startswith("convcli: wrote")
+    assert lines[2].startswith("convcli: apply: 1 input")  # the summary
 
 
 def _literal_names(folder: Path, result: Any) -> None:
@@ -490,7 +491,7 @@ def test_tiff_warnings_are_one_line_each(work: Path) -> None:
     result = run(["apply", "odd.tif", "-k", "box:3", "-o", "o.npy"], work)
     assert result.returncode == 0, result.stderr
     lines = result.stderr.decode().splitlines()
-    notes = [line for line in lines if not line.startswith("convcli: wrote")]
+    notes = [line for line in lines if not line.startswith(("convcli: wrote", "convcli: apply: "))]
     assert notes and all(line.startswith("convcli: 'odd.tif': ") for line in notes), lines
     assert len(notes) == len(set(notes)) and not any("TiffImagePlugin" in line or ".py:" in line for line in lines)
 

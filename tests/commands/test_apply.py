@@ -112,14 +112,15 @@ def test_16_bit_inputs_give_16_bit_one_map_pngs(tmp_path: Path) -> None:
     rgb16 = loaded(np.repeat(data, 3, axis=1), str(tmp_path / "rgb16.tif"), "image", 16)
     box, sobel = parse_kernel("box:3"), parse_kernel("sobel-x")
 
-    def bits(inputs: list[LoadedInput], kernels: Any = (box,), **kw: Any) -> list[Any]:
-        out = OutputOptions(output=str(tmp_path / "{stem}-{map}.png"), **kw)
+    def bits(inputs: list[LoadedInput], kernels: Any = (box,), name: str = "{stem}-{map}.png", **kw: Any) -> list[Any]:
+        out = OutputOptions(output=str(tmp_path / name), **kw)
         return [w.bits for w in apply_filters(inputs, list(kernels), LayerOptions(), out)]
 
     assert bits([g16]) == [16]
     assert bits([g16], (box, sobel)) == [16, 16]  # two maps: one PNG each, each 16-bit
     assert bits([g16, g8]) == [8, 8]  # not every input is 16-bit
-    assert bits([rgb16]) == [8]  # three maps in one RGB PNG: Pillow writes no 16-bit colour PNG
+    assert bits([rgb16], name="{stem}.png") == [8]  # three maps in one RGB PNG: 16-bit PNGs hold one map
+    assert bits([rgb16]) == [16, 16, 16]  # {map}: one file per map, each 16-bit
     assert bits([g16], bit_depth=8) == [8]
     assert bits([g8], bit_depth=16) == [16]
 
@@ -148,4 +149,5 @@ def test_apply_command_reads_filters_and_writes_with_library_options(tmp_path: P
     written = apply_command([str(tmp_path / "x.npy")], ["box:3"], shared, out, Collect())
     assert [w.path for w in written] == [str(tmp_path / "y.npy")]
     np.testing.assert_allclose(np.load(tmp_path / "y.npy"), np.full((1, 2, 3, 3), 1.5))
-    assert said == [f"wrote {str(tmp_path / 'y.npy')!r} (npy, 1×2×3×3, padding zeros)"]  # an array: zeros
+    assert said[:-1] == [f"wrote {str(tmp_path / 'y.npy')!r} (npy, 1×2×3×3, padding zeros)"]  # an array: zeros
+    assert said[-1].startswith("apply: 1 input (1×2×5×5) -> 1 file, values 1.5..1.5, ")

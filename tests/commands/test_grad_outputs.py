@@ -46,11 +46,16 @@ def test_plan_outputs_errors(
 
 
 def test_grad_png_layouts() -> None:
-    assert grad_png(rng_array((2, 3, 5, 4)), "dx", "minmax").shape == (3, 11, 4)  # 2 colour images, stacked
-    assert grad_png(rng_array((1, 2, 5, 4)), "dx", "minmax").shape == (1, 5, 9)  # 2 gray maps side by side
-    assert grad_png(rng_array((3, 3)), "dW", "minmax").shape == (1, 3, 3)
-    assert grad_png(rng_array((2, 3, 3)), "dW", "offset").shape == (1, 3, 7)
-    assert grad_png(rng_array((4, 2, 3, 3)), "dW", "abs").shape == (1, 15, 7)
+    # maps under 96 pixels are enlarged by a whole factor first: 5x4 by 20, 3x3 by 32
+    assert grad_png(rng_array((2, 3, 5, 4)), "dx", "minmax").shape == (3, 201, 80)  # 2 colour images, stacked
+    assert grad_png(rng_array((1, 2, 5, 4)), "dx", "minmax").shape == (1, 100, 161)  # 2 gray maps side by side
+    assert grad_png(rng_array((3, 3)), "dW", "minmax").shape == (1, 96, 96)
+    assert grad_png(rng_array((2, 3, 3)), "dW", "offset").shape == (1, 96, 193)
+    assert grad_png(rng_array((4, 2, 3, 3)), "dW", "abs").shape == (1, 387, 193)
+    big = rng_array((1, 1, 120, 100))
+    np.testing.assert_array_equal(grad_png(big, "dx", "minmax").shape, (1, 120, 100))  # large maps as they are
+    kernel = grad_png(rng_array((3, 3)), "dW", "minmax")[0]
+    np.testing.assert_array_equal(kernel, np.repeat(np.repeat(kernel[::32, ::32], 32, 0), 32, 1))
     with pytest.raises(ParameterError, match="--display"):
         grad_png(rng_array((3, 3)), "dW", "nope")
 
