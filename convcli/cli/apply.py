@@ -118,6 +118,17 @@ def apply(
             "files about the size of libvips's.",
         ),
     ] = PNG_LEVEL,
+    stream: Annotated[
+        Optional[bool],
+        typer.Option(
+            "--stream/--in-memory",
+            metavar="",
+            help="--stream memory-maps .npy inputs and writes a .npy result a band of rows at a time, so arrays "
+            "larger than memory go through (resident memory stays a few bands); --in-memory reads and builds "
+            "them whole. Default: --stream for .npy inputs of 256 MiB or more.",
+            show_default=False,
+        ),
+    ] = None,
     quiet: QuietOpt = False,
 ) -> None:
     """Filter images and arrays with one or more kernels and write the feature maps.
@@ -148,7 +159,8 @@ def apply(
     check_stdin_once(*readers)
     check_stdin_usable(*readers)
     out = command.OutputOptions(
-        output=output, format=format, display=display, bit_depth=bit_depth, quality=quality, png_level=png_level
+        output=output, format=format, display=display, bit_depth=bit_depth, quality=quality, png_level=png_level,
+        stream=stream,
     )
     report = Reporter(quiet)
     command.apply_command(inputs, kernel, layer, out, report, combine=combine)

@@ -39,6 +39,7 @@ from ..kernels.kernel import Kernel, filter_sums, is_zero_sum
 from ..kernels.spec import parse_kernels
 from .apply_outputs import (
     Batch,
+    Output,
     OutputOptions,
     check_output_options,
     is_directory_target,
@@ -58,6 +59,7 @@ from .common import (
     target_name,
 )
 from .render import FileSpec, render
+from .stream import stream_npy
 
 __all__ = [
     "PROGRESS_MIN_VALUES", "OutputOptions", "Written", "apply_command", "apply_filters", "check_output_options",
@@ -215,7 +217,8 @@ def apply_filters(
         # a stride past the input first: its message says so, the general one would not
         check_work_size(batch.layer, (batch.output_shape[0], *batch.inputs[0].shape[1:]), batch.dtype)
         work = batch.layer.work_bytes(batch.inputs[0].shape, batch.dtype)
-        check_result_size(batch.output_shape, batch.dtype, work=work)
+        if not _streams(batch, fmt, output_options):  # a streamed result lies on disk, not in memory
+            check_result_size(batch.output_shape, batch.dtype, work=work)
 
     # one display for the whole run, from the float64 filters as the layer runs them
     first = next(iter(weights.values()), None)
@@ -246,6 +249,14 @@ def apply_filters(
             )
             pause("compute")
             work = batch.layer.work_bytes(batch.inputs[0].shape, batch.dtype)
+            if _streams(batch, fmt, output_options):
+                if all(files.targets[out.path].kind == "file" for out in mine):
+                    for out in mine:
+                        _stream_output(files, out, batch, report, reduce)
+                        held = (out.stop - out.first, batch.maps, *batch.output_shape[2:])
+                        written.append(Written(out.path, held, out.format, padding=batch.padding))
+                    continue
+                check_result_size(batch.output_shape, batch.dtype, work=work)  # a FIFO or device: bytes in memory
             with allocation_guard(batch.output_shape, batch.dtype, work=work):
                 samples = [i.samples for i in batch.inputs]
                 data = np.concatenate(samples) if len(samples) > 1 else samples[0]
@@ -259,6 +270,24 @@ def apply_filters(
                     written.append(Written(out.path, held, out.format, display if picture else None,
                                            spec.bits if picture else None, batch.padding))
     return written
+
+
+def _streams(batch: Batch, fmt: Optional[str], options: OutputOptions) -> bool:
+    """True when ``batch`` is one memory-mapped ``.npy`` whose result goes to ``.npy`` files, band by band."""
+    return (
+        options.stream is not False and len(batch.inputs) == 1 and batch.inputs[0].mapped is not None
+        and (fmt or "npy") == "npy" and options.output != "-"
+    )
+
+
+def _stream_output(files: OutputSet, out: Output, batch: Batch, report: Optional[Callable[[float], None]],
+                   reduce: Optional[Callable[[np.ndarray], np.ndarray]]) -> None:
+    """Write one ``.npy`` output of a streamed batch into its temporary file (:func:`convcli.commands.stream.stream_npy`)."""
+    item = batch.inputs[0]
+    data = item.samples[out.first:out.stop]
+    shape = (out.stop - out.first, batch.maps, *batch.output_shape[2:])
+    files.stage_with(out.path, lambda fd: stream_npy(batch.layer, data, item.mapped, fd, out.path, shape,
+                                                     batch.dtype, transform=reduce, progress=report))
 
 
 def apply_command(
@@ -304,7 +333,9 @@ def apply_command(
         specs = [parse_kernels(spec) for spec in kernels]
         parsed = [kernel for spec in specs for kernel in spec.kernels]
         loaded = [
-            load_input(source, gray=shared.gray, keep_alpha=shared.keep_alpha, limits=limits) for source in inputs
+            load_input(source, gray=shared.gray, keep_alpha=shared.keep_alpha, limits=limits,
+                       stream=output_options.stream)
+            for source in inputs
         ]
         pause("read")
         for item in loaded:
