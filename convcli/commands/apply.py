@@ -253,8 +253,8 @@ def apply_filters(
                 if all(files.targets[out.path].kind == "file" for out in mine):
                     for out in mine:
                         _stream_output(files, out, batch, report, reduce)
-                        held = (out.stop - out.first, batch.maps, *batch.output_shape[2:])
-                        written.append(Written(out.path, held, out.format, padding=batch.padding))
+                        streamed: tuple[int, ...] = (out.stop - out.first, batch.maps, *batch.output_shape[2:])
+                        written.append(Written(out.path, streamed, out.format, padding=batch.padding))
                     continue
                 check_result_size(batch.output_shape, batch.dtype, work=work)  # a FIFO or device: bytes in memory
             with allocation_guard(batch.output_shape, batch.dtype, work=work):
@@ -282,7 +282,7 @@ def _streams(batch: Batch, fmt: Optional[str], options: OutputOptions) -> bool:
 
 def _stream_output(files: OutputSet, out: Output, batch: Batch, report: Optional[Callable[[float], None]],
                    reduce: Optional[Callable[[np.ndarray], np.ndarray]]) -> None:
-    """Write one ``.npy`` output of a streamed batch into its temporary file (:func:`convcli.commands.stream.stream_npy`)."""
+    """Write one ``.npy`` output of a streamed batch into its temporary file (:func:`.stream.stream_npy`)."""
     item = batch.inputs[0]
     data = item.samples[out.first:out.stop]
     shape = (out.stop - out.first, batch.maps, *batch.output_shape[2:])
