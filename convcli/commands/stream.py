@@ -48,7 +48,7 @@ def stream_npy(
     *,
     transform: Optional[Callable[[NDArray[np.floating]], NDArray[np.floating]]] = None,
     progress: Optional[Callable[[float], None]] = None,
-    band_bytes: int = STREAM_BAND_BYTES,
+    band_bytes: Optional[int] = None,
 ) -> None:
     """Write ``layer``'s result over ``data`` into the ``.npy`` file ``fd``, a band of output rows at a time.
 
@@ -71,8 +71,8 @@ def stream_npy(
         Applied to each band (N, FN, rows, OW) before it is stored (``--combine``).
     progress : callable(fraction), optional
         Told the fraction of the rows done after each band.
-    band_bytes : int
-        Bytes of result per band (:func:`band_rows`).
+    band_bytes : int, optional
+        Bytes of result per band (:func:`band_rows`; default :data:`STREAM_BAND_BYTES`).
 
     Raises
     ------
@@ -81,7 +81,7 @@ def stream_npy(
     """
     out = create_npy(fd, shape, np.dtype(dtype), path)
     oh = shape[2]
-    rows = band_rows(shape, np.dtype(dtype).itemsize, band_bytes)
+    rows = band_rows(shape, np.dtype(dtype).itemsize, STREAM_BAND_BYTES if band_bytes is None else band_bytes)
     saved, layer.progress = layer.progress, None
     try:
         for r0 in range(0, oh, rows):
