@@ -129,6 +129,34 @@ def apply(
             show_default=False,
         ),
     ] = None,
+    engine: Annotated[
+        str,
+        typer.Option(
+            "--engine",
+            metavar="local|dask",
+            help="local: this process (threads). dask: one large input (.npy, Zarr array, TIFF or image) in chunks "
+            "on a dask.distributed cluster, the result written block by block to -o FILE.npy or DIR.zarr; needs "
+            'pip install "convcli[dask]" (and "convcli[big]" for Zarr and TIFF).',
+        ),
+    ] = "local",
+    scheduler: Annotated[
+        Optional[str],
+        typer.Option(
+            "--scheduler",
+            metavar="ADDRESS",
+            help="With --engine dask: the address of a running dask scheduler (tcp://HOST:8786). Default: start a "
+            "local cluster of --workers processes on 127.0.0.1.",
+            show_default=False,
+        ),
+    ] = None,
+    chunk: Annotated[
+        int,
+        typer.Option("--chunk", metavar="N", help="With --engine dask: input rows and columns per chunk."),
+    ] = 4096,
+    workers: Annotated[
+        int,
+        typer.Option("--workers", metavar="N", help="With --engine dask and no --scheduler: local worker processes."),
+    ] = 2,
     quiet: QuietOpt = False,
 ) -> None:
     """Filter images and arrays with one or more kernels and write the feature maps.
@@ -163,5 +191,15 @@ def apply(
         stream=stream,
     )
     report = Reporter(quiet)
-    command.apply_command(inputs, kernel, layer, out, report, combine=combine)
+    if engine not in ("local", "dask"):
+        raise typer.BadParameter(f"must be local or dask, got {engine!r}", param_hint="--engine")
+    if engine == "dask":
+        from ..commands import apply_dask
+
+        apply_dask.apply_dask_command(inputs, kernel, layer, out, report, combine=combine, scheduler=scheduler,
+                                      chunk=chunk, workers=workers)
+    else:
+        if scheduler is not None:
+            raise typer.BadParameter("needs --engine dask", param_hint="--scheduler")
+        command.apply_command(inputs, kernel, layer, out, report, combine=combine)
     report.flush()
