@@ -84,7 +84,8 @@ def cluster(scheduler: Optional[str], workers: int = 2) -> Iterator[Any]:
     Raises
     ------
     ClusterError
-        The scheduler does not answer within 30 seconds.
+        The scheduler does not answer within dask's connect timeout (``distributed.comm.timeouts.connect``,
+        30 s unless configured, e.g. ``DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT=5s``).
     """
     distributed = require("distributed", "dask")
     if scheduler is None:
@@ -93,7 +94,7 @@ def cluster(scheduler: Optional[str], workers: int = 2) -> Iterator[Any]:
             yield client
         return
     try:
-        client = distributed.Client(scheduler, timeout="30s")
+        client = distributed.Client(scheduler)
     except (OSError, TimeoutError) as exc:
         raise ClusterError(f"cannot reach the dask scheduler at {scheduler!r}: {exc}") from None
     with client:

@@ -88,7 +88,7 @@ def open_chunked(source: str, chunk: int) -> tuple[Any, Optional[float]]:
     zarr = require("zarr", "big")
     if is_zarr(source):
         try:
-            x = da.from_zarr(zarr.open_array(source, mode="r"))
+            x = da.from_zarr(zarr.open_array(os.path.abspath(source), mode="r"))  # workers have their own cwd
         except Exception as exc:
             raise InputFileError(f"cannot read {name_of(source)} as a Zarr array: {exc}") from None
         divisor = None
