@@ -21,6 +21,9 @@ comparison: ``--omp-passive`` (OMP_WAIT_POLICY=PASSIVE before torch loads) and
 ``--gap-ms`` (a sleep before each timed call; on a VM it costs every multi-threaded
 contestant the wake-up of an idle vCPU).
 
+``--stream`` and ``--dask`` measure the streamed ``.npy`` path and the Dask engine
+(benchmarks/scale_jobs.py).
+
 ``--jobs`` instead runs whole-process photo jobs against libvips and scipy, with peak memory
 and a stage breakdown (benchmarks/photo_jobs.py).
 
@@ -427,6 +430,12 @@ def main(argv: Optional[list[str]] = None) -> int:
     ap.add_argument("--jobs", action="store_true",
                     help="whole-process photo jobs against libvips and scipy (benchmarks/photo_jobs.py), with "
                          "peak memory and a stage breakdown, instead of the workloads")
+    ap.add_argument("--stream", action="store_true",
+                    help="streamed .npy against in-memory, whole processes: time and peak RSS "
+                         "(benchmarks/scale_jobs.py)")
+    ap.add_argument("--dask", action="store_true",
+                    help="the Dask engine on a LocalCluster of 2 workers against dask-image, overhead per chunk, "
+                         "weak scaling (benchmarks/scale_jobs.py)")
     args = ap.parse_args(argv)
     global GAP, SETTLE_BELOW
     GAP = args.gap_ms / 1000
@@ -434,6 +443,10 @@ def main(argv: Optional[list[str]] = None) -> int:
         SETTLE_BELOW = 0.0
     if args.omp_passive:
         os.environ["OMP_WAIT_POLICY"] = "PASSIVE"  # read by libgomp when torch loads it
+    if args.stream or args.dask:
+        import scale_jobs
+
+        return scale_jobs.main("stream" if args.stream else "dask", quick=args.quick, reps=args.reps)
     if args.jobs:
         import photo_jobs
 

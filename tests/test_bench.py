@@ -32,3 +32,11 @@ def test_quick_photo_jobs_print_their_table_and_stages() -> None:
     assert "| stage | ms |" in out
     for stage in ("decode", "convolve", "map to pixels", "encode PNG"):
         assert f"| {stage}" in out, stage
+
+
+def test_quick_stream_jobs_print_their_table() -> None:
+    out = bench("--stream", "--quick")
+    assert "| array | padding | path | s (median) | peak RSS MiB |" in out
+    rows = [line for line in out.splitlines() if line.startswith("| 1×1×1024×1024")]
+    assert {row.split("|")[3].strip() for row in rows} == {"stream", "in-memory"}
+    assert all(float(row.split("|")[5]) > 0 for row in rows)  # peak RSS in MiB

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import shutil
@@ -18,9 +19,10 @@ README = (ROOT / "README.md").read_text(encoding="utf-8")
 BLOCK = re.compile(r"^```(\w+)\n(.*?)^```", re.M | re.S)
 
 
-def _blocks(after_heading: str) -> list[tuple[str, str]]:
+def _blocks(after_heading: str, before_heading: str = "") -> list[tuple[str, str]]:
     start = README.index(after_heading)
-    return [(m.group(1), m.group(2)) for m in BLOCK.finditer(README, start)]
+    stop = README.index(before_heading) if before_heading else len(README)
+    return [(m.group(1), m.group(2)) for m in BLOCK.finditer(README, start, stop)]
 
 
 def _env() -> dict[str, str]:
@@ -71,7 +73,7 @@ def test_quick_start_run_command(workdir: Path) -> None:
 
 
 def test_examples(workdir: Path) -> None:
-    examples = [(k, c) for k, c in _blocks("## Examples") if k in ("bash", "python")]
+    examples = [(k, c) for k, c in _blocks("## Examples", "## Scaling out") if k in ("bash", "python")]
     assert len(examples) >= 8
     for kind, code in examples:
         result = _run(kind, code, workdir)
@@ -115,3 +117,27 @@ def test_examples(workdir: Path) -> None:
     assert lenet["total"]["receptive_field"] == [6, 6]
     for name in ("y.npy", "strided-grads.npz", "soft-gray.png"):
         assert (workdir / name).is_file(), name
+
+
+def test_scaling_out(workdir: Path) -> None:
+    """The Scaling out section: the streamed example always; the Dask ones where the dask extra is installed."""
+    blocks = [(k, c) for k, c in _blocks("## Scaling out", "## Development") if k in ("bash", "python")]
+    assert len(blocks) == 3
+    have_dask = all(importlib.util.find_spec(m) is not None for m in ("dask", "distributed"))
+    for number, (kind, code) in enumerate(blocks):
+        if number > 0 and not have_dask:
+            pytest.skip('the dask extra is not installed (pip install -e ".[dask]")')
+        result = _run(kind, code, workdir)
+        assert result.returncode == 0, f"README block failed:\n{code}\nstderr:\n{result.stderr}"
+        assert "Traceback" not in result.stderr
+    assert np.load(workdir / "field-soft.npy").shape == (1, 1, 600, 800)
+    np.testing.assert_allclose(np.load(workdir / "field-dask.npy"),
+                               _local(workdir, "field.npy", "reflect"), rtol=1e-5, atol=1e-6)
+
+
+def _local(workdir: Path, name: str, mode: str) -> np.ndarray:
+    from convcli import Convolution
+    from convcli.kernels.spec import parse_kernel
+
+    w = parse_kernel("gaussian:2").weights.astype(np.float32)
+    return Convolution(w[None, None], pad="same", padding_mode=mode).forward(np.load(workdir / name))

@@ -162,6 +162,45 @@ def apply(
             "error, with half-block characters; when standard error is no terminal, a note says so instead.",
         ),
     ] = False,
+    stream: Annotated[
+        Optional[bool],
+        typer.Option(
+            "--stream/--in-memory",
+            metavar="",
+            help="--stream memory-maps .npy inputs and writes a .npy result a band of rows at a time, so arrays "
+            "larger than memory go through (resident memory stays a few bands); --in-memory reads and builds "
+            "them whole. Default: --stream for .npy inputs of 256 MiB or more.",
+            show_default=False,
+        ),
+    ] = None,
+    engine: Annotated[
+        str,
+        typer.Option(
+            "--engine",
+            metavar="local|dask",
+            help="local: this process (threads). dask: one large input (.npy, Zarr array, TIFF or image) in chunks "
+            "on a dask.distributed cluster, the result written block by block to -o FILE.npy or DIR.zarr; needs "
+            'pip install "convcli[dask]" (and "convcli[big]" for Zarr and TIFF).',
+        ),
+    ] = "local",
+    scheduler: Annotated[
+        Optional[str],
+        typer.Option(
+            "--scheduler",
+            metavar="ADDRESS",
+            help="With --engine dask: the address of a running dask scheduler (tcp://HOST:8786). Default: start a "
+            "local cluster of --workers processes on 127.0.0.1.",
+            show_default=False,
+        ),
+    ] = None,
+    chunk: Annotated[
+        int,
+        typer.Option("--chunk", metavar="N", help="With --engine dask: input rows and columns per chunk."),
+    ] = 4096,
+    workers: Annotated[
+        int,
+        typer.Option("--workers", metavar="N", help="With --engine dask and no --scheduler: local worker processes."),
+    ] = 2,
     quiet: QuietOpt = False,
 ) -> None:
     """Filter images and arrays with one or more kernels and write the feature maps.
@@ -200,9 +239,25 @@ def apply(
     check_stdin_once(*readers)
     check_stdin_usable(*readers)
     out = command.OutputOptions(
-        output=output, format=format, display=display, bit_depth=bit_depth, quality=quality, png_level=png_level
+        output=output, format=format, display=display, bit_depth=bit_depth, quality=quality, png_level=png_level,
+        stream=stream,
     )
     report = Reporter(quiet)
+    if engine not in ("local", "dask"):
+        raise typer.BadParameter(f"must be local or dask, got {engine!r}", param_hint="--engine")
+    if engine == "dask":
+        asked = [name for name, given in (("--montage", montage is not None), ("--explain", explain),
+                                          ("--show-equivalent", show_equivalent), ("--preview", preview)) if given]
+        if asked:
+            raise typer.BadParameter(f"{', '.join(asked)} work with --engine local only", param_hint="--engine dask")
+        from ..commands import apply_dask
+
+        apply_dask.apply_dask_command(inputs, kernel, layer, out, report, combine=combine, scheduler=scheduler,
+                                      chunk=chunk, workers=workers)
+        report.flush()
+        return
+    if scheduler is not None:
+        raise typer.BadParameter("needs --engine dask", param_hint="--scheduler")
     runs: Optional[list[ExplainedRun]] = [] if explain else None
     same: Optional[list[EquivalentSet]] = [] if show_equivalent else None
     written = command.apply_command(inputs, kernel, layer, out, report, combine=combine, montage=montage,

@@ -44,6 +44,7 @@ from ..kernels.spec import parse_kernels
 from ..visual.preview import thumbnail
 from .apply_outputs import (
     Batch,
+    Output,
     OutputOptions,
     check_output_options,
     is_directory_target,
@@ -66,6 +67,7 @@ from .common import (
 from .equivalent import EquivalentSet, InputSource, equivalents
 from .montages import ApplyMontage, check_montage, montage_picture
 from .render import FileSpec, render
+from .stream import stream_npy
 from .trace_view import ExplainedRun
 
 __all__ = [
@@ -274,11 +276,13 @@ def apply_filters(
         if equivalent is not None:
             equivalent.append(_equivalents(item, weights[channels], options, combine))
         batch.output_shape = (batch.output_shape[0] + shape_in[0], *batch.output_shape[1:])
+    streamable = montage is None and explain is None  # a montage and a trace need the whole result
     for batch in batches:
         # a stride past the input first: its message says so, the general one would not
         check_work_size(batch.layer, (batch.output_shape[0], *batch.inputs[0].shape[1:]), batch.dtype)
         work = batch.layer.work_bytes(batch.inputs[0].shape, batch.dtype)
-        check_result_size(batch.output_shape, batch.dtype, work=work)
+        if not (streamable and _streams(batch, fmt, output_options)):  # a streamed result lies on disk
+            check_result_size(batch.output_shape, batch.dtype, work=work)
 
     sixteen = output_options.bit_depth is None and bool(inputs) and all(
         i.kind == "image" and i.bits == 16 for i in inputs
@@ -308,6 +312,14 @@ def apply_filters(
             )
             pause("compute")
             work = batch.layer.work_bytes(batch.inputs[0].shape, batch.dtype)
+            if streamable and _streams(batch, fmt, output_options):
+                if all(files.targets[out.path].kind == "file" for out in mine):
+                    for out in mine:
+                        _stream_output(files, out, batch, report, reduce)
+                        streamed: tuple[int, ...] = (out.stop - out.first, batch.maps, *batch.output_shape[2:])
+                        written.append(Written(out.path, streamed, out.format, padding=batch.padding))
+                    continue
+                check_result_size(batch.output_shape, batch.dtype, work=work)  # a FIFO or device: bytes in memory
             with allocation_guard(batch.output_shape, batch.dtype, work=work):
                 samples = [i.samples for i in batch.inputs]
                 data = np.concatenate(samples) if len(samples) > 1 else samples[0]
@@ -353,6 +365,24 @@ def _image_labels(batch: Batch) -> list[str]:
 def _keep(grid: ApplyMontage, batch: Batch, region: tuple[slice, slice], result: np.ndarray) -> None:
     """A batch's result into the montage."""
     grid.add(result, batch.names, _image_labels(batch), batch.kernels == 0, region)
+
+
+def _streams(batch: Batch, fmt: Optional[str], options: OutputOptions) -> bool:
+    """True when ``batch`` is one memory-mapped ``.npy`` whose result goes to ``.npy`` files, band by band."""
+    return (
+        options.stream is not False and len(batch.inputs) == 1 and batch.inputs[0].mapped is not None
+        and (fmt or "npy") == "npy" and options.output != "-"
+    )
+
+
+def _stream_output(files: OutputSet, out: Output, batch: Batch, report: Optional[Callable[[float], None]],
+                   reduce: Optional[Callable[[np.ndarray], np.ndarray]]) -> None:
+    """Write one ``.npy`` output of a streamed batch into its temporary file (:func:`.stream.stream_npy`)."""
+    item = batch.inputs[0]
+    data = item.samples[out.first:out.stop]
+    shape = (out.stop - out.first, batch.maps, *batch.output_shape[2:])
+    files.stage_with(out.path, lambda fd: stream_npy(batch.layer, data, item.mapped, fd, out.path, shape,
+                                                     batch.dtype, transform=reduce, progress=report))
 
 
 def apply_command(
@@ -416,7 +446,9 @@ def apply_command(
         specs = [parse_kernels(spec) for spec in kernels]
         parsed = [kernel for spec in specs for kernel in spec.kernels]
         loaded = [
-            load_input(source, gray=shared.gray, keep_alpha=shared.keep_alpha, limits=limits) for source in inputs
+            load_input(source, gray=shared.gray, keep_alpha=shared.keep_alpha, limits=limits,
+                       stream=output_options.stream)
+            for source in inputs
         ]
         pause("read")
         for item in loaded:

@@ -87,6 +87,11 @@ class OutputOptions:
         JPEG and WebP quality, 1..100 (default :data:`convcli.io.formats.DEFAULT_QUALITY`).
     png_level : int
         PNG's zlib level, 0..9 (default :data:`convcli.io.formats.PNG_LEVEL`).
+    stream : bool or None
+        Memory-map ``.npy`` inputs and write a ``.npy`` result a band of rows at a time
+        (:mod:`convcli.commands.stream`), so neither is held whole: True for every ``.npy``
+        file, False never, None for inputs of at least
+        :data:`~convcli.io.mapped.STREAM_MIN_BYTES`.
     """
 
     output: Optional[str] = None
@@ -95,6 +100,7 @@ class OutputOptions:
     bit_depth: Optional[int] = None
     quality: int = DEFAULT_QUALITY
     png_level: int = PNG_LEVEL
+    stream: Optional[bool] = None
 
 
 @dataclass

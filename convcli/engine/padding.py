@@ -151,11 +151,24 @@ def window(rows: Lattice, cols: Lattice, mode: str) -> Window:
         return Window(mode, inner_dst, inner_src, whole, fills, empty, empty, empty, empty, empty)
     rows_out = rows.outer()
     cols_out = cols.outer() if r_hi > r_lo else empty
+    inner = rows.source_slice()
     return Window(
-        mode, inner_dst, inner_src, whole, (), rows_out, rows.sources(rows_out, mode),
-        cols.sources(np.arange(cols.count, dtype=np.intp), mode), cols_out,
-        np.arange(rows.size, dtype=np.intp)[rows.source_slice()],
+        mode, inner_dst, inner_src, whole, (), rows_out, rows.sources(rows_out, mode), _all_sources(cols, mode),
+        cols_out, np.arange(inner.start, inner.stop, inner.step, dtype=np.intp),
     )
+
+
+@lru_cache(maxsize=64)
+def _all_sources(lattice: Lattice, mode: str) -> NDArray[np.intp]:
+    """The pixel every k of ``lattice`` reads, shared by the windows of one row of tiles.
+
+    One array per column lattice (a band of rows of a 32768-pixel-wide image has a few),
+    not one per cached :class:`Window`: their many row lattices would otherwise each keep
+    a copy as long as the image is wide.
+    """
+    index = lattice.sources(np.arange(lattice.count, dtype=np.intp), mode)
+    index.flags.writeable = False
+    return index
 
 
 def _nonempty(block: tuple[slice, slice], nrows: int, ncols: int) -> bool:

@@ -29,6 +29,7 @@ from . import streams
 from .arrays import NPY_MAGIC, NPZ_MAGIC, choose_member, load_npy, load_npz, load_text
 from .images import LoadedImage, as_values, load_image, luma
 from .limits import DEFAULTS, ReadLimits, check_image_size, decoder_reason, pillow_pixel_limit
+from .mapped import STREAM_MIN_BYTES, MappedArray, count_nonfinite, map_npy, worth_mapping
 
 STDIN_NAME = "<stdin>"
 TEXT_EXTENSIONS = (".txt", ".csv")
@@ -165,6 +166,9 @@ class LoadedInput:
     divisor : float or None
         Images with integer samples: 255 or 65535, the input's values being
         ``samples / divisor``; None when the samples are the values.
+    mapped : MappedArray or None
+        A ``.npy`` read where it lies (memory-mapped, :mod:`convcli.io.mapped`): ``samples``
+        is a read-only view of the file, read as the engine needs it; None when read whole.
     """
 
     samples: NDArray[Any]
@@ -174,6 +178,7 @@ class LoadedInput:
     notes: list[str] = field(default_factory=list)
     bits: Optional[int] = None
     divisor: Optional[float] = None
+    mapped: Optional[MappedArray] = field(default=None, repr=False)
 
     @property
     def data(self) -> NDArray[Any]:
@@ -210,10 +215,10 @@ def _gray_array(data: NDArray[Any], name: str) -> NDArray[Any]:
     return luma(values)
 
 
-def _array_notes(data: NDArray[Any], name: str) -> list[str]:
+def _array_notes(data: NDArray[Any], name: str, mapped: Optional[MappedArray] = None) -> list[str]:
     notes = []
     if data.dtype.kind == "f":
-        bad = int(np.count_nonzero(~np.isfinite(data)))
+        bad = int(np.count_nonzero(~np.isfinite(data))) if mapped is None else count_nonfinite(mapped, data)
         if bad:
             notes.append(f"{bad} non-finite values (NaN or inf); they spread through the convolution")
     return notes
@@ -230,7 +235,7 @@ def _looks_like_text(data: bytes) -> bool:
 
 
 def load_input(source: str, *, gray: bool = False, keep_alpha: bool = False,
-               limits: ReadLimits = DEFAULTS) -> LoadedInput:
+               limits: ReadLimits = DEFAULTS, stream: Optional[bool] = None) -> LoadedInput:
     """Read a file (or ``-``) as an NCHW array, whatever its format: :func:`decode_input` of its bytes.
 
     The format comes from the magic bytes (:func:`sniff`), not the extension: .npy,
@@ -250,6 +255,11 @@ def load_input(source: str, *, gray: bool = False, keep_alpha: bool = False,
     limits : ReadLimits
         How many pixels and pages an image may decode to (``--max-pixels``), checked from
         its headers before it is decoded (:func:`convcli.io.limits.check_image_size`).
+    stream : bool or None
+        Whether a ``.npy`` file is memory-mapped instead of read whole (``mapped`` set): True
+        for every ``.npy`` regular file, False never, None for files of at least
+        :data:`~convcli.io.mapped.STREAM_MIN_BYTES`.  A mapped ``.npy`` may be larger
+        than memory; one read whole may not.
 
     Returns
     -------
@@ -263,6 +273,9 @@ def load_input(source: str, *, gray: bool = False, keep_alpha: bool = False,
     ShapeError
         An array that is not 2-, 3- or 4-D, or ``gray`` on an array with C not in (1, 3).
     """
+    if stream is not False and worth_mapping(source, 1 if stream else STREAM_MIN_BYTES):
+        mapped = map_npy(source)
+        return array_input(mapped.array, source, gray=gray, mapped=mapped)
     return decode_input(read_source(source, limits=limits), source, gray=gray, keep_alpha=keep_alpha, limits=limits)
 
 
@@ -344,7 +357,8 @@ def _decode_image(data: bytes, name: str, *, gray: bool, keep_alpha: bool, limit
         ) from None
 
 
-def array_input(array: NDArray[Any], source: str, *, gray: bool = False) -> LoadedInput:
+def array_input(array: NDArray[Any], source: str, *, gray: bool = False,
+                mapped: Optional[MappedArray] = None) -> LoadedInput:
     """A decoded array (HW, CHW or NCHW) as an input: shaped NCHW, ``gray`` applied, notes added.
 
     Raises
@@ -362,5 +376,7 @@ def array_input(array: NDArray[Any], source: str, *, gray: bool = False) -> Load
     nchw = to_nchw(array, name)
     if gray:
         nchw = _gray_array(nchw, name)
-    notes.extend(_array_notes(nchw, name))
-    return LoadedInput(nchw, name, input_stem(source), "array", notes)
+    if mapped is not None and not np.may_share_memory(nchw, mapped.array):
+        mapped = None  # gray (or bool) made a copy in memory: nothing is read from the file any more
+    notes.extend(_array_notes(nchw, name, mapped))
+    return LoadedInput(nchw, name, input_stem(source), "array", notes, mapped=mapped)

@@ -344,6 +344,43 @@ class OutputSet:
             os.close(fd)
         target.staged = True
 
+    def stage_with(self, path: str, fill: Callable[[int], None]) -> None:
+        """Let ``fill(fd)`` write one output's temporary file itself, in place (a mapped ``.npy`` a band at a time).
+
+        ``fd`` is the temporary file beside the target, opened for reading and writing
+        (never through a link, and checked to be the file :meth:`reserve` made); it is
+        synced when ``fill`` returns and renamed over the target at :meth:`commit`, like
+        any written output.
+
+        Raises
+        ------
+        OutputFileError
+            The target is standard output, a FIFO or a device (they take bytes, not a file
+            to map), the temporary file was replaced, or writing fails.
+        """
+        target = self.targets.get(path)
+        if target is None:
+            target = self.reserve([path])[0]
+        if target.kind != "file" or target.temp is None:
+            raise OutputFileError(f"output {name_of(path)} is not a regular file; a streamed .npy needs one")
+        flags = os.O_RDWR | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+        try:
+            fd = os.open(target.temp, flags | getattr(os, "O_BINARY", 0))
+        except OSError as exc:
+            raise _write_error(target.path, exc) from None
+        try:
+            info = os.fstat(fd)
+            if (info.st_dev, info.st_ino) != target.temp_id:
+                raise OutputFileError(f"the temporary file beside {name_of(target.path)} was replaced by another")
+            fill(fd)
+            os.fsync(fd)
+        except OSError as exc:
+            raise _write_error(target.path, exc) from None
+        finally:
+            os.close(fd)
+        target.staged = True
+        pause(f"staged:{sum(t.staged for t in self.targets.values())}")
+
     # -- after the work
 
     def commit(self) -> None:
