@@ -326,17 +326,22 @@ class OutputSet:
         pause(f"staged:{sum(t.staged for t in self.targets.values())}")
 
     def _stage(self, target: Target, data: bytes) -> None:
+        self._fill(target, os.O_WRONLY | os.O_TRUNC, lambda fd: _write_all(fd, data, target.path))
+
+    def _fill(self, target: Target, mode: int, fill: Callable[[int], None]) -> None:
+        """Open the target's temporary file with ``mode`` (never through a link, and only the file :meth:`reserve`
+        made), let ``fill(fd)`` write it, sync it, and mark the target staged."""
         assert target.temp is not None
-        flags = os.O_WRONLY | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+        flags = mode | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
         try:
-            fd = os.open(target.temp, flags | getattr(os, "O_BINARY", 0))
+            fd = os.open(target.temp, flags)
         except OSError as exc:
             raise _write_error(target.path, exc) from None
         try:
             info = os.fstat(fd)
             if (info.st_dev, info.st_ino) != target.temp_id:
                 raise OutputFileError(f"the temporary file beside {name_of(target.path)} was replaced by another")
-            _write_all(fd, data, target.path)
+            fill(fd)
             os.fsync(fd)
         except OSError as exc:
             raise _write_error(target.path, exc) from None
@@ -363,22 +368,7 @@ class OutputSet:
             target = self.reserve([path])[0]
         if target.kind != "file" or target.temp is None:
             raise OutputFileError(f"output {name_of(path)} is not a regular file; a streamed .npy needs one")
-        flags = os.O_RDWR | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
-        try:
-            fd = os.open(target.temp, flags | getattr(os, "O_BINARY", 0))
-        except OSError as exc:
-            raise _write_error(target.path, exc) from None
-        try:
-            info = os.fstat(fd)
-            if (info.st_dev, info.st_ino) != target.temp_id:
-                raise OutputFileError(f"the temporary file beside {name_of(target.path)} was replaced by another")
-            fill(fd)
-            os.fsync(fd)
-        except OSError as exc:
-            raise _write_error(target.path, exc) from None
-        finally:
-            os.close(fd)
-        target.staged = True
+        self._fill(target, os.O_RDWR, fill)
         pause(f"staged:{sum(t.staged for t in self.targets.values())}")
 
     # -- after the work
