@@ -249,7 +249,8 @@ def apply(
         asked = [name for name, given in (("--montage", montage is not None), ("--explain", explain),
                                           ("--show-equivalent", show_equivalent), ("--preview", preview)) if given]
         if asked:
-            raise typer.BadParameter(f"{', '.join(asked)} work with --engine local only", param_hint="--engine dask")
+            verb = "works" if len(asked) == 1 else "work"
+            raise typer.BadParameter(f"{', '.join(asked)} {verb} with --engine local only", param_hint="--engine dask")
         from ..commands import apply_dask
 
         apply_dask.apply_dask_command(inputs, kernel, layer, out, report, combine=combine, scheduler=scheduler,
