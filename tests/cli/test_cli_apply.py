@@ -1113,3 +1113,14 @@ def test_messages_quote_paths_so_a_newline_in_a_name_stays_on_one_line(tmp_path:
     assert len(lines) == 2 and lines[1].startswith("convcli: apply: 1 input")
     assert_one_line_error(run("apply", gray, "-k", str(tmp_path / "no\nsuch.npy"), "-o", tmp_path / "o.png"), 3,
                           "kernel file", "no\\nsuch.npy", "not found")
+
+
+@pytest.mark.parametrize(("options", "named"), [
+    (["--montage", "m.png"], "--montage works"),
+    (["--explain", "--preview"], "--explain, --preview work"),
+])
+def test_the_dask_engine_refuses_the_local_views(tmp_path: Path, rgb: Path, options: list[str], named: str) -> None:
+    """--montage, --explain, --show-equivalent and --preview need the local engine: refused before any work."""
+    result = run("apply", rgb, "-k", "box:3", "--engine", "dask", *options, "-o", tmp_path / "o.npy")
+    assert_one_line_error(result, 2, named, "--engine local only")
+    assert not (tmp_path / "o.npy").exists() and not (tmp_path / "m.png").exists()
