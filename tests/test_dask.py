@@ -221,3 +221,40 @@ def test_cli_starts_a_local_cluster(tmp_path: Path) -> None:
     assert "local cluster" in done.stderr
     want = Convolution(np.ones((1, 1, 5, 5), np.float32) / 25, pad="same").forward(np.load(tmp_path / "x.npy"))
     np.testing.assert_allclose(np.load(tmp_path / "y.npy"), want, rtol=1e-5, atol=1e-6)
+
+
+def test_cli_images_mapped_over_the_workers(client: Any, tmp_path: Path) -> None:
+    """Several images, one task each: every good one written as the local engine writes it, a bad one told
+    in one line without losing the others (exit 1); a folder is its images."""
+    from PIL import Image
+
+    rng = np.random.default_rng(7)
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for name, size in (("a.png", (40, 30)), ("b.png", (25, 33))):
+        Image.fromarray((rng.random((*size, 3)) * 255).astype(np.uint8)).save(photos / name)
+    (photos / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not a picture")
+    (photos / "notes.txt").write_text("not an image: a folder contributes its images only")
+    address = client.scheduler.address
+    (tmp_path / "out").mkdir()
+    (tmp_path / "local").mkdir()
+    done = convcli("apply", "photos", "-k", "sobel-x", "--engine", "dask", "--scheduler", address, "-o", "out/",
+                   cwd=tmp_path)
+    assert done.returncode == 1, done.stderr
+    lines = done.stderr.splitlines()
+    assert lines[-1].startswith("convcli: error: 1 of 3 images failed (") and "broken.png" in lines[-1], lines
+    assert "cannot read" in lines[-1] and lines[-1].endswith("the other 2 were written"), lines
+    assert sum(line.startswith("convcli: wrote ") for line in lines) == 2, lines
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a-sobel-x.png", "b-sobel-x.png"]
+    local = convcli("apply", "photos/a.png", "photos/b.png", "-k", "sobel-x", "-o", "local/", cwd=tmp_path)
+    assert local.returncode == 0, local.stderr
+    for name in ("a-sobel-x.png", "b-sobel-x.png"):
+        assert (tmp_path / "out" / name).read_bytes() == (tmp_path / "local" / name).read_bytes(), name
+
+
+def test_cli_images_need_a_folder_or_stem_in_the_name(tmp_path: Path) -> None:
+    np.save(tmp_path / "x.npy", np.zeros((1, 1, 8, 8), np.float32))
+    np.save(tmp_path / "y.npy", np.zeros((1, 1, 8, 8), np.float32))
+    done = convcli("apply", "x.npy", "y.npy", "-k", "box:3", "--engine", "dask", "-o", "one.png", cwd=tmp_path)
+    assert done.returncode == 2 and "use -o FOLDER/ or a name with {stem}" in done.stderr, done.stderr
+    assert len(done.stderr.splitlines()) == 1 and not (tmp_path / "one.png").exists()

@@ -179,7 +179,8 @@ def apply(
             "--engine",
             metavar="local|dask",
             help="local: this process (threads). dask: one large input (.npy, Zarr array, TIFF or image) in chunks "
-            "on a dask.distributed cluster, the result written block by block to -o FILE.npy or DIR.zarr; needs "
+            "on a dask.distributed cluster, the result written block by block to -o FILE.npy or DIR.zarr; or "
+            "several images (or a folder of them), one task an image, each written as it finishes; needs "
             'pip install "convcli[dask]" (and "convcli[big]" for Zarr and TIFF).',
         ),
     ] = "local",

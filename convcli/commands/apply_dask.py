@@ -20,7 +20,9 @@ for Zarr, the output paths: a shared filesystem).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import logging
 import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -31,7 +33,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..dask import DEFAULT_CHUNK, apply, require
-from ..errors import ConvcliError, ParameterError
+from ..errors import ConvcliError, ParameterError, one_line
 from ..io.inputs import load_input
 from ..io.mapped import create_npy, map_npy, worth_mapping
 from ..io.outputs import OutputSet, check_folder, protected_files
@@ -42,7 +44,10 @@ from .apply import Written
 from .apply_outputs import OutputOptions, resolve_format
 from .common import QUIET, Reporter, SharedOptions, format_shape, padding_for, read_limits, target_name
 
-__all__ = ["ClusterError", "NpyChunks", "apply_dask_command", "cluster", "write_blocks"]
+__all__ = [
+    "IMAGE_SUFFIXES", "ClusterError", "ImagesFailed", "NpyChunks", "apply_dask_command", "cluster", "map_images",
+    "write_blocks",
+]
 
 #: How many blocks per worker are computed ahead of the writer.
 AHEAD_PER_WORKER = 2
@@ -52,6 +57,16 @@ class ClusterError(ConvcliError):
     """The dask scheduler cannot be reached, or the cluster failed the job."""
 
     exit_code = 1
+
+
+class ImagesFailed(ConvcliError):
+    """Some images of a mapped run failed (each told on its own line); the others were written."""
+
+    exit_code = 1
+
+
+#: What a folder given to ``--engine dask`` contributes: its files with these suffixes (any case).
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".gif")
 
 
 @dataclass(frozen=True)
@@ -89,8 +104,10 @@ def cluster(scheduler: Optional[str], workers: int = 2) -> Iterator[Any]:
     """
     distributed = require("distributed", "dask")
     if scheduler is None:
+        # silence_logs: a task that fails is told by convcli in one line, not by the workers' log with a traceback
         with distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                      dashboard_address=None) as local, distributed.Client(local) as client:
+                                      dashboard_address=None, silence_logs=logging.ERROR) as local, \
+                distributed.Client(local) as client:
             yield client
         return
     try:
@@ -185,7 +202,8 @@ def apply_dask_command(
     Parameters
     ----------
     inputs : sequence of str
-        One path: a ``.npy``, a Zarr array, a TIFF, or an image.
+        One path: a ``.npy``, a Zarr array, a TIFF, or an image; several paths, or a
+        folder of images, are mapped over the workers one image a task (:func:`map_images`).
     kernels, shared, output_options, report, combine
         As :func:`convcli.commands.apply.apply_command`.
     scheduler : str, optional
@@ -198,12 +216,15 @@ def apply_dask_command(
     Raises
     ------
     ParameterError
-        Not one input, no ``-o``, an output that is not ``.npy`` or ``.zarr``, a chunk < 1.
+        ``-`` as a source, no ``-o``, an output that is not ``.npy`` or ``.zarr``, a chunk < 1.
     ClusterError
         The scheduler cannot be reached.
     """
-    if len(inputs) != 1 or inputs[0] == "-":
-        raise ParameterError("--engine dask takes one input file (a .npy, Zarr array, TIFF or image), not '-'")
+    if "-" in (*inputs, *kernels, shared.bias):
+        raise ParameterError("--engine dask reads files, not standard input ('-')")
+    if len(inputs) > 1 or (os.path.isdir(inputs[0]) and not inputs[0].rstrip("/").endswith(".zarr")):
+        return map_images(inputs, kernels, shared, output_options, report, combine, scheduler=scheduler,
+                          workers=workers)
     if output_options.output is None or output_options.output == "-":
         raise ParameterError("--engine dask needs -o FILE.npy or -o FOLDER.zarr (the result is written block by block)")
     if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
@@ -264,3 +285,112 @@ def apply_dask_command(
 def name_or_local(scheduler: Optional[str]) -> str:
     """How the ``wrote`` line names the cluster."""
     return f"scheduler {scheduler}" if scheduler else "local cluster"
+
+
+def _images(inputs: Sequence[str]) -> list[str]:
+    """The inputs as absolute paths, a folder replaced by its images (sorted by name)."""
+    found: list[str] = []
+    for source in inputs:
+        if os.path.isdir(source):
+            names = sorted(n for n in os.listdir(source) if n.lower().endswith(IMAGE_SUFFIXES))
+            if not names:
+                raise ParameterError(f"folder {target_name(source)} holds no image ({', '.join(IMAGE_SUFFIXES)})")
+            found.extend(os.path.abspath(os.path.join(source, n)) for n in names)
+        else:
+            found.append(os.path.abspath(source))
+    return found
+
+
+def _apply_one(source: str, kernels: Sequence[str], shared: SharedOptions, output_options: OutputOptions,
+               combine: Optional[str]) -> tuple[list[Written], Optional[str]]:
+    """One task of :func:`map_images`, run on a worker: ``apply`` of one image, all or nothing for its files.
+
+    Returns the files written, or none and the one-line reason the image failed (a bad
+    input is a result, not a task failure: the worker logs no traceback for it).
+    """
+    from .apply import apply_command
+
+    try:
+        return apply_command([source], kernels, shared, output_options, QUIET, combine=combine), None
+    except ConvcliError as exc:
+        return [], one_line(exc, 160)
+
+
+def map_images(
+    inputs: Sequence[str],
+    kernels: Sequence[str],
+    shared: SharedOptions,
+    output_options: OutputOptions,
+    report: Reporter = QUIET,
+    combine: Optional[str] = None,
+    *,
+    scheduler: Optional[str] = None,
+    workers: int = 2,
+) -> list[Written]:
+    """Several images (or a folder of them) over the workers, one task an image, each written as it finishes.
+
+    Each task is the local ``apply`` of one image on a worker (its outputs all or nothing,
+    beside the input or in ``-o``'s folder, which the workers must see: a shared
+    filesystem).  A failed image does not stop the others; the run then ends with exit
+    status 1, its one error line naming the failed images and why (the first three).
+    ``-o`` must be a folder (``out/``) or a name with
+    ``{stem}``, and no two images may share a stem, so that no two tasks write one file.
+
+    Raises
+    ------
+    ParameterError
+        ``-o`` naming one file, two inputs with one stem, a folder with no image.
+    ImagesFailed
+        After every task has ended, when at least one image failed.
+    """
+    from ..io.inputs import input_stem
+    from .apply_outputs import check_output_options, is_directory_target
+
+    check_output_options(output_options)
+    target = output_options.output
+    if target is not None and not is_directory_target(target) and "{stem}" not in target:
+        raise ParameterError(
+            f"-o {target_name(target)} names one file, but several images each write their own; "
+            "use -o FOLDER/ or a name with {stem}"
+        )
+    sources = _images(inputs)
+    stems: dict[str, str] = {}
+    for source in sources:
+        other = stems.setdefault(input_stem(source), source)
+        if other != source:
+            raise ParameterError(f"{target_name(other)} and {target_name(source)} share the stem "
+                                 f"{input_stem(source)!r}: their outputs would be one file")
+    if target is not None:
+        check_folder(target, into=is_directory_target(target))
+        output_options = dataclasses.replace(output_options, output=os.path.join(os.path.abspath(target), "")
+                                             if is_directory_target(target) else os.path.abspath(target))
+    for spec in kernels:
+        parse_kernels(spec)  # a bad kernel is told once, before any task
+    distributed = require("distributed", "dask")
+    written: list[Written] = []
+    failed: list[str] = []
+    with report.progress("filtering", len(sources), show=True) as on_progress, cluster(scheduler, workers) as client:
+        futures = {client.submit(_apply_one, source, list(kernels), shared, output_options, combine, pure=False):
+                   source for source in sources}
+        for done, future in enumerate(distributed.as_completed(futures), 1):
+            source = futures[future]
+            try:
+                files, reason = future.result()
+            except Exception as exc:  # a worker lost for good, or a library error in the task: still one line
+                files, reason = [], f"{type(exc).__name__}: {one_line(exc, 160)}"
+            if reason is not None:
+                failed.append(f"{target_name(source)}: {reason}")
+            else:
+                written.extend(files)
+                for one in files:
+                    report.say(f"wrote {target_name(one.path)} ({one.format}, {format_shape(one.shape)}, "
+                               f"engine dask)")
+            on_progress(done, len(sources))
+    if failed:
+        flush = getattr(report, "flush", None)
+        if flush is not None:  # what was written is told even though the run fails
+            flush()
+        shown = "; ".join(failed[:3]) + ("; ..." if len(failed) > 3 else "")
+        raise ImagesFailed(f"{len(failed)} of {len(sources)} images failed ({shown}); the other "
+                           f"{len(sources) - len(failed)} were written")
+    return written
