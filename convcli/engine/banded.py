@@ -211,6 +211,20 @@ def _correlate_tiles(
     run_tiles(len(tiles), make, work, order, parallel=not serial and macs >= PARALLEL_MIN_MACS * len(tiles))
 
 
+def _storer(out: NDArray[np.floating], bias: Optional[NDArray[np.floating]],
+            r0: int) -> Callable[[Tile, NDArray[np.floating]], None]:
+    """A tile's values (FN, rows, OW) into ``out`` (N, FN, R, OW), whose row 0 is output row ``r0``, bias added."""
+
+    def store(tile: Tile, values: NDArray[np.floating]) -> None:
+        dst = out[tile.n0, :, tile.row0 - r0:tile.row1 - r0]
+        if bias is None:
+            np.copyto(dst, values)
+        else:
+            np.add(values, bias[:, None, None], out=dst)
+
+    return store
+
+
 def correlate_rows(
     x: NDArray[np.generic],
     geom: ConvGeometry,
@@ -226,14 +240,7 @@ def correlate_rows(
     ``label`` names its GEMMs in an active trace.
     """
 
-    def store(tile: Tile, values: NDArray[np.floating]) -> None:
-        dst = out[tile.n0, :, tile.row0:tile.row1]
-        if bias is None:
-            np.copyto(dst, values)
-        else:
-            np.add(values, bias[:, None, None], out=dst)
-
-    _correlate_tiles(x, geom, w, dtype, tile_bytes, store, ordered=False, serial=True, label=label)
+    _correlate_tiles(x, geom, w, dtype, tile_bytes, _storer(out, bias, 0), ordered=False, serial=True, label=label)
 
 
 def forward_banded(
@@ -269,14 +276,8 @@ def forward_banded(
     r0, r1 = (0, geom.out_h) if rows is None else rows
     out = np.empty((geom.batch, geom.filters, r1 - r0, geom.out_w), dtype=dtype)
 
-    def store(tile: Tile, values: NDArray[np.floating]) -> None:
-        dst = out[tile.n0, :, tile.row0 - r0:tile.row1 - r0]
-        if bias is None:
-            np.copyto(dst, values)
-        else:
-            np.add(values, bias[:, None, None], out=dst)
-
-    _correlate_tiles(x, geom, w, dtype, tile_bytes, store, ordered=False, progress=progress, rows_wanted=rows)
+    _correlate_tiles(x, geom, w, dtype, tile_bytes, _storer(out, bias, r0), ordered=False, progress=progress,
+                     rows_wanted=rows)
     return out
 
 
