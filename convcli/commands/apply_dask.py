@@ -1,7 +1,7 @@
 """``convcli apply --engine dask``: one large input through :func:`convcli.dask.apply` on a dask.distributed cluster.
 
 The input becomes a dask array without being read here: a ``.npy`` is read chunk by
-chunk by the workers (:class:`NpyChunks`, each opening the file memory-mapped), a Zarr
+chunk by the workers (:class:`~convcli.io.chunked.NpyChunks`, each opening the file memory-mapped), a Zarr
 array or a tiled TIFF through zarr (:mod:`convcli.io.chunked`, the ``big`` extra); an
 image is decoded here and scattered.  The layer is built exactly as ``apply`` builds it
 (:mod:`convcli.kernels.bank`), so both engines compute the same result.
@@ -26,7 +26,6 @@ import logging
 import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
 import numpy as np
@@ -34,6 +33,7 @@ from numpy.typing import NDArray
 
 from ..dask import DEFAULT_CHUNK, apply, require
 from ..errors import ConvcliError, ParameterError, one_line
+from ..io.chunked import NpyChunks, _nchw, is_chunked, open_chunked, write_zarr
 from ..io.inputs import load_input
 from ..io.mapped import create_npy, map_npy, worth_mapping
 from ..io.outputs import OutputSet, check_folder, protected_files
@@ -45,7 +45,7 @@ from .apply_outputs import OutputOptions, resolve_format
 from .common import QUIET, Reporter, SharedOptions, format_shape, padding_for, read_limits, target_name
 
 __all__ = [
-    "IMAGE_SUFFIXES", "ClusterError", "ImagesFailed", "NpyChunks", "apply_dask_command", "cluster", "map_images",
+    "IMAGE_SUFFIXES", "ClusterError", "ImagesFailed", "apply_dask_command", "cluster", "map_images",
     "write_blocks",
 ]
 
@@ -67,29 +67,6 @@ class ImagesFailed(ConvcliError):
 
 #: What a folder given to ``--engine dask`` contributes: its files with these suffixes (any case).
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".gif")
-
-
-@dataclass(frozen=True)
-class NpyChunks:
-    """A ``.npy`` file as an array-like dask can slice: each slice opens the file memory-mapped where it runs.
-
-    Only the path and the header's facts travel to the workers (never the data).
-    """
-
-    path: str
-    shape: tuple[int, ...]
-    dtype: np.dtype
-
-    @property
-    def ndim(self) -> int:
-        return len(self.shape)
-
-    def __getitem__(self, index: Any) -> NDArray[Any]:
-        mapped = map_npy(self.path)
-        try:
-            return np.array(mapped.array[index])
-        finally:
-            mapped.close()
 
 
 @contextmanager
@@ -167,8 +144,6 @@ def _dask_input(source: str, chunk: int, shared: SharedOptions) -> tuple[Any, st
     the workers, a chunk each.
     """
     import dask.array as da
-
-    from ..io.chunked import _nchw, is_chunked, open_chunked
 
     if worth_mapping(source, 1):
         mapped = map_npy(source)  # the header checked (no pickles, not truncated), nothing of the data read
@@ -256,8 +231,6 @@ def apply_dask_command(
     protect = protected_files(*inputs, *kernels, shared.bias)
     with report.progress("filtering", 1, show=True) as on_progress, cluster(scheduler, workers) as client:
         if zarr_out:
-            from ..io.chunked import write_zarr
-
             write_zarr(client, y, target, protect, lambda done, total: on_progress(done / total, 1))
         else:
             with OutputSet(protect) as files:

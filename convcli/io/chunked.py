@@ -23,8 +23,9 @@ from numpy.typing import NDArray
 
 from ..dask import require
 from ..errors import InputFileError, OutputFileError, name_of
+from .mapped import map_npy
 
-__all__ = ["TiffChunks", "is_chunked", "open_chunked", "write_zarr"]
+__all__ = ["NpyChunks", "TiffChunks", "is_chunked", "open_chunked", "write_zarr"]
 
 _TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 
@@ -46,8 +47,9 @@ def is_chunked(source: str) -> bool:
 
 
 @dataclass(frozen=True)
-class TiffChunks:
-    """A TIFF's first image as an array-like dask can slice: each slice reads only the tiles or strips it covers."""
+class _FileChunks:
+    """A file as an array-like dask can slice (``da.from_array``): only the path and the header's facts
+    travel to the workers, each slice is read where it runs (subclasses say how)."""
 
     path: str
     shape: tuple[int, ...]
@@ -56,6 +58,23 @@ class TiffChunks:
     @property
     def ndim(self) -> int:
         return len(self.shape)
+
+
+@dataclass(frozen=True)
+class NpyChunks(_FileChunks):
+    """A ``.npy`` file: each slice opens the file memory-mapped where it runs."""
+
+    def __getitem__(self, index: Any) -> NDArray[Any]:
+        mapped = map_npy(self.path)
+        try:
+            return np.array(mapped.array[index])
+        finally:
+            mapped.close()
+
+
+@dataclass(frozen=True)
+class TiffChunks(_FileChunks):
+    """A TIFF's first image: each slice reads only the tiles or strips it covers."""
 
     def __getitem__(self, index: Any) -> NDArray[Any]:
         tifffile = require("tifffile", "big")
