@@ -5,44 +5,50 @@ Optional (``pip install "convcli[dask]"``); nothing else in convcli imports this
 :func:`apply` turns a layer and a dask array (N, C, H, W) into the dask array of
 ``layer.forward(x)``, without computing anything.  How it stays exact:
 
-* **padding first, for the whole array** - the layer's padding is added around the whole
-  array's edges once (:func:`pad`), by the engine's own rule
-  (:func:`convcli.engine.padding.source_index`): the mirror and wrap modes read the far
-  edge of the *array*, not of a chunk, whatever the pad's size;
 * **one window per output block** - output block rows ``o0:o1`` read padded rows
   ``o0*s : (o1-1)*s + d*(k-1) + 1``: the block's own rows and a halo of the kernel's reach
   ``d*(k-1)`` (the layer's padding split as it splits it - asymmetric for even kernels and
-  'same' - is already in the padded array); columns likewise;
+  'same');
+* **padding by the engine's rule, for the whole array** - each padded index is mapped to
+  the input index it copies by :func:`convcli.engine.padding.source_index` over the
+  *array*'s size (:func:`axis_windows`), so the mirror and wrap modes read the array's far
+  edge, whatever the pad's size and wherever the chunks fall; the constant modes fill;
 * **the same layer, unpadded** - each window goes through a copy of the layer with
   ``pad=0`` (same weights, bias, stride, dilation, groups, algorithm), so output blocks
   tile the whole output exactly, strides included.
+
+The graph has two tasks per chunk: a block's window takes the chunks it reads whole as
+they are, and the parts it needs of the others from one *halo* task per chunk (that
+chunk's edges for all its neighbours, copied); the block task assembles the window and
+runs the engine on one thread (Dask already keeps each core busy with a task).
 
 Results equal the local engine's to float rounding (blocks regroup the BLAS products).
 Channels are never split (a filter reads all its group's channels); images (N) and output
 rows and columns are.
 
-:func:`run_images` maps a list of image jobs over a dask.distributed client, one task per
-image, and hands each result back as it finishes (see :mod:`convcli.commands.apply_dask`).
+Many images over a cluster, one task each, are :func:`convcli.commands.apply_dask.map_images`.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Optional, Union, cast
 
 import numpy as np
 from numpy.typing import NDArray
 
 from .engine.dtypes import compute_dtype
-from .engine.geometry import ConvGeometry
 from .engine.layer import Convolution
 from .engine.padding import source_index
+from .engine.parallel import capped_threads
 from .errors import ConvcliError, ShapeError
 
 if TYPE_CHECKING:
     import dask.array as da
 
-__all__ = ["DEFAULT_CHUNK", "apply", "block_layer", "pad", "require"]
+__all__ = ["DEFAULT_CHUNK", "AxisWindow", "Run", "apply", "axis_windows", "block_layer", "require"]
 
 #: Output rows and columns per block when neither ``chunks`` nor the input's chunks say.
 DEFAULT_CHUNK = 4096
@@ -83,51 +89,6 @@ def block_layer(layer: Convolution) -> Convolution:
     )
 
 
-def _pad_axis(x: da.Array, axis: int, before: int, after: int, mode: str, value: float) -> da.Array:
-    """``x`` with ``before`` and ``after`` entries of padding along ``axis``, by :func:`source_index`."""
-    import dask.array as da
-
-    if before == 0 and after == 0:
-        return x
-    size = x.shape[axis]
-    parts: list[Optional[da.Array]] = []
-    for coords in (np.arange(-before, 0), np.arange(size, size + after)):
-        if coords.size == 0:
-            parts.append(None)
-            continue
-        if mode in ("zeros", "constant"):
-            shape = list(x.shape)
-            shape[axis] = coords.size
-            chunks = list(x.chunks)
-            chunks[axis] = (coords.size,)
-            parts.append(da.full(tuple(shape), value if mode == "constant" else 0, dtype=x.dtype, chunks=tuple(chunks)))
-        else:
-            index = source_index(coords, size, mode)
-            parts.append(da.take(x, index, axis=axis))
-    pieces = [p for p in (parts[0], x, parts[1]) if p is not None]
-    return da.concatenate(pieces, axis=axis)
-
-
-def pad(x: da.Array, geom: ConvGeometry) -> da.Array:
-    """The padded input of ``geom`` as a dask array: rows, then columns, as the engine reads them.
-
-    Parameters
-    ----------
-    x : dask array, shape (N, C, H, W)
-    geom : ConvGeometry
-        Its ``pads`` (top, bottom, left, right), ``padding_mode`` and ``pad_value``.
-
-    Returns
-    -------
-    dask array, shape (N, C, H + top + bottom, W + left + right)
-        ``padded[..., i, j] = x[..., source_index(i - top), source_index(j - left)]`` for the
-        copying modes; the constant (0 for zeros) where a coordinate is outside for the others.
-    """
-    top, bottom, left, right = geom.pads
-    rows = _pad_axis(x, 2, top, bottom, geom.padding_mode, geom.pad_value)
-    return _pad_axis(rows, 3, left, right, geom.padding_mode, geom.pad_value)
-
-
 def _splits(total: int, size: int) -> list[tuple[int, int]]:
     return [(start, min(total, start + size)) for start in range(0, total, size)]
 
@@ -135,10 +96,6 @@ def _splits(total: int, size: int) -> list[tuple[int, int]]:
 def _output_block(chunk: int, stride: int) -> int:
     """Output rows (or columns) per block: an input chunk's worth, at least one."""
     return max(1, math.ceil(chunk / stride))
-
-
-def _forward_block(window: NDArray[np.generic], layer: Convolution) -> NDArray[np.floating]:
-    return layer.forward_rows(window, 0, layer.output_shape(window.shape)[2])
 
 
 def apply(
@@ -186,35 +143,203 @@ def apply(
     return _apply(cast("da.Array", x), layer, chunks)
 
 
+
+# ----------------------------------------------------------------------------- windows
+
+
+@dataclass(frozen=True)
+class Run:
+    """Window positions ``start : start + length`` along one axis, read from one input chunk.
+
+    They read the chunk's indices ``source, source + step, ...`` (``step`` -1, 0 or 1:
+    a mirror's reversed edge, a replicated edge, or plain rows).
+    """
+
+    start: int
+    length: int
+    source: int
+    step: int
+
+    def window(self) -> slice:
+        return slice(self.start, self.start + self.length)
+
+    def piece(self, lo: int) -> slice:
+        """The run's indices in a piece that starts at chunk index ``lo`` (broadcast when ``step`` is 0)."""
+        first = self.source - lo
+        if self.step == 0:
+            return slice(first, first + 1)
+        if self.step == 1:
+            return slice(first, first + self.length)
+        last = first - self.length
+        return slice(first, last if last >= 0 else None, -1)
+
+
+@dataclass(frozen=True)
+class AxisWindow:
+    """Where one output block's window reads along one axis.
+
+    ``pieces[j] = (lo, hi, runs)``: the window reads indices ``lo:hi`` of input chunk
+    ``j`` (chunk-local), placed by ``runs``; ``fill`` - some positions are the constant
+    padding, read from no chunk.
+    """
+
+    length: int
+    fill: bool
+    pieces: dict[int, tuple[int, int, tuple[Run, ...]]]
+
+
+def axis_windows(size: int, chunks: Sequence[int], splits: Sequence[tuple[int, int]], stride: int, reach: int,
+                 before: int, mode: str) -> list[AxisWindow]:
+    """How each output block's window along one axis reads the input's chunks.
+
+    Parameters
+    ----------
+    size : int
+        The input's length along the axis.
+    chunks : sequence of int
+        The input's chunk lengths along it (summing to ``size``).
+    splits : sequence of (o0, o1)
+        Each output block's range of output indices.
+    stride, reach : int
+        The layer's stride and the kernel's reach ``d*(k-1) + 1`` along the axis.
+    before : int
+        The padding before the first index (top or left).
+    mode : str
+        The padding mode (:func:`~convcli.engine.padding.source_index`).
+
+    Returns
+    -------
+    list of AxisWindow, one per split
+        Output block ``o0:o1`` reads padded indices ``o0*stride : (o1-1)*stride + reach``.
+    """
+    bounds = np.concatenate([[0], np.cumsum(chunks)]).astype(np.intp)
+    out = []
+    for o0, o1 in splits:
+        index = source_index(np.arange(o0 * stride - before, (o1 - 1) * stride + reach - before), size, mode)
+        out.append(_axis_window(index, bounds))
+    return out
+
+
+def _axis_window(index: NDArray[np.intp], bounds: NDArray[np.intp]) -> AxisWindow:
+    """Split a window's source indices (-1: the constant) into runs of one chunk and a constant step."""
+    n = index.size
+    chunk = np.searchsorted(bounds, index, side="right") - 1
+    step = np.diff(index)
+    # joined[p]: positions p and p+1 can be in one run (same chunk, both read, step -1, 0 or 1)
+    joined = (index[:-1] >= 0) & (chunk[:-1] == chunk[1:]) & (np.abs(step) <= 1)
+    # a run starting at i goes on while joined and the step stays step[i]; it ends at the first
+    # p > i where that fails (position p is its last), or where joining fails (p its last)
+    breaks = np.flatnonzero(~joined[1:] | (step[1:] != step[:-1])) + 1 if n > 2 else np.zeros(0, np.intp)
+    pieces: dict[int, list[Run]] = {}
+    fill = False
+    i = 0
+    while i < n:
+        if index[i] < 0:
+            fill = True
+            i += 1
+            continue
+        if i < n - 1 and joined[i]:
+            after = breaks[np.searchsorted(breaks, i, side="right"):]
+            end = int(after[0]) if after.size else n - 1  # the run's last position
+            run = Run(i, end - i + 1, int(index[i]), int(step[i]))
+        else:
+            run = Run(i, 1, int(index[i]), 0)
+        pieces.setdefault(int(chunk[i]), []).append(run)
+        i += run.length
+    placed = {}
+    for j, runs in pieces.items():
+        ends = [r.source + r.step * (r.length - 1) for r in runs]
+        lo = min(min(r.source for r in runs), min(ends)) - int(bounds[j])
+        hi = max(max(r.source for r in runs), max(ends)) + 1 - int(bounds[j])
+        placed[j] = (lo, hi, tuple(Run(r.start, r.length, r.source - int(bounds[j]), r.step) for r in runs))
+    return AxisWindow(n, fill, placed)
+
+
+def _halo(chunk: NDArray[np.generic], regions: dict[tuple[int, int], tuple[int, int, int, int]]
+          ) -> dict[tuple[int, int], NDArray[np.generic]]:
+    """The parts of one input chunk that neighbouring blocks read, copied (small, and sent alone)."""
+    return {block: np.ascontiguousarray(chunk[..., r0:r1, c0:c1]) for block, (r0, r1, c0, c1) in regions.items()}
+
+
+def _forward_window(layer: Convolution, images: tuple[int, int], block: tuple[int, int], rows: AxisWindow,
+                    cols: AxisWindow, fill: float, dtype: np.dtype[Any], places: list[tuple[int, int]],
+                    sources: list[Any]) -> NDArray[np.floating]:
+    """One output block: its window assembled from whole chunks and halos, through the unpadded layer.
+
+    ``images`` is the window's (N, C); ``sources[k]`` is input chunk ``places[k]`` (row
+    chunk, column chunk): the chunk itself, or its halo dict (:func:`_halo`) to take this
+    block's part from.  A window of padding alone has no sources.
+    """
+    pieces = [data[block] if isinstance(data, dict) else data for data in sources]
+    shape = (*images, rows.length, cols.length)
+    window = np.full(shape, fill, dtype) if rows.fill or cols.fill else np.empty(shape, dtype)
+    for (i, j), piece in zip(places, pieces):
+        r_lo, _, r_runs = rows.pieces[i]
+        c_lo, _, c_runs = cols.pieces[j]
+        for r in r_runs:
+            for q in c_runs:
+                window[:, :, r.window(), q.window()] = piece[:, :, r.piece(r_lo), q.piece(c_lo)]
+    # One engine thread a task: Dask runs a task on each of its threads already (two workers
+    # of one thread on two cores ran each block 2-3x slower with two engine threads each).
+    with capped_threads(1):
+        return layer.forward_rows(window, 0, layer.output_shape(shape)[2])
+
+
 def _apply(x: da.Array, layer: Convolution, chunks: Optional[Union[int, tuple[int, int]]]) -> da.Array:
     dam = require("dask.array", "dask")
+    from dask.base import tokenize
+    from dask.highlevelgraph import HighLevelGraph
+
     if x.ndim != 4:
         raise ShapeError(f"x must be 4-D (N, C, H, W), got {x.ndim}-D shape {x.shape}")
     geom = layer.geometry(tuple(int(n) for n in x.shape))
     W = np.asarray(layer.W)
     dtype = compute_dtype(np.empty(0, x.dtype), W, None if layer.b is None else np.asarray(layer.b))
-    x = x.astype(dtype).rechunk({1: -1})
+    x = x.rechunk({1: -1})
     sh, sw = geom.stride
     if chunks is None:
         rows, cols = _output_block(x.chunks[2][0], sh), _output_block(x.chunks[3][0], sw)
     else:
         rows, cols = (chunks, chunks) if isinstance(chunks, int) else chunks
-    padded = pad(x, geom)
-    inner = block_layer(layer)
+    top, _, left, _ = geom.pads
     dh, dw = geom.dilation
-    reach_h, reach_w = dh * (geom.kernel_h - 1) + 1, dw * (geom.kernel_w - 1) + 1
-    images = [0, *np.cumsum(x.chunks[0]).tolist()]
-    grid = []
-    for n0, n1 in zip(images[:-1], images[1:]):
-        plane = []
-        for o0, o1 in _splits(geom.out_h, rows):
-            line = []
-            for p0, p1 in _splits(geom.out_w, cols):
-                window = padded[n0:n1, :, o0 * sh:(o1 - 1) * sh + reach_h, p0 * sw:(p1 - 1) * sw + reach_w]
-                window = window.rechunk(window.shape)
-                shape = (int(n1 - n0), geom.filters, o1 - o0, p1 - p0)
-                line.append(dam.map_blocks(_forward_block, window, inner, dtype=dtype, chunks=shape,
-                                           meta=np.empty((0, 0, 0, 0), dtype)))
-            plane.append(line)
-        grid.append([plane])
-    return dam.block(grid)
+    row_splits, col_splits = _splits(geom.out_h, rows), _splits(geom.out_w, cols)
+    row_windows = axis_windows(geom.height, x.chunks[2], row_splits, sh, dh * (geom.kernel_h - 1) + 1, top,
+                               geom.padding_mode)
+    col_windows = axis_windows(geom.width, x.chunks[3], col_splits, sw, dw * (geom.kernel_w - 1) + 1, left,
+                               geom.padding_mode)
+    fill = geom.pad_value if geom.padding_mode == "constant" else 0.0
+
+    token = tokenize(x, W, layer.b, geom, rows, cols, layer.algorithm, layer.tile_bytes)
+    name, halo_name, layer_key = f"convcli-forward-{token}", f"convcli-halo-{token}", f"convcli-layer-{token}"
+    row_chunks, col_chunks = x.chunks[2], x.chunks[3]
+    # Each block reads whole chunks in place and the parts of the others it needs from one
+    # halo task per chunk (a task per chunk, not per piece: measured, the per-task cost of
+    # many small slices dominated small kernels).
+    halos: dict[tuple[int, int], dict[tuple[int, int], tuple[int, int, int, int]]] = {}
+    wants: dict[tuple[int, int], list[tuple[int, int, bool]]] = {}
+    for bi, rw in enumerate(row_windows):
+        for bj, cw in enumerate(col_windows):
+            for i, (r0, r1, _) in rw.pieces.items():
+                for j, (c0, c1, _) in cw.pieces.items():
+                    whole = (r0, r1, c0, c1) == (0, row_chunks[i], 0, col_chunks[j])
+                    if not whole:
+                        halos.setdefault((i, j), {})[(bi, bj)] = (r0, r1, c0, c1)
+                    wants.setdefault((bi, bj), []).append((i, j, whole))
+    dsk: dict[Any, Any] = {layer_key: block_layer(layer)}
+    for n in range(len(x.chunks[0])):
+        for (i, j), regions in halos.items():
+            dsk[(halo_name, n, 0, i, j)] = (_halo, (x.name, n, 0, i, j), regions)
+        images = (x.chunks[0][n], geom.channels)
+        for bi, rw in enumerate(row_windows):
+            for bj, cw in enumerate(col_windows):
+                sources = wants.get((bi, bj), [])
+                places = [(i, j) for i, j, _ in sources]
+                keys = [(x.name if whole else halo_name, n, 0, i, j) for i, j, whole in sources]
+                dsk[(name, n, 0, bi, bj)] = (_forward_window, layer_key, images, (bi, bj), rw, cw, fill, dtype,
+                                             places, keys)
+    # (dask's Array does not match its own DaskCollection protocol for mypy)
+    graph = HighLevelGraph.from_collections(name, dsk, dependencies=[cast(Any, x)])
+    out_chunks = (x.chunks[0], (geom.filters,), tuple(o1 - o0 for o0, o1 in row_splits),
+                  tuple(o1 - o0 for o0, o1 in col_splits))
+    return cast("da.Array", dam.Array(graph, name, out_chunks, dtype=dtype, meta=np.empty((0, 0, 0, 0), dtype)))

@@ -258,3 +258,27 @@ def test_cli_images_need_a_folder_or_stem_in_the_name(tmp_path: Path) -> None:
     done = convcli("apply", "x.npy", "y.npy", "-k", "box:3", "--engine", "dask", "-o", "one.png", cwd=tmp_path)
     assert done.returncode == 2 and "use -o FOLDER/ or a name with {stem}" in done.stderr, done.stderr
     assert len(done.stderr.splitlines()) == 1 and not (tmp_path / "one.png").exists()
+
+
+@settings(max_examples=400, deadline=None)
+@given(size=st.integers(1, 40), chunk=st.integers(1, 12), start=st.integers(-60, 40), length=st.integers(1, 90),
+       mode=st.sampled_from(["zeros", "replicate", "reflect", "symmetric", "circular"]))
+def test_a_window_axis_reads_each_index_from_its_chunk(size: int, chunk: int, start: int, length: int,
+                                                     mode: str) -> None:
+    from convcli.dask import axis_windows
+    from convcli.engine.padding import source_index
+
+    chunks = [min(chunk, size - c) for c in range(0, size, chunk)]
+    bounds = np.concatenate([[0], np.cumsum(chunks)])
+    before = -start  # the window of output block 0:1 starts at input index `start`
+    (window,) = axis_windows(size, chunks, [(0, 1)], 1, length, before, mode)
+    want = source_index(np.arange(start, start + length), size, mode)
+    got = np.full(length, -1)
+    for j, (lo, hi, runs) in window.pieces.items():
+        piece = np.arange(bounds[j], bounds[j + 1])[lo:hi]  # the chunk's indices the window reads
+        assert 0 <= lo < hi <= chunks[j]
+        for run in runs:
+            assert np.all(got[run.window()] == -1)  # each position placed once
+            got[run.window()] = piece[run.piece(lo)]  # (broadcast for a replicated edge)
+    np.testing.assert_array_equal(got, want)
+    assert window.fill == bool(np.any(want < 0))

@@ -16,7 +16,9 @@ numpy's copies and its BLAS calls release the GIL, so plain Python threads keep 
   index order, so results are bit-identical whatever the number of threads.
 
 The number of workers is :func:`get_num_threads`: ``CONVCLI_NUM_THREADS`` if set, else
-the CPUs this process may run on; :func:`set_num_threads` changes it.
+the CPUs this process may run on; :func:`set_num_threads` changes it, and
+:func:`capped_threads` lowers it for the calling thread's context alone (a Dask task: Dask
+already runs one task per core, and the engine's own threads on top would share them).
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ State = TypeVar("State")
 
 _lock = threading.Lock()
 _num_threads: Optional[int] = None
+_thread_cap: contextvars.ContextVar[Optional[int]] = contextvars.ContextVar("convcli_thread_cap", default=None)
 _pool: Optional[ThreadPoolExecutor] = None
 _pool_size = 0
 _blas: Optional[list[tuple[Callable[[], int], Callable[[int], None]]]] = None
@@ -63,7 +66,8 @@ def get_num_threads() -> int:
     global _num_threads
     if _num_threads is None:
         _num_threads = _default_threads()
-    return _num_threads
+    cap = _thread_cap.get()
+    return _num_threads if cap is None else min(cap, _num_threads)
 
 
 def set_num_threads(n: Optional[int]) -> int:
@@ -74,9 +78,24 @@ def set_num_threads(n: Optional[int]) -> int:
     global _num_threads
     if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
         raise ValueError(f"number of threads must be an int >= 1 or None, got {n!r}")
-    previous = get_num_threads()
+    previous = _num_threads if _num_threads is not None else _default_threads()
     _num_threads = n if n is not None else _default_threads()
     return previous
+
+
+@contextmanager
+def capped_threads(n: int) -> Iterator[None]:
+    """At most ``n`` worker threads for work started in this context (this thread's, not others').
+
+    Results do not depend on it (see the module notes).
+    """
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"number of threads must be an int >= 1, got {n!r}")
+    token = _thread_cap.set(n)
+    try:
+        yield
+    finally:
+        _thread_cap.reset(token)
 
 
 # ----------------------------------------------------------------------------- BLAS
