@@ -213,6 +213,30 @@ def test_set_num_threads_validates() -> None:
         layer_mod.set_num_threads(0)
 
 
+def test_capped_threads_holds_for_its_context_alone() -> None:
+    import threading
+
+    from convcli.engine.parallel import capped_threads, get_num_threads
+
+    previous = layer_mod.set_num_threads(4)
+    seen: list[int] = []
+    try:
+        with capped_threads(1):
+            assert get_num_threads() == 1
+            other = threading.Thread(target=lambda: seen.append(get_num_threads()))
+            other.start()
+            other.join()
+            assert layer_mod.set_num_threads(3) == 4  # the setting itself, not the cap
+            assert get_num_threads() == 1
+        assert get_num_threads() == 3
+        assert seen == [4]  # another thread is not capped
+        with pytest.raises(ValueError):
+            with capped_threads(0):
+                pass
+    finally:
+        layer_mod.set_num_threads(previous)
+
+
 @pytest.mark.parametrize("threads", [1, 2])
 def test_multi_image_tiles_with_short_last_tile(threads) -> None:
     """5 images at 2 per tile (2, 2, 1): the last tile uses buffers sized for 2."""
