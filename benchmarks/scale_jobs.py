@@ -8,7 +8,8 @@ zeros; the largest array is streamed only (in memory it needs twice its size).
 ``--dask``: on a LocalCluster of 2 worker processes (one thread each) on 127.0.0.1, the
 same chunked float32 array and kernels through ``convcli.dask.apply`` and through
 dask-image's ``ndfilters.correlate`` (scipy per chunk); each job computes the result's
-sum on the cluster (nothing gathered); the ratio is ours / theirs (< 1: convcli faster).
+sum on the cluster (nothing gathered); the two are timed in turn, and the ratio is the
+median of each turn's ours / theirs (< 1: convcli faster), the times medians.
 Then convcli's overhead per chunk (the cluster job against the local engine on the whole
 array in this process, 2 threads) and weak scaling: 1 worker with one array against 2
 workers with twice the rows (efficiency = t1 / t2, 1.0 is perfect).
@@ -105,6 +106,20 @@ def _best(fn: Callable[[], Any], reps: int) -> float:
     return statistics.median(times)
 
 
+def _interleaved(ours: Callable[[], Any], theirs: Callable[[], Any], reps: int) -> tuple[float, float, float]:
+    """Median seconds of each and the median ratio ours / theirs over ``reps`` turns (after one untimed each)."""
+    ours()
+    theirs()
+    mine, peer = [], []
+    for _ in range(reps):
+        for fn, times in ((ours, mine), (theirs, peer)):
+            start = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - start)
+    ratio = statistics.median(a / b for a, b in zip(mine, peer))
+    return statistics.median(mine), statistics.median(peer), ratio
+
+
 def dask_main(quick: bool, reps: int) -> int:
     import dask.array as da
     from distributed import Client, LocalCluster
@@ -134,12 +149,15 @@ def dask_main(quick: bool, reps: int) -> int:
         for name, k in kernels.items():
             w = np.asarray(k, np.float32)
             layer = Convolution(w[None, None], pad="same", padding_mode="replicate")
-            ours = _best(lambda layer=layer: apply(arr4, layer).sum().compute(), reps)
-            theirs = _best(lambda w=w: ndfilters.correlate(arr2, w, mode="nearest").sum().compute(), reps) \
-                if ndfilters else float("nan")
+            run_ours = lambda layer=layer: apply(arr4, layer).sum().compute()  # noqa: E731
+            if ndfilters:
+                ours, theirs, ratio = _interleaved(
+                    run_ours, lambda w=w: ndfilters.correlate(arr2, w, mode="nearest").sum().compute(), reps)
+            else:
+                ours, theirs, ratio = _best(run_ours, reps), float("nan"), float("nan")
             local = _best(lambda layer=layer: layer.forward(x[None, None]), reps)
             chunks = (side // chunk) ** 2
-            print(f"| {name} | {ours:.2f} | {theirs:.2f} | {ours / theirs:.2f} | {local:.2f} | "
+            print(f"| {name} | {ours:.2f} | {theirs:.2f} | {ratio:.2f} | {local:.2f} | "
                   f"{(ours - local) / chunks * 1000:.0f} |")
     print()
     print("| workers | array | convcli.dask s | efficiency t1/t2 |")
