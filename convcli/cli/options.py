@@ -207,8 +207,9 @@ AlgorithmOpt = Annotated[
         metavar="|".join(ALGORITHMS),
         help="How the forward pass runs (the result is the same to float rounding): im2col (the 2-D path: "
         "every tap a column, one GEMM); separable (kernels of low rank as vertical and horizontal 1-D passes); "
-        "banded (each kernel row a banded matrix, the image read in place: large kernels); auto picks the "
-        "cheapest for the kernels' size and rank (4-D layer kernels: im2col).",
+        "banded (each kernel row a banded matrix, the image read in place: large kernels); running-sum (box "
+        "kernels on 8- and 16-bit images: exact integer running sums, any size at one cost); auto picks the "
+        "cheapest for the kernels' size, rank and the input (4-D layer kernels: im2col).",
         case_sensitive=False,
     ),
 ]

@@ -21,8 +21,9 @@ IntPair = tuple[int, int]
 PadSpec = Union[int, tuple[int, int], tuple[int, int, int, int], str]
 #: The forward algorithms of a layer: "im2col" (the 2-D path, always available), "separable"
 #: (filters that read one channel each, as sums of 1-D passes), "banded" (each kernel row a
-#: banded matrix: large kernels on few channels), "auto" (the cheapest; convcli.engine.layer).
-ALGORITHMS: tuple[str, ...] = ("auto", "im2col", "separable", "banded")
+#: banded matrix: large kernels on few channels), "running-sum" (box kernels on integer
+#: samples, exact), "auto" (the cheapest; convcli.engine.layer).
+ALGORITHMS: tuple[str, ...] = ("auto", "im2col", "separable", "banded", "running-sum")
 
 #: The padding modes, by convcli's names (see :mod:`convcli.engine.padding` for what each holds).
 #: "constant" takes a value, ``constant:VALUE`` (plain "constant" is 0).

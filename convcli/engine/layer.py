@@ -42,6 +42,7 @@ from .dtypes import compute_dtype, float_dtype
 from .forward import forward_im2col
 from .geometry import ALGORITHMS, ConvGeometry, PadSpec, check_layer_args, plan_geometry
 from .parallel import get_num_threads, set_num_threads
+from .running_sum import box_constants, forward_running_sum, unsuitable
 from .separable import AUTO_RATIO, Factors, factorize, forward_separable, separable_cost_ratio
 from .tiles import TilePlan, plan_tiles
 from .trace import Trace, tracing
@@ -57,6 +58,9 @@ DEFAULT_TILE_BYTES = 4 * 1024 * 1024
 #: "auto" runs large kernels of filters that read one channel each as banded matrices from
 #: this many taps on (7×7): below it, im2col's copies cost less than the banded GEMMs' zeros.
 BANDED_MIN_TAPS = 49
+
+#: "auto" runs box kernels on integer samples by running sums from this many taps on.
+RUNNING_SUM_MIN_TAPS = 9
 
 
 #: Why each backward method runs where it does (what ``--explain`` says).
@@ -83,34 +87,52 @@ class Choice:
     Attributes
     ----------
     algorithm : str
-        "im2col", "separable" or "banded".
+        "im2col", "separable", "banded" or "running-sum".
     reason : str
         One line: the rank found, the multiply-adds saved, or why the 2-D path ran.
     factors : Factors or None
         The separable path's factors.
+    constants : ndarray, shape (FN,), or None
+        The running-sum path's taps, one per filter.
     """
 
     algorithm: str
     reason: str
     factors: Optional[Factors] = field(default=None, repr=False)
+    constants: Optional[NDArray[np.float64]] = field(default=None, repr=False)
 
 
-def choose_algorithm(geom: ConvGeometry, w: NDArray[np.generic], dtype: np.dtype, requested: str) -> Choice:
-    """Which forward algorithm runs: ``requested``, or for "auto" the separable path when it is cheaper.
+def choose_algorithm(geom: ConvGeometry, w: NDArray[np.generic], dtype: np.dtype, requested: str,
+                     samples: Optional[np.dtype] = None) -> Choice:
+    """Which forward algorithm runs: ``requested``, or for "auto" the cheapest.
 
-    "auto" runs the separable path for filters that read one channel each (W of shape
-    (FN, 1, FH, FW), FH and FW > 1) whose rank makes the two 1-D passes cost at most
-    :data:`~convcli.engine.separable.AUTO_RATIO` of the 2-D path's multiply-adds.
+    "auto" runs box kernels (all taps equal, at least :data:`RUNNING_SUM_MIN_TAPS`) on
+    integer ``samples`` by running sums (exact: :mod:`convcli.engine.running_sum`); else
+    the separable path for filters that read one channel each (W of shape (FN, 1, FH, FW),
+    FH and FW > 1) whose rank makes the two 1-D passes cost at most
+    :data:`~convcli.engine.separable.AUTO_RATIO` of the 2-D path's multiply-adds; else
+    the banded path for large kernels on one channel (:func:`banded_applies`); else im2col.
+    ``samples`` is the input's dtype (default: the compute dtype).
 
     Raises
     ------
     ParameterError
-        "separable" asked for filters that read several channels.
+        "separable" asked for filters that read several channels; "running-sum" asked for
+        a layer it cannot compute exactly.
     """
+    samples = dtype if samples is None else np.dtype(samples)
     if requested == "im2col":
         return Choice("im2col", "asked for")
     if requested == "banded":
         return Choice("banded", "asked for")
+    why_not = unsuitable(geom, samples, w)
+    if requested == "running-sum":
+        if why_not is not None:
+            raise ParameterError(f"algorithm='running-sum' cannot run this layer: {why_not}")
+        return Choice("running-sum", "asked for", constants=box_constants(w))
+    if requested == "auto" and why_not is None and geom.kernel_h * geom.kernel_w >= RUNNING_SUM_MIN_TAPS:
+        return Choice("running-sum", f"a {geom.kernel_h}×{geom.kernel_w} box on {samples} samples: exact integer "
+                      "running sums, six passes whatever its size", constants=box_constants(w))
     one_channel = geom.channels_per_group == 1
     if requested == "separable":
         if not one_channel:
@@ -350,9 +372,12 @@ class Convolution:
             if trace is not None:
                 trace.geometry, trace.dtype, trace.plan = plan.geom, dtype, plan
             with _step(trace, "choose the algorithm"):
-                choice = self._choose(plan.geom, w, dtype)
+                choice = self._choose(plan.geom, w, dtype, x.dtype)
             with _step(trace, f"forward ({choice.algorithm})", choice.reason):
-                if choice.factors is not None:
+                if choice.constants is not None:
+                    out = forward_running_sum(x, plan.geom, choice.constants, bias, dtype, self.tile_bytes,
+                                              self.progress, rows)
+                elif choice.factors is not None:
                     out = forward_separable(x, plan.geom, choice.factors, bias, dtype, self.tile_bytes, self.progress,
                                             rows)
                 elif choice.algorithm == "banded":
@@ -365,16 +390,17 @@ class Convolution:
         self.choice = choice
         return out
 
-    def _choose(self, geom: ConvGeometry, w: NDArray[np.floating], dtype: np.dtype) -> Choice:
-        """:func:`choose_algorithm`, kept for the next call with the same W, dtype and geometry.
+    def _choose(self, geom: ConvGeometry, w: NDArray[np.floating], dtype: np.dtype, samples: np.dtype) -> Choice:
+        """:func:`choose_algorithm`, kept for the next call with the same W, dtypes and geometry.
 
         A picture computed a band of rows at a time asks for it once per band (an SVD for
         separable kernels).
         """
-        key = (geom, dtype.str, self.algorithm, hashlib.blake2b(np.ascontiguousarray(w).tobytes()).digest())
+        key = (geom, dtype.str, samples.str, self.algorithm,
+               hashlib.blake2b(np.ascontiguousarray(w).tobytes()).digest())
         if self._choice_cache is not None and self._choice_cache[0] == key:
             return self._choice_cache[1]
-        choice = choose_algorithm(geom, self.W, dtype, self.algorithm)
+        choice = choose_algorithm(geom, self.W, dtype, self.algorithm, samples)
         self._choice_cache = (key, choice)
         return choice
 

@@ -155,6 +155,18 @@ def test_kernels_larger_than_a_photo_stay_bounded(kernel: NDArray[np.float32], a
     assert bwd_extra < PROMISED, f"backward extra {bwd_extra / MiB:.1f} MiB"
 
 
+def test_a_box_larger_than_an_8_bit_photo_stays_bounded() -> None:
+    """box:301 on a 256×192 RGB 8-bit photo runs by integer running sums: their tile buffers stay
+    under :data:`PROMISED` too (forward; backward is the layer's, as above)."""
+    x = np.random.default_rng(2).integers(0, 256, (1, 3, 192, 256), dtype=np.uint8)
+    layer = Convolution(np.full((3, 1, 301, 301), 1 / 301**2, np.float32), None, pad="same", groups=3,
+                        padding_mode="replicate")
+    out, extra = extra_peak(lambda: layer.forward(x))
+    assert layer.choice is not None and layer.choice.algorithm == "running-sum"
+    assert out.shape == (1, 3, 192, 256)
+    assert extra < PROMISED, f"forward extra {extra / MiB:.1f} MiB"
+
+
 @pytest.mark.slow
 def test_a_51x51_kernel_on_a_4096_square_image_stays_bounded() -> None:
     """A random 51×51 kernel on a (1, 1, 4096, 4096) float32 image: under :data:`PROMISED` beyond

@@ -149,7 +149,8 @@ def test_separable_refuses_filters_that_read_several_channels() -> None:
     layer = Convolution(np.ones((2, 3, 3, 3)), None, algorithm="separable")
     with pytest.raises(ParameterError, match=r"'separable' needs filters that read one channel .*\(2, 3, 3, 3\)"):
         layer.forward(np.ones((1, 3, 5, 5)))
-    with pytest.raises(ParameterError, match=r"algorithm must be one of auto, im2col, separable, banded, got .fft."):
+    with pytest.raises(ParameterError,
+                       match=r"algorithm must be one of auto, im2col, separable, banded, running-sum, got .fft."):
         Convolution(np.ones((2, 3, 3, 3)), None, algorithm="fft")
 
 
