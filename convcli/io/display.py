@@ -28,6 +28,7 @@ from typing import Optional
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from ..engine.parallel import run_tiles
 from ..errors import ParameterError, ShapeError
 from ..kernels.kernel import is_zero_sum
 from .formats import DISPLAY_MODES, check_display
@@ -40,6 +41,9 @@ __all__ = [
 #: Display modes that map each value on its own (minmax needs each map's range first), so a
 #: result can be turned into pixels a band of rows at a time.
 ELEMENTWISE_MODES: tuple[str, ...] = ("clip", "abs", "offset")
+
+#: :func:`to_pixels` maps parts of a picture on the engine's threads from this many values on.
+PARALLEL_PIXELS = 1 << 20
 
 #: A map whose range is at most this many float eps of its magnitude counts as constant in ``minmax``.
 CONSTANT_EPS = 64
@@ -150,7 +154,8 @@ def to_pixels(maps: NDArray[np.generic], mode: str, bits: int = 8,
     integer (not truncating), so ``k/255`` comes back exactly; NaN becomes 0, +inf the top
     value.  clip, abs and offset are computed as ``255·v`` (``|255·v|``, ``255·v + 127.5``)
     in the maps' own float precision, a band of rows at a time so the temporaries stay in
-    cache (``out`` may be one band of a larger picture); minmax goes through
+    cache, the bands of a large picture on the engine's worker threads (``out`` may be one
+    band of a larger picture); minmax goes through
     :func:`to_display` for its per-map range.
 
     Parameters
@@ -181,20 +186,34 @@ def to_pixels(maps: NDArray[np.generic], mode: str, bits: int = 8,
     top = 255.0 if bits == 8 else 65535.0
     source = to_display(array, mode, region) if mode not in ELEMENTWISE_MODES else array
     work = np.float64 if source.dtype == np.float64 else np.float32
-    step = max(1, (1 << 18) // max(1, width * channels))
-    scratch = np.empty((channels, min(step, height), width), dtype=work)
-    for r0 in range(0, height, step):
+    step = max(1, (1 << 18) // max(1, width * channels))  # rows a part: its temporaries stay in cache
+    starts = range(0, height, step)
+
+    def scratch() -> tuple[NDArray[np.floating], NDArray[np.unsignedinteger]]:
+        rows = min(step, height)
+        return np.empty((channels, rows, width), dtype=work), np.empty((channels, rows, width), dtype=out.dtype)
+
+    def part(i: int, buffers: tuple[NDArray[np.floating], NDArray[np.unsignedinteger]]) -> None:
+        r0 = starts[i]
         band = source[:, r0:r0 + step]
-        t = scratch[:, : band.shape[1]]
+        t, pixels = buffers[0][:, : band.shape[1]], buffers[1][:, : band.shape[1]]
         np.multiply(band, top, out=t, casting="unsafe")
         if mode == "abs":
             np.abs(t, out=t)
         elif mode == "offset":
             np.add(t, top / 2, out=t)
-        np.fmax(t, 0.0, out=t)  # NaN and -inf -> 0
-        np.fmin(t, top, out=t)  # +inf -> top
+        if np.isnan(t.min()):  # (one reduction: NaN wins it) NaN -> 0, as fmax does; clip keeps NaN
+            np.fmax(t, 0.0, out=t)
+            np.fmin(t, top, out=t)
+        else:
+            np.clip(t, 0.0, top, out=t)  # -inf -> 0, +inf -> top
         np.rint(t, out=t)
-        out[r0:r0 + step] = t.transpose(1, 2, 0)
+        np.copyto(pixels, t, casting="unsafe")
+        rows = out[r0:r0 + step]
+        for c in range(channels):  # interleaved a channel at a time: 3-5x faster than one transposed copy
+            rows[:, :, c] = pixels[c]
+
+    run_tiles(len(starts), scratch, part, parallel=array.size >= PARALLEL_PIXELS)
     return out
 
 

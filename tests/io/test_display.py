@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from convcli.errors import ParameterError, ShapeError
-from convcli.io.display import DISPLAY_MODES, default_display, to_display
+from convcli.io.display import DISPLAY_MODES, default_display, to_display, to_pixels
 
 VALUES = np.array([[[-2.0, -0.5, 0.0, 0.25, 0.5, 1.0, 3.0]]], dtype=np.float32)
 
@@ -184,3 +184,27 @@ def test_montage_lays_out_cells_each_mapped_alone() -> None:
             cell = out[0, 3 * r : 3 * r + 2, 3 * k : 3 * k + 2]
             assert cell[0, 0] == 0.0 and cell[1, 1] == 1.0
             np.testing.assert_allclose(cell[0, 1], 1 / (3 + r + k), rtol=1e-6)
+
+
+@pytest.mark.parametrize("bits", [8, 16])
+@pytest.mark.parametrize("mode", ["clip", "abs", "offset", "minmax"])
+def test_to_pixels_rounds_what_to_display_shows(mode: str, bits: int) -> None:
+    """A picture large enough to be mapped in parts on several threads, NaN and infinities in some
+    parts only (each part picks its own clipping), ties at k + 0.5 rounded to even as np.rint does."""
+    rng = np.random.default_rng(5)
+    maps = (rng.standard_normal((3, 900, 700)) * 0.6).astype(np.float32)
+    maps[0, 10:20, :5] = np.nan
+    maps[1, 400, 3] = np.inf
+    maps[2, 800, 9] = -np.inf
+    maps[:, 600:610] = np.round(rng.standard_normal((3, 10, 700)) * 300) / 255  # ties in offset mode
+    top = np.float32(255 if bits == 8 else 65535)
+    if mode == "offset":  # documented as 255·v + 127.5 in the maps' precision (not 255·(0.5 + v))
+        scaled = np.nan_to_num(maps * top + top / 2, nan=0.0, posinf=top, neginf=0.0)
+        want = np.rint(np.clip(scaled, 0, top)).transpose(1, 2, 0)
+    else:
+        want = np.rint(to_display(maps, mode) * top).transpose(1, 2, 0)
+    whole = np.zeros((1000, 700, 3), np.uint8 if bits == 8 else np.uint16)
+    got = to_pixels(maps, mode, bits, out=whole[50:950])  # a band of a larger picture
+    assert got.base is whole.base or got.base is whole
+    np.testing.assert_array_equal(whole[50:950], want)
+    assert not whole[:50].any() and not whole[950:].any()
