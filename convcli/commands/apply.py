@@ -22,7 +22,7 @@ import functools
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Optional
+from typing import TYPE_CHECKING, Callable, Optional
 
 import numpy as np
 
@@ -41,7 +41,6 @@ from ..kernels.bank import LayerOptions, LayerWeights, layer_from_weights, layer
 from ..kernels.combine import check_combine, combine_maps
 from ..kernels.kernel import Kernel, filter_sums, is_zero_sum
 from ..kernels.spec import parse_kernels
-from ..visual.preview import thumbnail
 from .apply_outputs import (
     Batch,
     Output,
@@ -64,11 +63,13 @@ from .common import (
     said_warnings,
     target_name,
 )
-from .equivalent import EquivalentSet, InputSource, equivalents
-from .montages import ApplyMontage, check_montage, montage_picture
 from .render import FileSpec, render
 from .stream import stream_npy
-from .trace_view import ExplainedRun
+
+if TYPE_CHECKING:  # the views asked for by an option are imported when asked for (a plain run starts faster)
+    from .equivalent import EquivalentSet
+    from .montages import ApplyMontage
+    from .trace_view import ExplainedRun
 
 __all__ = [
     "PROGRESS_MIN_VALUES", "OutputOptions", "Written", "apply_command", "apply_filters", "check_output_options",
@@ -135,6 +136,8 @@ class Written:
 def _equivalents(item: LoadedInput, weights: LayerWeights, options: LayerOptions,
                  combine: Optional[str]) -> EquivalentSet:
     """The other tools' calls for ``item``'s job, from the float64 weights as the layer runs them."""
+    from .equivalent import EquivalentSet, InputSource, equivalents
+
     geom = plan_geometry(item.shape, weights.W.shape, options.stride, options.pad, options.dilation, weights.groups,
                          str(options.padding_mode))
     source = InputSource(item.name, item.kind, item.shape[1], item.divisor)
@@ -231,7 +234,10 @@ def apply_filters(
         reserved first: :class:`~convcli.io.outputs.OutputSet`).
     """
     fmt = check_output_options(output_options)
-    check_montage(montage)
+    if montage is not None:
+        from .montages import check_montage
+
+        check_montage(montage)
     if not kernels:
         raise ParameterError("no kernel given; expected at least one -k KERNEL")
     if combine is not None:
@@ -299,7 +305,11 @@ def apply_filters(
     with OutputSet(protect) as files:
         files.reserve([o.path for o in outputs] + ([] if montage is None else [montage]),
                       hint="use {stem}, {kernel} or {map} in -o")
-        grid = None if montage is None else ApplyMontage()
+        grid = None
+        if montage is not None:
+            from .montages import ApplyMontage
+
+            grid = ApplyMontage()
         for index, batch in enumerate(batches):
             mine = [out for out in outputs if out.batch is batch]
             specs = []
@@ -340,12 +350,19 @@ def apply_filters(
                         written.append(Written(out.path, done.shape, out.format, "+".join(shown) if picture else None,
                                                done.spec.bits if picture else None, batch.padding, done.ranges))
                         if preview and done.pixels is not None and not any(w.thumbnail is not None for w in written):
+                            from ..visual.preview import thumbnail
+
                             written[-1].thumbnail = thumbnail(done.pixels)
                 finally:
                     batch.layer.trace = None
                 if explain is not None and trace is not None:
+                    from .trace_view import ExplainedRun
+
                     explain.append(ExplainedRun(", ".join(target_name(i.name) for i in batch.inputs), trace))
         if grid is not None and montage is not None:
+            from ..visual.preview import thumbnail
+            from .montages import montage_picture
+
             pause("compute")
             title = f"convcli apply -k {combined_label}: {len(grid.tiles)} maps"
             grid_picture = montage_picture(grid.tiles, title)
@@ -429,7 +446,10 @@ def apply_command(
     """
     started = time.perf_counter()
     check_output_options(output_options)  # a bad name or option is reported before any input is read
-    check_montage(montage)
+    if montage is not None:
+        from .montages import check_montage
+
+        check_montage(montage)
     if combine is not None:
         combine = check_combine(combine)
     if output_options.output == "-":
