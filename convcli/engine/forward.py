@@ -75,7 +75,6 @@ def forward_im2col(
     order = Turnstile() if plan.chunked else None
     finished = TileCounter(len(plan.tiles), progress)
     trace = active_trace()
-    finite = x.dtype.kind in "iub"  # integer samples: taps of 0 add exact zeros (skipped)
 
     def direct(index: int, ws: Workspace) -> None:
         """Depthwise: each tap's run times its weight, added up; no columns."""
@@ -86,7 +85,7 @@ def forward_im2col(
         inp = ws.gathered(x, tile, chunk)
         gathered = perf_counter()
         taps = weights[0].reshape(g.groups, -1)
-        inp.multiply_add(taps, flat, ws.col[: flat.size].reshape(flat.shape), finite)
+        inp.multiply_add(taps, flat, ws.col[: flat.size].reshape(flat.shape))
         if trace is not None:  # per group: (1 × taps) by (taps × pixels), a one-row GEMM done as multiply-adds
             trace.copy("read the window (padding filled as read)", inp.flat.shape, inp.flat.nbytes, gathered - start)
             trace.gemm("out = w · runs (each tap's run multiplied in place, no column copy)",

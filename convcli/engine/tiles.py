@@ -457,7 +457,7 @@ class FlatTile:
             np.copyto(col[:, t], src[:, :nb, :length])
 
     def multiply_add(self, taps: NDArray[np.floating], out: NDArray[np.floating],
-                     scratch: NDArray[np.floating], finite: bool = False) -> None:
+                     scratch: NDArray[np.floating]) -> None:
         """``out = sum_t taps[:, t] * run_t``: the product of one-channel, one-filter groups, without columns.
 
         For depthwise filters (one channel and one filter per group) the GEMM has one row
@@ -472,18 +472,11 @@ class FlatTile:
         out : ndarray, shape (C', nb, rows*wq)
             The GEMM's output tile, junk columns included.
         scratch : ndarray, shape (C', nb, rows*wq)
-        finite : bool
-            The input holds finite values only (integer samples): a tap that is 0 in every
-            channel adds exact zeros, and is skipped (sobel's middle column: 6 taps of 9).
-            With floats it is kept, so that ``0 · inf`` is NaN as in the GEMM.
         """
         nb, length = out.shape[1], out.shape[2]
-        used = [t for t in range(len(self._taps)) if not (finite and not np.any(taps[:, t]))]
-        if not used:
-            out[...] = 0
-        for k, t in enumerate(used):
-            src, w = self._taps[t], taps[:, t, None, None]
-            if k == 0:
+        for t, src in enumerate(self._taps):
+            w = taps[:, t, None, None]
+            if t == 0:
                 np.multiply(src[:, :nb, :length], w, out=out)
             else:
                 np.multiply(src[:, :nb, :length], w, out=scratch)
