@@ -69,7 +69,7 @@ def forward_im2col(
     g = plan.geom
     r0, r1 = (0, g.out_h) if rows is None else rows
     if rows is not None:
-        plan = TilePlan(g, clip_tiles(plan.tiles, rows), plan.chunks)
+        plan = TilePlan(g, clip_tiles(plan.tiles, rows), plan.chunks, direct=plan.direct)
     out = np.empty((g.batch, g.filters, r1 - r0, g.out_w), dtype=dtype)
     bias4 = None if bias is None else bias[None, :, None, None]
     order = Turnstile() if plan.chunked else None

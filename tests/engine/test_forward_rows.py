@@ -38,3 +38,20 @@ def test_rows_out_of_range_are_refused() -> None:
     for rows in [(0, 0), (-1, 2), (3, 6), (4, 2)]:
         with pytest.raises(ParameterError, match=r"rows must satisfy 0 <= row0 < row1 <= OH = 5"):
             layer.forward_rows(x, *rows)
+
+
+def test_a_band_runs_the_same_path_as_the_whole() -> None:
+    """A depthwise 3×3 multiplies its taps in place (no columns) for a band of rows too, as the
+    picture path computes it (a band's plan once lost that and ran im2col: 1.5x slower)."""
+    from convcli.engine.trace import Trace
+
+    x = np.random.default_rng(0).integers(0, 256, (1, 3, 64, 48), dtype=np.uint8)
+    w = np.random.default_rng(1).standard_normal((3, 1, 3, 3)).astype(np.float32)  # full rank: no 1-D passes
+    layer = Convolution(w, None, pad="same", groups=3)
+    labels = []
+    for run in (lambda: layer.forward(x), lambda: layer.forward_rows(x, 10, 40)):
+        layer.trace = Trace()
+        run()
+        labels.append(sorted({op.label for step in layer.trace.steps for op in step.operations}))
+    assert labels[0] == labels[1]
+    assert any("multiplied in place" in label for label in labels[1])
