@@ -162,8 +162,9 @@ def explain_lines(run: ExplainedRun) -> list[str]:
                              f"{format_bytes(op.nbytes)} written, {op.seconds * 1000:.3g} ms")
     lines.append(f"  output     out (N, FN, OH, OW) = {_shape(g.output_shape)}")
     if forward is not None:
-        lines.append(f"  forward    {format_count(forward.flops)}FLOP in GEMMs (junk columns and banded zeros "
-                     f"included); the 2-D sum itself, 2·N·FN·OH·OW·C/groups·FH·FW, is "
+        done = (f"{format_count(forward.flops)}FLOP in GEMMs (junk columns and banded zeros included)"
+                if forward.flops else "no GEMMs (running sums: additions only)")
+        lines.append(f"  forward    {done}; the 2-D sum itself, 2·N·FN·OH·OW·C/groups·FH·FW, is "
                      f"{format_count(2 * _useful_macs(g))}FLOP")
     if trace.backward is not None:
         back = next(s for s in trace.steps if s.name.startswith("backward"))

@@ -29,6 +29,7 @@ integer), on integer samples of at most 16 bits.
 
 from __future__ import annotations
 
+from time import perf_counter
 from typing import Callable, Optional
 
 import numpy as np
@@ -38,6 +39,7 @@ from .geometry import ConvGeometry, ceil_div
 from .padding import Lattice, read_window, window
 from .parallel import TileCounter, run_tiles
 from .tiles import PARALLEL_MIN_MACS, Tile, clip_tiles, even_split
+from .trace import active_trace
 
 __all__ = ["accumulator", "box_constants", "forward_running_sum", "unsuitable"]
 
@@ -125,6 +127,7 @@ def forward_running_sum(
     scale = constants.reshape(c, fg, 1, 1)
     shift = None if bias is None else np.asarray(bias, dtype).reshape(c, fg, 1, 1)
     finished = TileCounter(len(tiles), progress)
+    trace = active_trace()
 
     class _Buffers:
         def __init__(self) -> None:
@@ -139,7 +142,9 @@ def forward_running_sum(
         win = bufs.window[: c * span * width].reshape(c, span, width)
         rows_at = Lattice(tile.row0 * sh - top, 1, span, geom.height)
         cols_at = Lattice(-left, 1, width, geom.width)
+        start = perf_counter()
         read_window(x[n], win, window(rows_at, cols_at, geom.padding_mode), geom.pad_value)
+        read = perf_counter()
         for i in range(1, span):  # prefix sums down the columns (row by row: numpy's accumulate strides slowly)
             np.add(win[:, i - 1], win[:, i], out=win[:, i])
         cols = bufs.columns[: c * nrows * width].reshape(c, nrows, width)
@@ -149,6 +154,10 @@ def forward_running_sum(
         sums = bufs.sums[: c * nrows * ow].reshape(c, nrows, ow)
         sums[:, :, 0] = cols[:, :, fw - 1]
         np.subtract(cols[:, :, fw - 1 + sw: width: sw], cols[:, :, sw - 1: width - fw: sw], out=sums[:, :, 1:])
+        if trace is not None:
+            trace.copy("read the window as integers (padding filled as read)", win.shape, win.nbytes, read - start)
+            trace.copy("running sums down the columns and along the rows (additions, no products)", sums.shape,
+                       win.nbytes + cols.nbytes + sums.nbytes, perf_counter() - read)
         for ch in range(c):  # the channel's fg filters: int × float64, rounded once into the result
             dst = out[n, ch * fg:(ch + 1) * fg, tile.row0 - r0:tile.row1 - r0]
             np.multiply(sums[ch], scale[ch], out=dst, casting="unsafe")

@@ -57,3 +57,13 @@ def test_explain_of_a_picture_counts_its_bands(tmp_path: Path) -> None:
     assert "algorithm  separable" in out.stderr or "algorithm  im2col" in out.stderr
     assert "out (N, FN, OH, OW) = (1, 1, 30, 40)" in out.stderr
     assert "wrote" not in out.stderr  # --quiet silences the rest, not the explanation asked for
+
+
+def test_explain_of_a_box_on_an_8_bit_picture_names_its_running_sums(tmp_path: Path) -> None:
+    from PIL import Image
+
+    Image.fromarray((np.arange(30 * 40) % 251).astype(np.uint8).reshape(30, 40)).save(tmp_path / "p.png")
+    out = ok("apply", tmp_path / "p.png", "-k", "box:7", "-o", tmp_path / "b.png", "--explain", "--quiet")
+    assert "algorithm  running-sum: a 7×7 box on uint8 samples" in out.stderr
+    assert "running sums down the columns and along the rows" in out.stderr
+    assert "forward    no GEMMs (running sums: additions only)" in out.stderr
