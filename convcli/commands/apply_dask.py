@@ -281,10 +281,12 @@ def _apply_one(source: str, kernels: Sequence[str], shared: SharedOptions, outpu
     Returns the files written, or none and the one-line reason the image failed (a bad
     input is a result, not a task failure: the worker logs no traceback for it).
     """
+    from ..engine.parallel import capped_threads
     from .apply import apply_command
 
     try:
-        return apply_command([source], kernels, shared, output_options, QUIET, combine=combine), None
+        with capped_threads(1):  # one engine thread a task: the worker runs a task on each of its threads
+            return apply_command([source], kernels, shared, output_options, QUIET, combine=combine), None
     except ConvcliError as exc:
         return [], one_line(exc, 160)
 
