@@ -266,9 +266,10 @@ def _forward_window(layer: Convolution, images: tuple[int, int], block: tuple[in
                     sources: list[Any]) -> NDArray[np.floating]:
     """One output block: its window assembled from whole chunks and halos, through the unpadded layer.
 
-    ``images`` is the window's (N, C); ``sources[k]`` is input chunk ``places[k]`` (row
-    chunk, column chunk): the chunk itself, or its halo dict (:func:`_halo`) to take this
-    block's part from.  A window of padding alone has no sources.
+    ``images`` is the window's (N, C) and ``dtype`` its dtype (the samples', or the compute
+    dtype); ``sources[k]`` is input chunk ``places[k]`` (row chunk, column chunk): the chunk
+    itself, or its halo dict (:func:`_halo`) to take this block's part from.  A window of
+    padding alone has no sources.
     """
     pieces = [data[block] if isinstance(data, dict) else data for data in sources]
     shape = (*images, rows.length, cols.length)
@@ -309,6 +310,11 @@ def _apply(x: da.Array, layer: Convolution, chunks: Optional[Union[int, tuple[in
     col_windows = axis_windows(geom.width, x.chunks[3], col_splits, sw, dw * (geom.kernel_w - 1) + 1, left,
                                geom.padding_mode)
     fill = geom.pad_value if geom.padding_mode == "constant" else 0.0
+    # integer samples stay integers in the windows where the padding is one of their values: the
+    # engine converts them a tile at a time, and runs boxes on them as exact running sums
+    kept = x.dtype.kind in "iu" and float(fill).is_integer() and (
+        int(np.iinfo(x.dtype).min) <= fill <= int(np.iinfo(x.dtype).max))
+    window_dtype = x.dtype if kept else dtype
 
     token = tokenize(x, W, layer.b, geom, rows, cols, layer.algorithm, layer.tile_bytes)
     name, halo_name, layer_key = f"convcli-forward-{token}", f"convcli-halo-{token}", f"convcli-layer-{token}"
@@ -336,8 +342,8 @@ def _apply(x: da.Array, layer: Convolution, chunks: Optional[Union[int, tuple[in
                 sources = wants.get((bi, bj), [])
                 places = [(i, j) for i, j, _ in sources]
                 keys = [(x.name if whole else halo_name, n, 0, i, j) for i, j, whole in sources]
-                dsk[(name, n, 0, bi, bj)] = (_forward_window, layer_key, images, (bi, bj), rw, cw, fill, dtype,
-                                             places, keys)
+                dsk[(name, n, 0, bi, bj)] = (_forward_window, layer_key, images, (bi, bj), rw, cw, fill,
+                                             window_dtype, places, keys)
     # (dask's Array does not match its own DaskCollection protocol for mypy)
     graph = HighLevelGraph.from_collections(name, dsk, dependencies=[cast(Any, x)])
     out_chunks = (x.chunks[0], (geom.filters,), tuple(o1 - o0 for o0, o1 in row_splits),

@@ -282,3 +282,15 @@ def test_a_window_axis_reads_each_index_from_its_chunk(size: int, chunk: int, st
             got[run.window()] = piece[run.piece(lo)]  # (broadcast for a replicated edge)
     np.testing.assert_array_equal(got, want)
     assert window.fill == bool(np.any(want < 0))
+
+
+def test_8_bit_samples_stay_integers_and_a_box_sums_exactly(client: Any) -> None:
+    """An 8-bit image's windows keep its samples, so a box runs as exact running sums on every
+    block, as the local engine runs it: the two agree bit for bit."""
+    x = np.random.default_rng(6).integers(0, 256, (1, 3, 70, 53), dtype=np.uint8)
+    for mode in ("zeros", "reflect", "constant:9"):
+        layer = Convolution(np.full((3, 1, 7, 7), 1 / (49 * 255), np.float32), None, groups=3, pad="same",
+                            padding_mode=mode)
+        got = client.compute(apply(da.from_array(x, chunks=(1, 3, 16, 16)), layer)).result()
+        np.testing.assert_array_equal(got, layer.forward(x))
+        assert layer.choice is not None and layer.choice.algorithm == "running-sum"
