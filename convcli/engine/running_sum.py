@@ -50,13 +50,13 @@ def box_constants(w: NDArray[np.generic]) -> Optional[NDArray[np.float64]]:
     return taps[:, 0].copy() if bool(np.all(taps == taps[:, :1])) else None
 
 
-def accumulator(geom: ConvGeometry, samples: np.dtype, rows: int) -> np.dtype:
-    """int32 where the largest prefix sum of a tile of ``rows`` output rows fits it, else int64."""
+def accumulator(geom: ConvGeometry, samples: np.dtype) -> np.dtype:
+    """int32 where the largest prefix sum (down all the padded rows, or along a row of FH-row sums) fits, else int64."""
     info = np.iinfo(samples)
     biggest = max(abs(int(info.min)), int(info.max), abs(int(geom.pad_value)))
-    span = (rows - 1) * geom.stride[0] + geom.kernel_h
+    padded_height = (geom.out_h - 1) * geom.stride[0] + geom.kernel_h
     padded_width = (geom.out_w - 1) * geom.stride[1] + geom.kernel_w
-    largest = biggest * max(span, geom.kernel_h * padded_width)
+    largest = biggest * max(padded_height, geom.kernel_h * padded_width)
     return np.dtype(np.int32 if largest < 2**31 else np.int64)
 
 
@@ -115,7 +115,7 @@ def forward_running_sum(
     ow = geom.out_w
     width = (ow - 1) * sw + fw  # the padded columns the outputs read
     r0, r1 = (0, geom.out_h) if out_rows is None else out_rows
-    acc = accumulator(geom, x.dtype, geom.out_h)
+    acc = accumulator(geom, x.dtype)
     # per output row: a tile's window (sh rows of it), column sums and window sums
     per_row = c * width * acc.itemsize * (sh + 2)
     rows = max(1, min(geom.out_h, tile_bytes // per_row))
